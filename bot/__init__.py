@@ -1,0 +1,1 @@
+"""leadbot: intake, dispatch, conversation engine and channels."""

@@ -1,0 +1,98 @@
+"""Settings read once from the environment into one typed object (12-factor)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+
+# Secrets a production start refuses to run without.
+PRODUCTION_REQUIRED = (
+    "SECRET_KEY",
+    "LEAD_API_KEYS",
+    "PUBLIC_BASE_URL",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_PHONE_NUMBER",
+    "SMTP_URL",
+)
+
+
+class ConfigError(RuntimeError):
+    """The environment cannot start the app; the message lists every missing name."""
+
+
+class Settings(BaseSettings):
+    """Every knob of leadbot; names are the public environment variables."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    env: str = Field("development", alias="LEADBOT_ENV")
+    host: str = Field("127.0.0.1", alias="HOST")
+    port: int = Field(5000, alias="PORT")
+    secret_key: str | None = Field(None, alias="SECRET_KEY")
+    database_url: str | None = Field(None, alias="DATABASE_URL")
+    redis_url: str | None = Field(None, alias="REDIS_URL")
+    twilio_account_sid: str | None = Field(None, alias="TWILIO_ACCOUNT_SID")
+    twilio_auth_token: str | None = Field(None, alias="TWILIO_AUTH_TOKEN")
+    twilio_phone_number: str | None = Field(None, alias="TWILIO_PHONE_NUMBER")
+    twilio_api_base_url: str | None = Field(None, alias="TWILIO_API_BASE_URL")
+    public_base_url: str | None = Field(None, alias="PUBLIC_BASE_URL")
+    lead_api_keys: str | None = Field(None, alias="LEAD_API_KEYS")
+    smtp_url: str | None = Field(None, alias="SMTP_URL")
+    mail_from: str = Field("leadbot@localhost", alias="MAIL_FROM")
+    roster_path: Path = Field(ROOT / "handoff" / "roster.yaml", alias="ROSTER_PATH")
+    flows_dir: Path = Field(ROOT / "ivr_flows", alias="FLOWS_DIR")
+    default_region: str = Field("US", alias="DEFAULT_REGION")
+    dedupe_window_seconds: int = Field(600, alias="DEDUPE_WINDOW_SECONDS")
+    ring_timeout_seconds: int = Field(25, alias="RING_TIMEOUT_SECONDS")
+    calling_hours: str = Field("08:00-21:00", alias="CALLING_HOURS")
+    sweep_interval_seconds: float = Field(5.0, alias="SWEEP_INTERVAL_SECONDS")
+    handoff_sla_seconds: int = Field(300, alias="HANDOFF_SLA_SECONDS")
+    queue_name: str = Field("leadbot", alias="QUEUE_NAME")
+    data_dir: Path = Field(VAR, alias="LEADBOT_DATA_DIR")
+
+    @property
+    def production(self) -> bool:
+        """True when LEADBOT_ENV=production: no embedded defaults, secrets required."""
+        return self.env == "production"
+
+    @property
+    def api_keys(self) -> list[str]:
+        """The intake bearer tokens, split from LEAD_API_KEYS."""
+        return [k.strip() for k in (self.lead_api_keys or "").split(",") if k.strip()]
+
+    @property
+    def simulated_telephony(self) -> bool:
+        """No Twilio credentials means the built-in simulator answers the REST calls."""
+        return not self.twilio_account_sid
+
+    @property
+    def caller_id(self) -> str:
+        """The number calls and texts come from (a simulator number when unset)."""
+        return self.twilio_phone_number or "+15005550006"
+
+    @property
+    def db_url(self) -> str:
+        """The SQLAlchemy URL; SQLite under the data dir by default."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'leadbot.db'}"
+
+    @property
+    def base_url(self) -> str:
+        """Where Twilio reaches us (no trailing slash)."""
+        return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def check(self) -> None:
+        """Raise ConfigError naming every missing secret when running in production."""
+        if not self.production:
+            return
+        field_by_alias = {f.alias: name for name, f in type(self).model_fields.items()}
+        missing = [a for a in PRODUCTION_REQUIRED if not getattr(self, field_by_alias[a])]
+        if missing:
+            raise ConfigError("missing required settings: " + ", ".join(missing))

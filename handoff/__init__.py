@@ -1,0 +1,1 @@
+"""Handoff: match a salesperson, transfer or text them, and hold them accountable."""
