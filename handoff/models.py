@@ -1,29 +1,54 @@
-"""Tables for handoffs to salespeople."""
+"""Tables for handoffs to salespeople and for mail kept when no SMTP server is configured."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db import Base
 from bot.models import new_id, utcnow
 
 
+class HandoffStatus(str, Enum):
+    """Where one offer of a lead to one salesperson stands."""
+
+    OPEN = "open"  # offered; the SLA clock is running until the rep acknowledges
+    ACKED = "acked"  # rep replied 1, or accepted the warm transfer
+    MISSED = "missed"  # SLA passed without an acknowledgement; managers were told
+    REASSIGNED = "reassigned"  # taken away after a miss and offered to someone else
+    DECLINED = "declined"  # rep did not answer or refused the warm transfer leg
+    CANCELLED = "cancelled"  # lead withdrew (opt-out, duplicate) before anyone acknowledged
+
+
+class HandoffMode(str, Enum):
+    """How the lead reached the rep."""
+
+    WARM_TRANSFER = "warm_transfer"
+    SMS = "sms"
+
+
+# Statuses that still hold one of the rep's capacity slots.
+OPEN_STATUSES = (HandoffStatus.OPEN.value,)
+
+
 class Handoff(Base):
     """One qualified lead offered to one salesperson, with the clock running until they acknowledge."""
 
     __tablename__ = "handoffs"
+    # The escalation sweep asks "which open handoffs are past due" on every tick.
+    __table_args__ = (Index("ix_handoffs_status_due", "status", "due_at"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     lead_id: Mapped[str] = mapped_column(ForeignKey("leads.id"), index=True)
     rep_name: Mapped[str] = mapped_column(String(120))
     rep_phone: Mapped[str] = mapped_column(String(20), index=True)
     rep_email: Mapped[str | None] = mapped_column(String(254))
-    mode: Mapped[str] = mapped_column(String(16), default="sms")  # warm_transfer | sms
-    status: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    mode: Mapped[str] = mapped_column(String(16), default=HandoffMode.SMS.value)
+    status: Mapped[str] = mapped_column(String(20), default=HandoffStatus.OPEN.value, index=True)
     try_number: Mapped[int] = mapped_column(Integer, default=1)
     conference: Mapped[str | None] = mapped_column(String(80))
     rep_call_sid: Mapped[str | None] = mapped_column(String(64), index=True)
@@ -32,3 +57,26 @@ class Handoff(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     acked_at: Mapped[datetime | None] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    # Naive UTC, like every other timestamp; null means "no SLA" (e.g. a scheduled next-shift handoff).
+    due_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Set once each, so the reminder and escalation jobs stay idempotent under retries.
+    reminded_at: Mapped[datetime | None] = mapped_column(DateTime)
+    escalated_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class MailOutbox(Base):
+    """A message that would have gone out over SMTP; the simulator and console read it from here."""
+
+    __tablename__ = "mail_outbox"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    # No foreign key: mail about a lead must survive even if the lead row is purged.
+    lead_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    kind: Mapped[str | None] = mapped_column(String(40))
+    mail_from: Mapped[str] = mapped_column(String(254))
+    to_addrs: Mapped[str] = mapped_column(Text)
+    cc_addrs: Mapped[str] = mapped_column(Text, default="")
+    subject: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    raw: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
