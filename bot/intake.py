@@ -1,0 +1,115 @@
+"""Intake blueprint: POST /leads (JSON or form), GET /leads/<id>, and the OpenAPI document."""
+
+from __future__ import annotations
+
+import hmac
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, Response, abort, current_app, jsonify, request
+from pydantic import ValidationError
+
+from bot import leads as lead_service
+from bot.leads import LeadIn, field_errors
+from bot.queueing import enqueue_contact
+from bot.services import Services
+from bot.views import lead_view
+
+bp = Blueprint("intake", __name__)
+
+
+def services() -> Services:
+    """The app's shared services."""
+    return current_app.extensions["leadbot"]
+
+
+def json_error(status: int, error: str, fields: dict[str, str] | None = None) -> Response:
+    """A JSON error body; `fields` names every bad field."""
+    body: dict[str, Any] = {"error": error}
+    if fields:
+        body["fields"] = fields
+    resp = jsonify(body)
+    resp.status_code = status
+    return resp
+
+
+def api_key_required(view):  # noqa: ANN001, ANN201 - decorator
+    """Bearer-token auth, compared in constant time against every configured key."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        header = request.headers.get("Authorization", "")
+        token = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        # Compare against every key without short-circuiting, so timing leaks nothing.
+        ok = False
+        for key in services().settings.api_keys:
+            ok |= hmac.compare_digest(token.encode(), key.encode())
+        if not token or not ok:
+            resp = json_error(401, "unauthorized: send 'Authorization: Bearer <LEAD_API_KEY>'")
+            resp.headers["WWW-Authenticate"] = 'Bearer realm="leadbot"'
+            return resp
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def _payload() -> dict[str, Any] | Response:
+    """The request body as a dict, from JSON or a form post."""
+    if request.is_json:
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            return json_error(400, "body must be a JSON object", {"body": "invalid or non-object JSON"})
+        return data
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return request.form.to_dict()
+    return json_error(415, "send application/json or a form post", {"body": f"unsupported {request.mimetype!r}"})
+
+
+@bp.post("/leads")
+@api_key_required
+def create_lead():
+    """Validate, commit, then enqueue; 202 only after the lead is durable."""
+    svc = services()
+    data = _payload()
+    if isinstance(data, Response):
+        return data
+    try:
+        lead_in = LeadIn.model_validate(data, context={"region": svc.settings.default_region})
+    except ValidationError as exc:
+        return json_error(422, "validation failed", field_errors(exc))
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not (0 < len(key) <= 255):
+        return json_error(400, "bad Idempotency-Key", {"Idempotency-Key": "must be 1-255 characters"})
+    evidence = {"ip": request.remote_addr, "user_agent": request.user_agent.string}
+    with svc.sessions() as session:
+        lead, created = lead_service.create_lead(
+            session, lead_in, evidence, key, svc.settings.dedupe_window_seconds
+        )
+        body = {"id": lead.id, "status": lead.status}
+    if created and lead.status == "received":
+        enqueue_contact(svc.queue, lead.id)  # on failure the sweeper picks it up
+    if not created:
+        body["duplicate"] = True
+    resp = jsonify(body)
+    resp.status_code = 202
+    resp.headers["Location"] = f"/leads/{body['id']}"
+    return resp
+
+
+@bp.get("/leads/<lead_id>")
+@api_key_required
+def get_lead(lead_id: str):
+    """The lead with its attempts, answers, handoff and timeline."""
+    with services().sessions() as session:
+        view = lead_view(session, lead_id)
+    if view is None:
+        abort(404)
+    return jsonify(view)
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """The OpenAPI 3.1 document for the intake API."""
+    from bot.openapi import document
+
+    return jsonify(document(LeadIn))

@@ -1,0 +1,166 @@
+"""Lead validation and creation: the intake contract, independent of Flask."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Literal
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from phonenumbers import timezone as pn_timezone
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot.models import Lead, LeadStatus, OptOut, utcnow
+from bot.timeline import EventType, record
+
+MAX_BODY_BYTES = 64 * 1024
+TRUTHY = {"1", "true", "yes", "on", "y", "t"}
+FALSY = {"0", "false", "no", "off", "n", "f", ""}
+
+
+def parse_phone(raw: str, region: str) -> phonenumbers.PhoneNumber:
+    """Parse a phone the way people write it; raise ValueError with a human reason."""
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"not a phone number: {exc}") from None
+    if not phonenumbers.is_possible_number(number):
+        raise ValueError("impossible phone number (wrong length for its country)")
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("invalid phone number (no such number range)")
+    return number
+
+
+def e164(number: phonenumbers.PhoneNumber) -> str:
+    """Format as +15125550100."""
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+class LeadIn(BaseModel):
+    """The public intake contract for POST /leads."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=120)
+    phone: str = Field(min_length=3, max_length=40)
+    email: str | None = Field(None, max_length=254)
+    service: str | None = Field(None, max_length=80)
+    channel: Literal["call", "sms", "email"] = "call"
+    source: str | None = Field(None, max_length=80)
+    consent: bool = False
+    consent_text: str | None = Field(None, max_length=2000)
+    consent_version: str | None = Field(None, max_length=80)
+    page_url: str | None = Field(None, max_length=2048)
+    message: str | None = Field(None, max_length=2000)
+    language: Literal["en", "es"] = "en"
+
+    @field_validator("consent", mode="before")
+    @classmethod
+    def _bool(cls, v: Any) -> Any:
+        """Form posts send consent as 'on', 'true', '1'."""
+        if isinstance(v, str):
+            low = v.strip().lower()
+            if low in TRUTHY:
+                return True
+            if low in FALSY:
+                return False
+            raise ValueError("must be a boolean (true/false)")
+        return v
+
+    @field_validator("email", "service", "source", "message", "consent_text", "page_url", mode="before")
+    @classmethod
+    def _blank_is_none(cls, v: Any) -> Any:
+        """An empty form field means 'not given'."""
+        return None if isinstance(v, str) and not v.strip() else v
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, v: str, info: ValidationInfo) -> str:
+        """Store phones as E.164; reject invalid or impossible numbers."""
+        region = (info.context or {}).get("region", "US")
+        return e164(parse_phone(v, region))
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v: str | None) -> str | None:
+        """Syntax check only: deliverability would put DNS on the hot path."""
+        if v is None:
+            return None
+        try:
+            return validate_email(v, check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            raise ValueError(str(exc)) from None
+
+    @model_validator(mode="after")
+    def _channel_needs(self) -> LeadIn:
+        """An email lead needs an address; calls and texts need the prospect's consent (TCPA)."""
+        if self.channel == "email" and not self.email:
+            raise ValueError("email: required when channel is 'email'")
+        if self.channel in ("call", "sms") and not self.consent:
+            raise ValueError(f"consent: required (true) before we may {self.channel} this number")
+        return self
+
+
+def field_errors(exc: Any) -> dict[str, str]:
+    """Turn a pydantic ValidationError into {field: message}, naming each bad field."""
+    out: dict[str, str] = {}
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if not loc and ": " in msg:  # model-level errors name their field first
+            loc, msg = msg.split(": ", 1)
+        out.setdefault(loc or "body", msg)
+    return out
+
+
+def lead_timezone(phone: str) -> str | None:
+    """The lead's time zone from the number; None when the number spans several."""
+    zones = [z for z in pn_timezone.time_zones_for_number(phonenumbers.parse(phone)) if z != "Etc/Unknown"]
+    return zones[0] if len(zones) == 1 else (",".join(zones) if zones else None)
+
+
+def create_lead(
+    session: Session, data: LeadIn, evidence: dict[str, Any], idempotency_key: str | None, window_s: int
+) -> tuple[Lead, bool]:
+    """Insert a lead (or find its earlier twin) and commit; returns (lead, created)."""
+    if idempotency_key:
+        found = session.scalar(select(Lead).where(Lead.idempotency_key == idempotency_key))
+        if found:
+            return found, False
+    since = utcnow() - timedelta(seconds=window_s)
+    twin = session.scalar(
+        select(Lead).where(Lead.phone == data.phone, Lead.created_at >= since).order_by(Lead.created_at).limit(1)
+    )
+    if twin:
+        record(session, twin.id, EventType.DUPLICATE, source=data.source, idempotency_key=idempotency_key)
+        session.commit()
+        return twin, False
+    now = utcnow()
+    number = phonenumbers.parse(data.phone)
+    lead = Lead(
+        name=data.name, phone=data.phone, email=data.email, service=data.service, channel=data.channel,
+        source=data.source, message=data.message, language=data.language,
+        region=phonenumbers.region_code_for_number(number), timezone=lead_timezone(data.phone),
+        consent=data.consent, consent_at=now if data.consent else None,
+        consent_text=" | ".join(x for x in (data.consent_version, data.consent_text) if x) or None,
+        consent_ip=evidence.get("ip"), consent_user_agent=(evidence.get("user_agent") or "")[:512] or None,
+        consent_page_url=data.page_url, idempotency_key=idempotency_key, created_at=now,
+    )
+    if session.get(OptOut, data.phone):
+        lead.status, lead.status_reason = LeadStatus.OPTED_OUT.value, "number opted out earlier"
+    session.add(lead)
+    session.flush()
+    record(session, lead.id, EventType.RECEIVED, at=now, source=data.source, channel=data.channel)
+    try:
+        session.commit()
+    except IntegrityError:
+        # A concurrent request with the same Idempotency-Key won the race: return its lead.
+        session.rollback()
+        found = session.scalar(select(Lead).where(Lead.idempotency_key == idempotency_key))
+        if found is None:
+            raise
+        return found, False
+    return lead, True

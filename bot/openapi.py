@@ -1,0 +1,58 @@
+"""The OpenAPI document for the intake API, generated from the pydantic contract."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ERROR = {
+    "type": "object",
+    "properties": {"error": {"type": "string"}, "fields": {"type": "object", "additionalProperties": {"type": "string"}}},
+    "required": ["error"],
+}
+
+
+def document(lead_model: Any) -> dict[str, Any]:
+    """Build the OpenAPI 3.1 document."""
+    schema = lead_model.model_json_schema()
+    err = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    accepted = {
+        "type": "object",
+        "properties": {"id": {"type": "string"}, "status": {"type": "string"}, "duplicate": {"type": "boolean"}},
+        "required": ["id", "status"],
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "leadbot intake API", "version": "1.0.0",
+                 "description": "Post a lead; leadbot calls (or texts, or emails) it within seconds."},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"LeadIn": schema, "Accepted": accepted, "Error": ERROR},
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/leads": {"post": {
+                "summary": "Submit a lead",
+                "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
+                                "schema": {"type": "string", "maxLength": 255}}],
+                "requestBody": {"required": True, "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/LeadIn"}},
+                    "application/x-www-form-urlencoded": {"schema": {"$ref": "#/components/schemas/LeadIn"}},
+                }},
+                "responses": {
+                    "202": {"description": "Committed; contact is under way",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}}},
+                    "400": {"description": "Malformed body", **err},
+                    "401": {"description": "Missing or wrong API key", **err},
+                    "413": {"description": "Body over 64 KiB", **err},
+                    "415": {"description": "Unsupported content type", **err},
+                    "422": {"description": "Invalid fields (each named)", **err},
+                },
+            }},
+            "/leads/{id}": {"get": {
+                "summary": "A lead with its attempts, answers, handoff and timeline",
+                "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "The lead"}, "401": {"description": "Unauthorized", **err},
+                              "404": {"description": "No such lead", **err}},
+            }},
+        },
+    }

@@ -1,0 +1,49 @@
+"""Redis connection and RQ queue; jobs are enqueued by import path so web never imports job code."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from rq import Queue, Retry
+
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CONTACT_JOB = "bot.dispatch.contact"
+JOB_TIMEOUT_S = 30  # a stuck Twilio request must not starve the queue
+# Transient failures (5xx, 429, connection) back off: 1 s, 3 s, 10 s, 30 s, 60 s.
+CONTACT_RETRY = Retry(max=5, interval=[1, 3, 10, 30, 60])
+
+
+def connect(settings: Settings) -> redis.Redis:
+    """A Redis client with short timeouts so a dead Redis fails fast instead of hanging intake."""
+    if not settings.redis_url:
+        raise RuntimeError("REDIS_URL is not set (leadbot run starts an embedded Valkey and sets it)")
+    return redis.Redis.from_url(
+        settings.redis_url, socket_connect_timeout=1.0, socket_timeout=5.0, health_check_interval=30
+    )
+
+
+def make_queue(conn: redis.Redis, settings: Settings) -> Queue:
+    """The one queue leadbot's jobs go through."""
+    return Queue(settings.queue_name, connection=conn, default_timeout=JOB_TIMEOUT_S)
+
+
+def contact_job_id(lead_id: str) -> str:
+    """Deterministic job id, so the sweeper can see whether a lead's job is already in Redis."""
+    return f"contact-{lead_id}"
+
+
+def enqueue_contact(queue: Queue, lead_id: str) -> bool:
+    """Hand a committed lead to the workers; False (never an exception) when Redis is down."""
+    try:
+        queue.enqueue(
+            CONTACT_JOB, lead_id, job_id=contact_job_id(lead_id), retry=CONTACT_RETRY,
+            result_ttl=3600, failure_ttl=7 * 86400,
+        )
+        return True
+    except redis.RedisError as exc:
+        log.warning("enqueue failed for lead %s (sweeper will retry): %s", lead_id, exc)
+        return False

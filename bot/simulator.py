@@ -1,0 +1,220 @@
+"""Built-in Twilio simulator: the REST endpoints leadbot uses, plus a page to play prospect and rep."""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import secrets
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, render_template, request
+
+from bot.twiml_driver import CallLeg
+
+bp = Blueprint("simulator", __name__, url_prefix="/simulator")
+API = "/api/2010-04-01/Accounts/<account>"
+
+
+def _svc():  # noqa: ANN202
+    return current_app.extensions["leadbot"]
+
+
+def _now() -> str:
+    """Twilio's RFC 2822 timestamps."""
+    return format_datetime(datetime.now(UTC))
+
+
+def _authorized() -> bool:
+    """Basic auth with the simulator's per-install token, as Twilio checks its own."""
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Basic "):
+        return False
+    try:
+        _user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+    except ValueError:
+        return False
+    return hmac.compare_digest(password, _svc().webhook_token)
+
+
+def _error(status: int, code: int, message: str):  # noqa: ANN202
+    """Twilio's REST error body."""
+    resp = jsonify({"code": code, "message": message, "status": status, "more_info": ""})
+    resp.status_code = status
+    return resp
+
+
+def _save(kind: str, record: dict[str, Any]) -> None:
+    """Keep a call or message in Redis so every web process sees it."""
+    r = _svc().redis
+    r.set(f"sim:{kind}:{record['sid']}", json.dumps(record))
+    r.lpush(f"sim:{kind}s", record["sid"])
+    r.ltrim(f"sim:{kind}s", 0, 199)
+
+
+def _load(kind: str, sid: str) -> dict[str, Any] | None:
+    raw = _svc().redis.get(f"sim:{kind}:{sid}")
+    return json.loads(raw) if raw else None
+
+
+def _all(kind: str) -> list[dict[str, Any]]:
+    r = _svc().redis
+    return [json.loads(x) for x in (r.get(f"sim:{kind}:{sid.decode()}") for sid in r.lrange(f"sim:{kind}s", 0, 99))
+            if x]
+
+
+@bp.post(API + "/Calls.json")
+def create_call(account: str):
+    """Calls.create: record the call; a person answers it from the simulator page."""
+    if not _authorized():
+        return _error(401, 20003, "Authenticate")
+    f = request.form
+    if not f.get("To") or not (f.get("Url") or f.get("Twiml")):
+        return _error(400, 21205 if f.get("To") else 21201, "To and Url are required")
+    call = {"sid": "CA" + secrets.token_hex(16), "account_sid": account, "to": f["To"], "from": f.get("From"),
+            "status": "queued", "url": f.get("Url"), "status_callback": f.get("StatusCallback"),
+            "date_created": _now(), "direction": "outbound-api", "heard": [], "verbs": []}
+    _save("call", call)
+    return jsonify(_call_json(call)), 201
+
+
+@bp.get(API + "/Calls.json")
+def list_calls(account: str):
+    """Calls.list filtered by To/From, newest first."""
+    if not _authorized():
+        return _error(401, 20003, "Authenticate")
+    to, frm = request.args.get("To"), request.args.get("From")
+    calls = [_call_json(c) for c in _all("call") if (not to or c["to"] == to) and (not frm or c["from"] == frm)]
+    return jsonify({"calls": calls, "page": 0, "page_size": len(calls), "next_page_uri": None,
+                    "previous_page_uri": None, "uri": request.path, "first_page_uri": request.path})
+
+
+@bp.post(API + "/Calls/<sid>.json")
+def update_call(account: str, sid: str):
+    """Calls(sid).update: redirect to a new Url or hang up."""
+    if not _authorized():
+        return _error(401, 20003, "Authenticate")
+    call = _load("call", sid)
+    if call is None:
+        return _error(404, 20404, "not found")
+    if request.form.get("Status") in ("completed", "canceled"):
+        call["status"] = request.form["Status"]
+    if request.form.get("Url"):
+        call["url"] = request.form["Url"]
+        call["pending_redirect"] = True
+    _save("call", call)
+    return jsonify(_call_json(call))
+
+
+@bp.post(API + "/Messages.json")
+def create_message(account: str):
+    """Messages.create: record an outbound text."""
+    if not _authorized():
+        return _error(401, 20003, "Authenticate")
+    f = request.form
+    if not f.get("To") or not f.get("Body"):
+        return _error(400, 21602 if f.get("To") else 21604, "To and Body are required")
+    msg = {"sid": "SM" + secrets.token_hex(16), "account_sid": account, "to": f["To"], "from": f.get("From"),
+           "body": f["Body"], "status": "queued", "direction": "outbound-api", "date_created": _now(),
+           "status_callback": f.get("StatusCallback")}
+    _save("message", msg)
+    return jsonify(msg), 201
+
+
+def _call_json(call: dict[str, Any]) -> dict[str, Any]:
+    """The public part of a simulated call, shaped like Twilio's."""
+    keys = ("sid", "account_sid", "to", "from", "status", "date_created", "direction")
+    return {k: call.get(k) for k in keys} | {"start_time": None, "end_time": None, "price": None}
+
+
+# ---- the page and its actions: a person plays the prospect or the rep ----
+
+def _leg(call: dict[str, Any]) -> CallLeg:
+    """A CallLeg that posts to this app's own signed webhooks in-process."""
+    leg = CallLeg(_post_local, _svc().webhook_token, {"CallSid": call["sid"], "AccountSid": call["account_sid"],
+                                               "From": call["from"] or "", "To": call["to"],
+                                               "Direction": "outbound-api"})
+    leg.verbs = call.get("verbs", [])
+    return leg
+
+
+def _status(call: dict[str, Any], status: str, leg: CallLeg, **extra: str) -> None:
+    """Send a status callback, as Twilio would."""
+    call["status"] = status
+    if call.get("status_callback"):
+        leg.request(call["status_callback"], {"CallStatus": status, **extra})
+
+
+@bp.get("/")
+def page():
+    """The simulator page."""
+    return render_template("simulator.html")
+
+
+@bp.get("/state")
+def state():
+    """Calls and messages for the page to render."""
+    return jsonify({"calls": _all("call"), "messages": _all("message"), "number": _svc().settings.caller_id})
+
+
+@bp.post("/calls/<sid>/<action>")
+def act(sid: str, action: str):
+    """answer | input | hangup a simulated call, driving the real signed webhooks."""
+    call = _load("call", sid)
+    if call is None:
+        return jsonify({"error": "no such call"}), 404
+    leg = _leg(call)
+    body = request.get_json(silent=True) or {}
+    try:
+        if action == "answer":
+            _status(call, "ringing", leg)
+            leg.answer(call["url"], body.get("answered_by", "human"))
+            call["status"] = "in-progress"
+        elif action == "input":
+            leg.reply(digits=body.get("digits") or None, speech=body.get("speech") or None)
+        elif action == "hangup":
+            _status(call, "completed", leg, CallDuration="30")
+        else:
+            return jsonify({"error": f"unknown action {action!r}"}), 400
+    except RuntimeError as exc:
+        return jsonify({"error": str(exc)}), 409
+    if leg.ended and action != "hangup":
+        _status(call, "completed", leg, CallDuration="30")
+    call["verbs"], call["heard"] = leg.verbs, call.get("heard", []) + leg.heard
+    _save_existing(call)
+    return jsonify(call)
+
+
+def _save_existing(call: dict[str, Any]) -> None:
+    """Update a call without moving it in the list."""
+    _svc().redis.set(f"sim:call:{call['sid']}", json.dumps(call))
+
+
+@bp.post("/sms")
+def sms_reply():
+    """The prospect (or a rep) texts our number; the reply TwiML becomes an outbound message."""
+    body = request.get_json(silent=True) or {}
+    frm, text = body.get("from", ""), body.get("body", "")
+    if not frm or not text:
+        return jsonify({"error": "from and body are required", "fields": {"from": "required", "body": "required"}}), 422
+    svc = _svc()
+    params = {"MessageSid": "SM" + secrets.token_hex(16), "From": frm, "To": svc.settings.caller_id, "Body": text,
+              "AccountSid": "AC" + "0" * 32}
+    _save("message", {"sid": params["MessageSid"], "to": params["To"], "from": frm, "body": text,
+                      "direction": "inbound", "status": "received", "date_created": _now()})
+    leg = CallLeg(_post_local, svc.webhook_token, params)
+    verbs = leg.request(svc.settings.base_url + "/twilio/sms")
+    for v in verbs:
+        if v["verb"] == "Message":
+            _save("message", {"sid": "SM" + secrets.token_hex(16), "to": frm, "from": params["To"],
+                              "body": v["text"], "direction": "outbound-reply", "status": "sent",
+                              "date_created": _now()})
+    return jsonify({"ok": True, "replies": [v["text"] for v in verbs if v["verb"] == "Message"]})
+
+
+def _post_local(url: str, params: dict[str, str], headers: dict[str, str]) -> tuple[int, str]:
+    """POST to one of this app's routes in-process."""
+    resp = current_app.test_client().post(url.removeprefix(_svc().settings.base_url), data=params, headers=headers)
+    return resp.status_code, resp.get_data(as_text=True)

@@ -1,0 +1,82 @@
+"""The one Twilio code path: the official client, with every REST domain redirectable."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from bot.settings import Settings
+
+# Twilio REST errors that no retry can fix: the lead is marked failed with the reason.
+PERMANENT_TWILIO_CODES = {
+    13223: "invalid phone number format",
+    13224: "invalid phone number",
+    13225: "number blocked",
+    13227: "geographic permission missing",
+    21211: "invalid 'To' phone number",
+    21214: "'To' number cannot be reached",
+    21215: "geographic permission missing",
+    21216: "call blocked",
+    21217: "phone number does not appear to be valid",
+    21407: "number not supported",
+    21408: "region not enabled",
+    21610: "recipient has unsubscribed (STOP)",
+    21612: "'To' number not reachable by SMS",
+    21614: "'To' number is not a mobile number",
+}
+# Simulator account: any SID works there; the auth token is per-install and never a shared default.
+SIMULATOR_ACCOUNT_SID = "AC" + "0" * 32
+
+
+class RebasedHttpClient(TwilioHttpClient):
+    """Sends every request the SDK makes to any *.twilio.com domain to one base URL instead."""
+
+    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+        super().__init__(timeout=timeout)
+        parts = urlsplit(base_url.rstrip("/"))
+        self._scheme, self._netloc, self._prefix = parts.scheme, parts.netloc, parts.path
+
+    def request(self, method, url, params=None, data=None, headers=None, auth=None,  # noqa: ANN001
+                timeout=None, allow_redirects=False):
+        """Rewrite the host (api., voice., messaging., ...) and forward to the real client."""
+        parts = urlsplit(url)
+        if parts.hostname and parts.hostname.endswith("twilio.com"):
+            url = urlunsplit((self._scheme, self._netloc, self._prefix + parts.path, parts.query, ""))
+        return super().request(method, url, params=params, data=data, headers=headers, auth=auth,
+                               timeout=timeout, allow_redirects=allow_redirects)
+
+
+def auth_token(settings: Settings) -> str:
+    """The token webhooks are signed with: Twilio's, or a random per-install simulator secret."""
+    if settings.twilio_auth_token:
+        return settings.twilio_auth_token
+    path = Path(settings.data_dir) / "simulator_token"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(16))
+    return path.read_text().strip()
+
+
+def account_sid(settings: Settings) -> str:
+    """The account SID in use (the simulator's when Twilio is not configured)."""
+    return settings.twilio_account_sid or SIMULATOR_ACCOUNT_SID
+
+
+def api_base(settings: Settings) -> str | None:
+    """Where REST calls go: TWILIO_API_BASE_URL, else the built-in simulator, else Twilio itself."""
+    if settings.twilio_api_base_url:
+        return settings.twilio_api_base_url
+    if settings.simulated_telephony:
+        return settings.base_url + "/simulator/api"
+    return None
+
+
+def make_client(settings: Settings, timeout: float = 10.0) -> Client:
+    """Build the official client; with a base URL, every domain it calls is redirected there."""
+    base = api_base(settings)
+    http = RebasedHttpClient(base, timeout=timeout) if base else TwilioHttpClient(timeout=timeout)
+    return Client(account_sid(settings), auth_token(settings), http_client=http)

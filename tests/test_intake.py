@@ -1,0 +1,192 @@
+"""Intake: validation of every field, auth, size limit, idempotency, and the 202-after-commit contract."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.models import Event, Lead
+from tests.conftest import API_KEY, lead_body
+
+
+def post(client, body, headers=None, **kw):  # noqa: ANN001, ANN201
+    return client.post("/leads", json=body, headers={"Authorization": f"Bearer {API_KEY}", **(headers or {})}, **kw)
+
+
+def test_valid_lead_is_committed_and_queued(client, services):
+    resp = post(client, lead_body())
+    assert resp.status_code == 202, resp.get_json()
+    body = resp.get_json()
+    assert body["status"] == "received" and len(body["id"]) == 32
+    with services.sessions() as s:
+        lead = s.get(Lead, body["id"])
+        assert lead.phone == "+15125550100"  # stored as E.164
+        assert lead.consent and lead.consent_at is not None and lead.consent_ip == "127.0.0.1"
+        assert [e.type for e in s.scalars(select(Event).where(Event.lead_id == lead.id))] == ["received"]
+    assert services.queue.count == 1
+    assert services.queue.jobs[0].func_name == "bot.dispatch.contact"
+
+
+def test_form_encoded_post_works_with_checkbox_consent(client, services):
+    data = {"name": "Grace Hopper", "phone": "(512) 555-0199", "consent": "on", "channel": "sms",
+            "page_url": "https://example.com/quote", "consent_text": "I agree to be contacted"}
+    resp = client.post("/leads", data=data, headers={"Authorization": f"Bearer {API_KEY}",
+                                                     "User-Agent": "Mozilla/5.0 test"})
+    assert resp.status_code == 202, resp.get_json()
+    with services.sessions() as s:
+        lead = s.get(Lead, resp.get_json()["id"])
+        assert (lead.channel, lead.phone) == ("sms", "+15125550199")
+        assert lead.consent_page_url == "https://example.com/quote"
+        assert lead.consent_user_agent == "Mozilla/5.0 test"
+        assert lead.consent_text == "I agree to be contacted"
+
+
+@pytest.mark.parametrize("field,value,fragment", [
+    ("phone", "12", "phone"),
+    ("phone", "+1 555 123", "phone"),
+    ("phone", "not a phone", "phone"),
+    ("phone", "+1 000 000 0000", "phone"),
+    ("name", "", "name"),
+    ("name", "x" * 121, "name"),
+    ("email", "not-an-email", "email"),
+    ("email", "a@b", "email"),
+    ("channel", "fax", "channel"),
+    ("consent", "maybe", "consent"),
+    ("consent", False, "consent"),
+    ("service", "s" * 81, "service"),
+    ("source", "s" * 81, "source"),
+    ("message", "m" * 2001, "message"),
+    ("page_url", "u" * 2049, "page_url"),
+    ("language", "klingon", "language"),
+])
+def test_bad_field_is_named(client, services, field, value, fragment):
+    resp = post(client, lead_body(**{field: value}))
+    assert resp.status_code == 422
+    body = resp.get_json()
+    assert fragment in body["fields"], body
+    assert services.queue.count == 0
+
+
+def test_missing_required_fields_are_all_named(client):
+    resp = post(client, {"service": "roofing"})
+    assert resp.status_code == 422
+    assert {"name", "phone"} <= set(resp.get_json()["fields"])
+
+
+def test_email_channel_requires_email_but_not_consent(client):
+    resp = post(client, lead_body(channel="email", email=None, consent=False))
+    assert resp.status_code == 422 and "email" in resp.get_json()["fields"]
+    assert post(client, lead_body(channel="email", consent=False)).status_code == 202
+
+
+def test_default_region_parses_national_numbers(client, tmp_path, db_url, redis_url, emulator):
+    from app import create_app
+    from tests.conftest import make_settings
+
+    app = create_app(make_settings(tmp_path, db_url, redis_url, emulator.url, DEFAULT_REGION="GB"))
+    resp = post(app.test_client(), lead_body(phone="020 7946 0018"))
+    assert resp.status_code == 202, resp.get_json()
+    with app.extensions["leadbot"].sessions() as s:
+        assert s.get(Lead, resp.get_json()["id"]).phone == "+442079460018"
+    app.extensions["leadbot"].engine.dispose()
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic abc"},
+                                     {"Authorization": "Bearer "}, {"Authorization": f"Bearer {API_KEY}x"}])
+def test_auth_required(client, headers):
+    resp = client.post("/leads", json=lead_body(), headers=headers)
+    assert resp.status_code == 401
+    assert "Bearer" in resp.get_json()["error"]
+
+
+def test_second_key_also_works(client):
+    resp = client.post("/leads", json=lead_body(), headers={"Authorization": "Bearer second-key"})
+    assert resp.status_code == 202
+
+
+def test_malformed_json_is_400_with_json_body(client):
+    resp = client.post("/leads", data="{not json", content_type="application/json",
+                       headers={"Authorization": f"Bearer {API_KEY}"})
+    assert resp.status_code == 400 and resp.get_json()["fields"] == {"body": "invalid or non-object JSON"}
+    resp = post(client, [1, 2, 3])
+    assert resp.status_code == 400
+
+
+def test_unsupported_content_type_is_415(client):
+    resp = client.post("/leads", data="name=x", content_type="text/plain",
+                       headers={"Authorization": f"Bearer {API_KEY}"})
+    assert resp.status_code == 415 and "body" in resp.get_json()["fields"]
+
+
+def test_body_over_64k_is_413_json(client, services):
+    resp = post(client, lead_body(message="x" * (70 * 1024)))
+    assert resp.status_code == 413
+    assert "64 KiB" in resp.get_json()["error"]
+    with services.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Lead)) == 0
+
+
+def test_idempotency_key_returns_first_lead_and_one_job(client, services):
+    first = post(client, lead_body(), headers={"Idempotency-Key": "abc-1"}).get_json()
+    again = post(client, lead_body(phone="+15125550111"), headers={"Idempotency-Key": "abc-1"})
+    assert again.status_code == 202
+    assert again.get_json()["id"] == first["id"] and again.get_json()["duplicate"] is True
+    assert services.queue.count == 1
+
+
+def test_bad_idempotency_key_rejected(client):
+    resp = post(client, lead_body(), headers={"Idempotency-Key": "k" * 300})
+    assert resp.status_code == 400 and "Idempotency-Key" in resp.get_json()["fields"]
+
+
+def test_same_phone_within_window_returns_existing_lead(client, services):
+    first = post(client, lead_body()).get_json()
+    second = post(client, lead_body(phone="512-555-0100", source="facebook")).get_json()
+    assert second["id"] == first["id"] and second["duplicate"]
+    assert services.queue.count == 1
+    with services.sessions() as s:
+        types = [e.type for e in s.scalars(select(Event).where(Event.lead_id == first["id"]).order_by(Event.id))]
+    assert types == ["received", "duplicate"]
+
+
+def test_same_phone_after_window_is_a_new_lead(client, services):
+    first = post(client, lead_body()).get_json()
+    with services.sessions() as s:
+        lead = s.get(Lead, first["id"])
+        from datetime import timedelta
+
+        lead.created_at -= timedelta(seconds=services.settings.dedupe_window_seconds + 1)
+        s.commit()
+    second = post(client, lead_body()).get_json()
+    assert second["id"] != first["id"] and "duplicate" not in second
+
+
+def test_get_lead_shows_timeline_and_requires_auth(client):
+    lead_id = post(client, lead_body()).get_json()["id"]
+    assert client.get(f"/leads/{lead_id}").status_code == 401
+    view = client.get(f"/leads/{lead_id}", headers={"Authorization": f"Bearer {API_KEY}"}).get_json()
+    assert view["id"] == lead_id and view["status"] == "received"
+    assert [e["type"] for e in view["timeline"]] == ["received"]
+    assert view["consent"]["given"] is True
+    missing = client.get("/leads/nope", headers={"Authorization": f"Bearer {API_KEY}"})
+    assert missing.status_code == 404 and "error" in missing.get_json()
+
+
+def test_openapi_document_describes_intake(client):
+    doc = client.get("/openapi.json").get_json()
+    assert doc["openapi"].startswith("3.")
+    post_op = doc["paths"]["/leads"]["post"]
+    assert {"202", "401", "413", "422"} <= set(post_op["responses"])
+    props = doc["components"]["schemas"]["LeadIn"]["properties"]
+    assert {"name", "phone", "email", "service", "channel", "source", "consent", "message"} <= set(props)
+
+
+def test_opted_out_number_is_accepted_but_never_queued(client, services):
+    from bot.models import OptOut
+
+    with services.sessions() as s:
+        s.add(OptOut(phone="+15125550100", source="sms"))
+        s.commit()
+    resp = post(client, lead_body())
+    assert resp.status_code == 202 and resp.get_json()["status"] == "opted_out"
+    assert services.queue.count == 0
