@@ -30,7 +30,7 @@ class Services:
     @cached_property
     def twilio(self) -> Client:
         """The official Twilio client (pointed at the simulator or an emulator when configured)."""
-        return telephony.make_client(self.settings)
+        return telephony.make_client(self.settings, timeout=self.settings.twilio_timeout_seconds)
 
     @cached_property
     def flows(self) -> Any:

@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     flows_dir: Path = Field(ROOT / "ivr_flows", alias="FLOWS_DIR")
     default_region: str = Field("US", alias="DEFAULT_REGION")
     dedupe_window_seconds: int = Field(600, alias="DEDUPE_WINDOW_SECONDS")
+    twilio_timeout_seconds: float = Field(10.0, alias="TWILIO_TIMEOUT_SECONDS")
     ring_timeout_seconds: int = Field(25, alias="RING_TIMEOUT_SECONDS")
     calling_hours: str = Field("08:00-21:00", alias="CALLING_HOURS")
     sweep_interval_seconds: float = Field(5.0, alias="SWEEP_INTERVAL_SECONDS")

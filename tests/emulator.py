@@ -31,7 +31,7 @@ class TwilioEmulator:
         self.app = self._build()
         self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def start(self) -> TwilioEmulator:
         self.thread.start()
@@ -41,7 +41,10 @@ class TwilioEmulator:
         self.server.shutdown()
 
     def script(self, kind: str, *responses: tuple[int, dict[str, Any]] | str) -> None:
-        """Queue canned responses for 'call' or 'message' creates ('hang:N' sleeps N seconds first)."""
+        """Queue canned responses for 'call' or 'message' creates.
+
+        'slow:N' handles the request normally but answers N seconds late (a lost response).
+        """
         self.scripts.setdefault(kind, []).extend(responses)
 
     def wait_for(self, pred: Callable[[list[dict[str, Any]]], bool], timeout: float = 10.0) -> list[dict[str, Any]]:
@@ -64,8 +67,9 @@ class TwilioEmulator:
         if not queue:
             return None
         entry = queue.pop(0)
-        if isinstance(entry, str) and entry.startswith("hang:"):
-            time.sleep(float(entry[5:]))
+        if isinstance(entry, str) and entry.startswith("slow:"):
+            delay = float(entry[5:])
+            request.environ["emulator.delay"] = delay
             return None
         status, body = entry
         return Response(json.dumps(body), status=status, mimetype="application/json")
@@ -85,6 +89,11 @@ class TwilioEmulator:
                 self.arrived.notify_all()
             if self.on_request:
                 self.on_request(entry)
+
+        @app.after_request
+        def _delay(resp: Response) -> Response:
+            time.sleep(request.environ.get("emulator.delay", 0))
+            return resp
 
         def now() -> str:
             return format_datetime(datetime.now(UTC))
