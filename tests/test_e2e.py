@@ -1,0 +1,38 @@
+"""End to end: real gunicorn and worker processes, real Valkey, and a loopback Twilio emulator."""
+
+from __future__ import annotations
+
+import requests
+
+from tests.conftest import API_KEY, lead_body
+from tests.procs import Stack
+
+
+def stack_env(tmp_path, db_url, redis_url, emulator) -> dict[str, str]:  # noqa: ANN001
+    return {"DATABASE_URL": db_url, "REDIS_URL": redis_url, "TWILIO_API_BASE_URL": emulator.url,
+            "TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_AUTH_TOKEN": "e2e-token", "TWILIO_PHONE_NUMBER":
+            "+15125550000", "LEAD_API_KEYS": API_KEY, "LEADBOT_DATA_DIR": str(tmp_path / "var"),
+            "CALLING_HOURS": "00:00-23:59:59", "SWEEP_INTERVAL_SECONDS": "1", "SECRET_KEY": "x"}
+
+
+def test_lead_post_reaches_twilio_calls_json(tmp_path, db_url, redis_url, emulator):
+    stack = Stack(stack_env(tmp_path, db_url, redis_url, emulator), tmp_path).start()
+    try:
+        resp = requests.post(stack.url + "/leads", json=lead_body(),
+                             headers={"Authorization": f"Bearer {API_KEY}"}, timeout=5)
+        assert resp.status_code == 202, resp.text
+        lead_id = resp.json()["id"]
+        emulator.wait_for(lambda reqs: any(r["path"].endswith("/Calls.json") for r in reqs), timeout=15)
+        call = emulator.of("/Calls.json")[0]
+        assert call["auth"] == "AC" + "1" * 32
+        assert call["form"]["To"] == "+15125550100" and call["form"]["From"] == "+15125550000"
+        assert call["form"]["Url"] == f"{stack.url}/twilio/voice/answer/" + call["form"]["Url"].rsplit("/", 1)[1]
+        view = requests.get(f"{stack.url}/leads/{lead_id}", headers={"Authorization": f"Bearer {API_KEY}"},
+                            timeout=5).json()
+        assert [e["type"] for e in view["timeline"]][:3] == ["received", "queued", "dialing"]
+        assert view["attempts"][0]["sid"] in emulator.calls
+    except BaseException:
+        print(stack.logs())
+        raise
+    finally:
+        stack.stop()
