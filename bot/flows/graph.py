@@ -78,7 +78,8 @@ def check_graph(b: Builder, steps: dict[str, Step], outcomes_node: MarkedDict,
         if oid in explicit or oid in decided:
             continue
         if DECIDE in targets:
-            why = f"it comes after the fallback outcome '{fallback}' and no step goes to 'outcome:{oid}'"
+            why = (f"'decide' stops at '{fallback}' (the first outcome without 'when') and no step goes to "
+                   f"'outcome:{oid}'; move '{fallback}' below it or give '{fallback}' a 'when'")
         else:
             why = f"no step goes to 'decide' or 'outcome:{oid}'"
         b.error(outcomes_node.line_of(oid), f"outcomes.{oid}", f"outcome can never be reached: {why}")
