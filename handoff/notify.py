@@ -6,6 +6,7 @@ alphabet (two SMS segments at most).
 
 from __future__ import annotations
 
+import email.policy
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -19,10 +20,11 @@ from handoff.roster import Manager, Rep
 from handoff.shifts import as_utc
 
 SMS_LIMIT = 320
-NAME_MAX = 40
+NAME_MAX = 32
+FIRST_NAME_MAX = 15
 SERVICE_MAX = 30
-REASON_MAX = 60
-LINK_MAX = 100  # longer links are left out of texts (the email carries them)
+REASON_MAX = 50
+LINK_MAX = 80  # longer links are left out of texts (the email carries them)
 ANSWER_LINE_MAX = 60
 ACK_PROMPT = "Reply 1 when you've called"
 
@@ -126,7 +128,8 @@ def handoff_sms_text(lead: LeadLike, answers: Mapping[str, Any] | None, rep: Rep
                      link: str, now: datetime, reason: str | None = None) -> str:
     """The handoff text: who to call, what they want, how long they have waited, how to acknowledge."""
     head = [clean(reason, REASON_MAX)] if reason else []
-    head.append(f"New lead: {clean(lead.name, NAME_MAX) or 'Unknown'} {e164(lead.phone)}")
+    first = clean(rep.name.split(" ")[0], FIRST_NAME_MAX)
+    head.append(f"New lead for {first}: {clean(lead.name, NAME_MAX) or 'Unknown'} {e164(lead.phone)}")
     service = clean(lead.service or "General inquiry", SERVICE_MAX)
     head.append(f"{service} - form sent {elapsed(submitted_at, now)} ago")
     tail = [link] if link and len(link) <= LINK_MAX else []
@@ -177,10 +180,15 @@ def _deadline(due_at: datetime, rep: Rep) -> str:
     return as_utc(due_at).astimezone(zone).strftime("%I:%M %p %Z").lstrip("0")
 
 
+# Python 3.11 folds a long Subject containing "(...)" right after the colon, and readers then
+# see a leading space; RFC 5322 allows 998-character lines, so fold only past that.
+_MAIL_POLICY = email.policy.default.clone(max_line_length=998)
+
+
 def _message(mail_from: str, to: list[str], cc: list[str], subject: str, body: str,
              lead_id: str | None, kind: str) -> EmailMessage:
     """A plain-text message tagged with the lead and kind, so the outbox can be filtered."""
-    msg = EmailMessage()
+    msg = EmailMessage(policy=_MAIL_POLICY)
     msg["From"] = mail_from
     msg["To"] = ", ".join(to)
     if cc:
