@@ -17,14 +17,13 @@ from email_validator import EmailNotValidError, validate_email
 from handoff.shifts import WorkingHours, parse_hours
 from handoff.territory import normalize_territory
 from handoff.yamlschema import (
-    MISSING,
-    items,
     Path_,
     Reporter,
     YamlSyntaxError,
     boolean,
     compose,
     get,
+    items,
     list_of,
     mapping,
     positive_number,
@@ -217,7 +216,8 @@ def _roster(data: Any, report: Reporter, region: str, filename: str) -> Roster |
     for i, team in enumerate(teams):
         for j, name in enumerate(team.managers if team else ()):
             if name not in manager_names:
-                report(("teams", i, "managers", j), f"unknown manager '{name}' (known: {_known(manager_names)})")
+                report(("teams", i, "managers", j),
+                       f"unknown manager '{name}' (known: {_known(manager_names)})")
     team_names = [t.name for t in teams if t]
     seen: dict[str, int] = {}
     for i, rep in enumerate(reps):

@@ -91,12 +91,14 @@ def rep_scorecard(session: Session, *, since: datetime | None = None, until: dat
     ).group_by(Handoff.rep_phone), since, until, reps)
     durations = ack_durations(session, since, until, reps)
     cards = []
-    for phone, name, total, n_acked, within, late, missed, still_open, transfers, accepted in session.execute(query):
+    for row in session.execute(query):
+        phone, name, total, n_acked, within, late, missed, still_open, transfers, accepted = row
         waits = durations.get(phone, [])
         decided = within + late + missed
         cards.append({
             "rep_phone": phone, "rep_name": name, "handoffs": int(total), "acknowledged": int(n_acked),
-            "median_ack_seconds": _round(percentile(waits, 0.5)), "p90_ack_seconds": _round(percentile(waits, 0.9)),
+            "median_ack_seconds": _round(percentile(waits, 0.5)),
+            "p90_ack_seconds": _round(percentile(waits, 0.9)),
             "within_sla": int(within), "late": int(late), "missed": int(missed),
             "pct_within_sla": round(100.0 * within / decided, 1) if decided else None,
             "open": int(still_open), "transfers": int(transfers), "transfers_accepted": int(accepted),

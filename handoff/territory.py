@@ -37,7 +37,8 @@ def normalize_territory(value: object) -> str:
     """The canonical spelling of one roster territory; ValueError when it is none of the three kinds."""
     if isinstance(value, bool):
         # YAML 1.1 reads a bare ON (Ontario) as true.
-        raise ValueError(f"YAML read an unquoted ON/OFF/YES/NO as {str(value).lower()}; quote it, e.g. \"ON\"")
+        word = str(value).lower()
+        raise ValueError(f"YAML read an unquoted ON/OFF/YES/NO as {word}; quote it, e.g. \"ON\"")
     text = str(value).strip()
     if re.fullmatch(r"[2-9]\d{2}", text):
         return text

@@ -37,8 +37,8 @@ def message(lead_id: str = "lead123") -> EmailMessage:
 
 @pytest.mark.parametrize(("url", "expected"), [
     ("smtp://mail.example.com", SmtpConfig("mail.example.com", 25)),
-    ("smtp://u%40x.com:p%3Ass@mail.example.com?starttls", SmtpConfig("mail.example.com", 587, "u@x.com", "p:ss",
-                                                                      starttls=True)),
+    ("smtp://u%40x.com:p%3Ass@mail.example.com?starttls",
+     SmtpConfig("mail.example.com", 587, "u@x.com", "p:ss", starttls=True)),
     ("smtp://u:p@mail.example.com:2525?starttls=0&timeout=3", SmtpConfig("mail.example.com", 2525, "u", "p",
                                                                           timeout=3.0)),
     ("smtps://u:p@mail.example.com", SmtpConfig("mail.example.com", 465, "u", "p", implicit_tls=True)),
@@ -80,7 +80,8 @@ def test_real_smtp_delivery_with_cc(smtp_server: tuple[Controller, Inbox]) -> No
 
 def test_settings_supply_url_and_from(smtp_server: tuple[Controller, Inbox]) -> None:
     controller, inbox = smtp_server
-    settings = Settings(SMTP_URL=f"smtp://{controller.hostname}:{controller.port}", MAIL_FROM="bot@example.com")
+    url = f"smtp://{controller.hostname}:{controller.port}"
+    settings = Settings(SMTP_URL=url, MAIL_FROM="bot@example.com")
     msg = message()
     del msg["From"]
     send_mail(settings, msg)

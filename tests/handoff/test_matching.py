@@ -77,7 +77,8 @@ def test_territory_beats_language_beats_nothing(redis_client: redis.Redis) -> No
 
 
 def test_area_code_territory(redis_client: redis.Redis) -> None:
-    reps = [rep("Austin", "+13125550001", territories=("512",)), rep("Dallas", "+13125550002", territories=("214",))]
+    reps = [rep("Austin", "+13125550001", territories=("512",)),
+            rep("Dallas", "+13125550002", territories=("214",))]
     m = match_rep(roster(*reps), FakeLead(phone="+15125550100"), redis_client, now=TUESDAY_10_CHICAGO)
     assert m.rep.name == "Austin"
 
@@ -145,7 +146,8 @@ def test_open_handoff_counts_from_the_table(db: Db) -> None:
     db.handoffs(
         Handoff(lead_id=lead.id, rep_name="A", rep_phone=phone_a, status=HandoffStatus.OPEN.value),
         Handoff(lead_id=lead.id, rep_name="A", rep_phone=phone_a, status=HandoffStatus.OPEN.value),
-        Handoff(lead_id=lead.id, rep_name="A", rep_phone=phone_a, status=HandoffStatus.ACKED.value, acked_at=now),
+        Handoff(lead_id=lead.id, rep_name="A", rep_phone=phone_a, status=HandoffStatus.ACKED.value,
+                acked_at=now),
         Handoff(lead_id=lead.id, rep_name="B", rep_phone=phone_b, status=HandoffStatus.MISSED.value,
                 due_at=now - timedelta(minutes=1)),
     )
@@ -153,3 +155,13 @@ def test_open_handoff_counts_from_the_table(db: Db) -> None:
         counts = open_handoff_counts(session)
     assert counts.get(phone_a) == 2
     assert phone_b not in counts
+
+
+def test_rotation_works_with_a_decoding_client(handoff_valkey, redis_client: redis.Redis) -> None:  # noqa: ANN001
+    decoding = redis.Redis.from_url(handoff_valkey.connection_url, decode_responses=True)
+    reps = [rep("Ann", "+13125550001"), rep("Bob", "+13125550002")]
+    names = [match_rep(roster(*reps), FakeLead(), decoding, now=TUESDAY_10_CHICAGO, rr_key="rr:test").rep.name
+             for _ in range(4)]
+    decoding.close()
+    assert names == ["Ann", "Bob", "Ann", "Bob"]
+    assert redis_client.hgetall("rr:test") == {b"+13125550001": b"0", b"+13125550002": b"0", b"__seq": b"4"}

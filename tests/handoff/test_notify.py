@@ -81,8 +81,9 @@ def test_long_answers_are_cut_and_counted() -> None:
     waited=st.integers(min_value=-10**6, max_value=10**10), reason=st.none() | st.text(max_size=300),
     link=st.text(max_size=150),
 )
-def test_handoff_text_never_exceeds_320(name: str, phone: str, service: str | None, answers: dict[str, object],
-                                        waited: int, reason: str | None, link: str) -> None:
+def test_handoff_text_never_exceeds_320(name: str, phone: str, service: str | None,
+                                        answers: dict[str, object], waited: int, reason: str | None,
+                                        link: str) -> None:
     lead = FakeLead(name=name, phone=phone, service=service)
     submitted = datetime(2000, 1, 1) if waited > 10**9 else NOW - timedelta(seconds=waited)
     text = handoff_sms_text(lead, answers, DANA, submitted, link, NOW, reason=reason)
@@ -95,7 +96,8 @@ def test_handoff_text_never_exceeds_320(name: str, phone: str, service: str | No
 @given(name=st.text(max_size=300), service=st.none() | st.text(max_size=300), link=st.text(max_size=300))
 def test_reminder_and_reassignment_texts_stay_short(name: str, service: str | None, link: str) -> None:
     lead = FakeLead(name=name, service=service)
-    assert len(reminder_sms_text(lead, DANA, SUBMITTED, SUBMITTED + timedelta(minutes=5), link, NOW)) <= SMS_LIMIT
+    due = SUBMITTED + timedelta(minutes=5)
+    assert len(reminder_sms_text(lead, DANA, SUBMITTED, due, link, NOW)) <= SMS_LIMIT
     assert len(reassigned_sms_text(lead, DANA, 300)) <= SMS_LIMIT
 
 
@@ -112,11 +114,13 @@ def test_reassigned_text() -> None:
 
 
 def test_elapsed_and_spoken_time() -> None:
-    assert [format_elapsed(s) for s in (-3, 45, 192, 7500, 90000)] == ["0s", "45s", "3m 12s", "2h 05m", "1d 1h"]
+    assert [format_elapsed(s) for s in (-3, 45, 192, 7500, 90000)] == [
+        "0s", "45s", "3m 12s", "2h 05m", "1d 1h"]
     tuesday_night = datetime(2024, 6, 5, 3, 0, tzinfo=UTC)  # Tue 22:00 in Chicago
     wed_9 = datetime(2024, 6, 5, 14, 0, tzinfo=UTC)
     assert spoken_time(wed_9, "America/Chicago", tuesday_night) == "9 AM tomorrow"
-    assert spoken_time(wed_9 + timedelta(days=5, minutes=30), "America/Chicago", tuesday_night) == "9:30 AM Monday"
+    monday = wed_9 + timedelta(days=5, minutes=30)
+    assert spoken_time(monday, "America/Chicago", tuesday_night) == "9:30 AM Monday"
     assert spoken_time(wed_9, "America/Los_Angeles", tuesday_night) == "7 AM tomorrow"
 
 

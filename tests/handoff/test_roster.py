@@ -67,7 +67,8 @@ def test_sample_roster_loads_with_normalized_phones() -> None:
     assert roster.rep("Ana Souza").hours is not None
 
 
-def test_every_error_is_reported_at_once_with_file_and_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_error_is_reported_at_once_with_file_and_line(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     errors = errors_of(write(tmp_path, monkeypatch, BROKEN))
     assert errors[0] == "handoff/roster.yaml:14: salespeople[2].phone: not a valid phone number '+1555'"
     assert errors[1] == ("handoff/roster.yaml:20: salespeople[3].territory: unknown key 'territory' "
@@ -115,8 +116,10 @@ salespeople:
     assert errors_of(write(tmp_path, monkeypatch, text)) == [
         "handoff/roster.yaml:5: teams[0].managers[1]: unknown manager 'Nobody' (known: Priya)",
         "handoff/roster.yaml:11: salespeople[0].team: unknown team 'Night' (known: Central)",
-        "handoff/roster.yaml:13: salespeople[1].phone: duplicate phone '+15125550142', also used by salespeople[0]",
-        "handoff/roster.yaml:12: salespeople[1].name: duplicate name 'Dana Reyes', also used by salespeople[0]",
+        "handoff/roster.yaml:13: salespeople[1].phone: duplicate phone '+15125550142', "
+        "also used by salespeople[0]",
+        "handoff/roster.yaml:12: salespeople[1].name: duplicate name 'Dana Reyes', "
+        "also used by salespeople[0]",
     ]
 
 

@@ -39,7 +39,8 @@ def test_scorecard_figures(db: Db) -> None:
         handoff(lid, a, "Ann", minute=10, ack_after=400),
         handoff(lid, a, "Ann", minute=15, status=HandoffStatus.MISSED),
         handoff(lid, a, "Ann", minute=58, status=HandoffStatus.OPEN),  # due after NOW: not yet decided
-        handoff(lid, a, "Ann", minute=20, status=HandoffStatus.DECLINED, mode=HandoffMode.WARM_TRANSFER, sla=None),
+        handoff(lid, a, "Ann", minute=20, status=HandoffStatus.DECLINED, mode=HandoffMode.WARM_TRANSFER,
+                sla=None),
         handoff(lid, b, "Bob", minute=1, ack_after=10),
         handoff(lid, b, "Bob", minute=-600, ack_after=9999),  # before the window
     )
