@@ -56,11 +56,12 @@ return out
 
 
 class NoRepError(HandoffError):
-    """Nobody sells this service, now or on any coming shift."""
+    """Nobody can take the lead now or on any coming shift; ``why`` says what each rep failed."""
 
     def __init__(self, service: str | None, why: dict[str, Any]) -> None:
         self.service, self.why = service, why
-        super().__init__(f"no active salesperson offers service '{service}' on any shift")
+        super().__init__(f"no salesperson can take a '{service}' lead now or on a coming shift "
+                         "(inactive, other services, or full with no shift ahead)")
 
 
 class LeadLike(Protocol):
@@ -126,6 +127,7 @@ def match_rep(roster: Roster, lead: LeadLike, redis: Redis, *, now: datetime | N
             entry["score"] = _score(rep, lead_keys, language, ack_seconds, roster.sla_seconds_for(rep))
             eligible.append((rep, entry["score"]["total"]))
         elif filters["active"] and filters["service"] and rep.hours is not None:
+            # Off shift, or on shift but full: either way their next shift start is the honest promise.
             later.append(rep)
         why["reps"][rep.name] = entry
     if eligible:
