@@ -180,6 +180,25 @@ def _lead(lead: Mapping[str, Any]) -> dict[str, Any]:
     return fields
 
 
+def prompt_for(flow: Flow, step_id: str, lead: Mapping[str, Any] | None = None, language: str | None = None,
+               answers: Mapping[str, Any] | None = None, *, reprompt: bool = False) -> Prompt:
+    """One step's question (or reprompt) outside a running conversation, e.g. for a Rasa form."""
+    lead = dict(lead or {})
+    state = _new_state(flow, lead, Channel.SMS, language or lead.get("language"))
+    state["answers"] = dict(answers or {})
+    kind = PromptKind.REPROMPT if reprompt else PromptKind.QUESTION
+    return _question(flow, flow.steps[step_id], state, kind)
+
+
+def opt_out(flow: Flow, answers: Mapping[str, Any], lead: Mapping[str, Any] | None = None,
+            language: str | None = None, *, reason: str = "opt-out") -> Outcome:
+    """The opt-out outcome with the flow's goodbye line."""
+    lead = dict(lead or {})
+    state = _new_state(flow, lead, Channel.SMS, language or lead.get("language"))
+    state["answers"] = {k: v for k, v in answers.items() if k in flow.steps}
+    return _outcome(flow, None, state, reason)
+
+
 def _new_state(flow: Flow, lead: Mapping[str, Any], channel: Channel, language: str | None) -> dict[str, Any]:
     return {
         "format": STATE_FORMAT, "flow_id": flow.id, "version": flow.version, "channel": channel.value,

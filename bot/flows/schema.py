@@ -66,8 +66,6 @@ class Builder:
             self.error(line, where, f"expected a mapping, got {_kind(node)}")
             return False
         allowed = tuple(allowed)
-        for key, dup_line in node.duplicates:
-            self.error(dup_line, where, f"duplicate key {key!r}")
         for key in node:
             if key not in allowed:
                 close = difflib.get_close_matches(str(key), allowed, n=1)
@@ -223,7 +221,7 @@ def _on(b: Builder, step: MarkedDict, where: str, kind: AnswerType | None, choic
         missing = [k for k in answer_keys if k not in node] if answer_keys else ["any answer"]
         for key in missing:
             hint = f"add '{key}:' or 'default:'" if answer_keys else "add 'next:'"
-            b.error(node.line, f"{where}.on", f"no target for {key if not answer_keys else repr(key)}; {hint}")
+            b.error(step.line_of("on"), f"{where}.on", f"no target for {key if not answer_keys else repr(key)}; {hint}")
     return on
 
 
@@ -293,6 +291,7 @@ def build(b: Builder, data: Any) -> Flow | None:
     if not isinstance(data, MarkedDict):
         b.error(getattr(data, "line", None) or 1, "", f"a flow file must be a mapping (id, title, steps, outcomes), not {_kind(data)}")
         return None
+    _duplicates(b, data, "")
     b.keys(data, "", 1, TOP_KEYS, ("id", "steps", "outcomes"))
     flow_id = b.string(data, "id", "")
     if flow_id is not None and not ID.match(flow_id):
@@ -337,6 +336,18 @@ def build(b: Builder, data: Any) -> Flow | None:
         return None
     title = b.string(data, "title", "title", flow_id) or flow_id
     return Flow(flow_id, title, language, b.languages, voice, greeting, steps, outcomes, opt_out)
+
+
+def _duplicates(b: Builder, node: Any, where: str) -> None:
+    """YAML keeps the last of two equal keys silently; staff almost always meant two different ones."""
+    if isinstance(node, MarkedDict):
+        for key, line in node.duplicates:
+            b.error(line, where or "(top level)", f"duplicate key {key!r}")
+        for key, value in node.items():
+            _duplicates(b, value, _join(where, key))
+    elif isinstance(node, MarkedList):
+        for i, value in enumerate(node):
+            _duplicates(b, value, f"{where}[{i}]")
 
 
 def _voice(b: Builder, data: MarkedDict) -> dict[str, str]:
