@@ -52,6 +52,7 @@ _NUMBER_LEAD = frozenset({"number", "option", "press", "pressing", "the", "choic
 DIGIT_WORDS = dict(zip(
     "zero oh o one two three four five six seven eight nine cero uno dos tres cuatro cinco seis siete ocho "
     "nueve".split(), "0 0 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9".split(), strict=True))
+_EMAIL_LEADS = frozenset("is its it email e-mail mail address es correo my mi".split())
 _SUBJECTS = frozenset("i im ive id we were my me its it he she they our mine".split())
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _SPOKEN_EMAIL = ((r"\s+(?:at|arroba)\s+", "@"), (r"\s+(?:dot|punto)\s+", "."), (r"\s*underscore\s*", "_"),
@@ -98,6 +99,8 @@ def parse_yes_no(text: str, digits: str = "") -> Any:
     number = _whole_number(words)
     if number in (1, 2):
         return YES_NO_DIGITS[str(number)]
+    if words == ["know"]:
+        return "no"  # Twilio often transcribes a short, lone "No." as "Know."
     hit = YES_NO.first(words)
     return hit[2] if hit else NOT_UNDERSTOOD
 
@@ -149,8 +152,10 @@ def parse_choice(text: str, digits: str = "", choices: Sequence[Choice] = ()) ->
         return best[2]
     if UNKNOWN_TABLE.first(words):
         return UNKNOWN
-    for word in words:
-        close = difflib.get_close_matches(word, single, n=1, cutoff=0.8) if len(word) >= 5 else []
+    for i, word in enumerate(words):
+        if word in single or len(word) < 5 or _negated(words, i):
+            continue  # exact words were tried above; this pass only forgives typos ("homeonwer")
+        close = difflib.get_close_matches(word, single, n=1, cutoff=0.8)
         if close:
             return single[close[0]]
     return NOT_UNDERSTOOD
@@ -161,6 +166,12 @@ def parse_email(text: str) -> Any:
     spoken = fold(text).strip(" .!?")
     for pattern, replacement in _SPOKEN_EMAIL:
         spoken = re.sub(pattern, replacement, spoken)
+    if "@" in spoken:
+        # Spoken local parts arrive in pieces ("john smith 42 at ..."): join the words after the lead-in.
+        local, _, domain = spoken.partition("@")
+        words = local.split()
+        cut = max((i + 1 for i, w in enumerate(words) if w in _EMAIL_LEADS), default=0)
+        spoken = "".join(words[cut:]) + "@" + domain.split()[0] if domain.split() else spoken
     found = _EMAIL.search(spoken)
     if not found:
         return UNKNOWN if UNKNOWN_TABLE.first(tokens(text)) else NOT_UNDERSTOOD

@@ -49,7 +49,7 @@ _DURATION = re.compile(
 _COUNTS = {"a": 1, "an": 1, "one": 1, "un": 1, "una": 1, "half a": 0.5, "a half": 0.5, "a couple of": 2,
            "a couple": 2, "couple of": 2, "couple": 2, "a few": 3, "few": 3, "several": 4, "unos": 3,
            "unas": 3, "un par de": 2}
-_WINDOW = re.compile(r"\b(?:within|in the next|over the next|sometime in the next|before|by|no later than|"
+_WINDOW = re.compile(r"\b(?:within(?: the next)?|in the next|over the next|before|by|no later than|"
                      r"in less than|less than|under|dentro de|antes de)\s+$")
 _DEFER = re.compile(r"\b(?:not for|not until|not till|not before|at least|after|more than|over|"
                     r"no antes de|despues de)\s+(?:another\s+|about\s+|like\s+)?$")
@@ -119,6 +119,9 @@ def _named(text: str, today: date) -> dict[str, Any] | None:
             if re.search(rf"\b(?:before|by)\s+(?:the\s+)?{name}", text) and found["kind"] == "season":
                 return _window(today, date.fromisoformat(found["start"]))
             return found
+    if words & {"weekend", "finde"}:
+        saturday = today + timedelta(days=(5 - today.weekday()) % 7 + (7 if nxt else 0))
+        return _value("date", saturday, saturday + timedelta(days=1), today)
     if words & {"week", "semana"} and nxt:
         start = today + timedelta(days=7 - today.weekday())
         return _value("date", start, start + timedelta(days=6), today)
@@ -141,7 +144,7 @@ def _month(text: str, today: date) -> dict[str, Any] | None:
     # "may" is usually the verb; count it only alone or after a word that introduces a date.
     month = next((MONTHS[w] for i, w in enumerate(words) if w in MONTHS and (w != "may" or len(words) == 1
                   or (i and words[i - 1] in _MAY_LEADS))), None)
-    if month is None or any(w.isdigit() for w in words):
+    if month is None or re.search(r"\d", text):
         return None
     if month == today.month:
         return _window(today, _month_end(today))

@@ -72,7 +72,7 @@ def table(groups: Mapping[Any, str]) -> PhraseTable:
 UNKNOWN_PHRASES = (
     "maybe | not sure | im not sure | unsure | not certain | i dont know | dont know | idk | dunno | "
     "no idea | i have no idea | depends | it depends | that depends | hard to say | cant say | "
-    "perhaps | possibly | not sure yet | i dont know yet | havent decided | i havent decided | "
+    "perhaps | possibly | kind of | sort of | somewhat | not sure yet | i dont know yet | havent decided | i havent decided | "
     "havent figured that out | no clue | who knows | we will see | well see | todavia no se | no se | "
     "tal vez | quizas | quiza | a lo mejor | depende | ni idea | no estoy seguro | no estoy segura"
 )
@@ -92,7 +92,8 @@ YES_NO = table(
         "i think not | not interested | no way | not now | not right now | not yet | nothing | "
         "incorrect | wrong | false | yeah no | no no | no sir | no maam | i wont | i would not | "
         "absolutely not | definitely not | of course not | certainly not | para nada | no gracias | "
-        "todavia no | tampoco | nunca | jamas",
+        "todavia no | tampoco | nunca | jamas | not anymore | no longer | we already found someone | "
+        "already found someone | already have someone | ya no",
         "unknown": UNKNOWN_PHRASES,
     }
 )
