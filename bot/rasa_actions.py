@@ -8,10 +8,10 @@ optional `opted_out` (bool), `lead_id` and `first_name` (text) slots.
 from __future__ import annotations
 
 import asyncio
-from abc import ABC, abstractmethod
 import logging
 import os
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -89,14 +89,17 @@ class ValidatePrequalForm(FormValidationAction):
         """The Rasa action name."""
         return "validate_prequal_form"
 
-    async def required_slots(self, domain_slots: list[str], dispatcher: CollectingDispatcher,
-                             tracker: Tracker, domain: DomainDict) -> list[str]:
+    async def required_slots(
+        self, domain_slots: list[str], dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[str]:
         """Stop asking after an opt-out or a "no, I don't need this"."""
         if tracker.get_slot("opted_out") or tracker.get_slot("service_need") == "no":
             return []
         return domain_slots
 
-    def _validate(self, slot: str, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker) -> dict[str, Any]:
+    def _validate(
+        self, slot: str, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker
+    ) -> dict[str, Any]:
         current = flow()
         if value is not None and not isinstance(value, str):
             return {slot: value}  # already normalized (e.g. restored from an earlier turn)
@@ -108,28 +111,34 @@ class ValidatePrequalForm(FormValidationAction):
         step = current.steps[SLOT_STEPS[slot]]
         parsed = parse_for_step(step, text, language=tracker.get_slot("language") or current.language)
         if parsed is NOT_UNDERSTOOD:
-            prompt = engine.prompt_for(current, step.id, _lead(tracker), answers=_answers(tracker), reprompt=True)
+            prompt = engine.prompt_for(
+                current, step.id, _lead(tracker), answers=_answers(tracker), reprompt=True
+            )
             dispatcher.utter_message(text=prompt.text)
             return {slot: None}
         return {slot: parsed}
 
-    def validate_service_need(self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
-                              domain: DomainDict) -> dict[str, Any]:
+    def validate_service_need(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
         """yes / no / unknown."""
         return self._validate("service_need", slot_value, dispatcher, tracker)
 
-    def validate_budget(self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
-                        domain: DomainDict) -> dict[str, Any]:
+    def validate_budget(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
         """{"min", "max", "currency"} or unknown."""
         return self._validate("budget", slot_value, dispatcher, tracker)
 
-    def validate_timing(self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
-                        domain: DomainDict) -> dict[str, Any]:
+    def validate_timing(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
         """{"kind", "days", "start", "end"} or unknown."""
         return self._validate("timing", slot_value, dispatcher, tracker)
 
-    def validate_authority(self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
-                           domain: DomainDict) -> dict[str, Any]:
+    def validate_authority(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
         """me / shared / someone_else / unknown."""
         return self._validate("authority", slot_value, dispatcher, tracker)
 
@@ -146,7 +155,9 @@ class AskSlot(Action, ABC):
         """The Rasa action name."""
         return f"action_ask_{self.slot}"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
         """Send the prompt of the matching step."""
         prompt = engine.prompt_for(flow(), SLOT_STEPS[self.slot], _lead(tracker), answers=_answers(tracker))
         dispatcher.utter_message(text=prompt.text)
@@ -186,7 +197,12 @@ def post_outcome(lead_id: str, payload: dict[str, Any], config: RasaSettings) ->
             reply = requests.post(url, json=payload, headers=headers, timeout=5)
             if reply.status_code < 500:
                 if reply.status_code >= 400:
-                    log.error("leadbot refused outcome for lead %s: %s %s", lead_id, reply.status_code, reply.text[:200])
+                    log.error(
+                        "leadbot refused outcome for lead %s: %s %s",
+                        lead_id,
+                        reply.status_code,
+                        reply.text[:200],
+                    )
                 return reply.ok
         except requests.RequestException as exc:
             log.warning("posting outcome for lead %s failed (attempt %d): %s", lead_id, attempt, exc)
@@ -203,7 +219,9 @@ class ActionSubmitPrequal(Action):
         """The Rasa action name."""
         return "action_submit_prequal"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
         """Decide, POST to leadbot, say the closing line."""
         current = flow()
         answers = _answers(tracker)

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-import phonenumbers
-from email_validator import EmailNotValidError, validate_email
-
-from bot.flows.model import UNKNOWN, YES_NO_DIGITS, AnswerType, Choice, Step
+from bot.flows.contacts import parse_email, parse_phone
+from bot.flows.model import NOT_UNDERSTOOD, UNKNOWN, YES_NO_DIGITS, AnswerType, Choice, Step
 from bot.flows.numbers import parse_money, parse_number
 from bot.flows.timeframes import parse_timeframe, warm
 from bot.flows.words import (
@@ -23,46 +20,86 @@ from bot.flows.words import (
     UNKNOWN_PHRASES,
     YES_NO,
     PhraseTable,
-    fold,
     table,
     tokens,
 )
 
-__all__ = ["NOT_UNDERSTOOD", "UNKNOWN", "is_opt_out", "parse", "parse_for_step", "warm"]
+__all__ = [
+    "NOT_UNDERSTOOD",
+    "UNKNOWN",
+    "is_opt_out",
+    "parse",
+    "parse_choice",
+    "parse_email",
+    "parse_for_step",
+    "parse_phone",
+    "parse_text",
+    "parse_yes_no",
+    "warm",
+]
 
 
-class _NotUnderstood:
-    """The single "no match" marker: the person said something we could not map to an answer."""
-
-    def __repr__(self) -> str:
-        return "NOT_UNDERSTOOD"
-
-    def __bool__(self) -> bool:
-        return False
-
-
-NOT_UNDERSTOOD: Any = _NotUnderstood()
 UNKNOWN_TABLE = table({UNKNOWN: UNKNOWN_PHRASES})
-ORDINALS = {"first": 1, "1st": 1, "one": 1, "second": 2, "2nd": 2, "two": 2, "third": 3, "3rd": 3,
-            "three": 3, "fourth": 4, "4th": 4, "four": 4, "fifth": 5, "5th": 5, "five": 5, "six": 6,
-            "seven": 7, "eight": 8, "primero": 1, "primera": 1, "uno": 1, "segundo": 2, "segunda": 2,
-            "dos": 2, "tercero": 3, "tercera": 3, "tres": 3, "cuatro": 4, "cinco": 5}
-_NUMBER_LEAD = frozenset({"number", "option", "press", "pressing", "the", "choice", "numero", "opcion", "la",
-                          "el", "one", "i", "pick", "choose", "select", "ill", "take", "go", "with"})
-DIGIT_WORDS = dict(zip(
-    "zero oh o one two three four five six seven eight nine cero uno dos tres cuatro cinco seis siete ocho "
-    "nueve".split(), "0 0 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9".split(), strict=True))
-_EMAIL_LEADS = frozenset("is its it email e-mail mail address es correo my mi".split())
+ORDINALS = {
+    "first": 1,
+    "1st": 1,
+    "one": 1,
+    "second": 2,
+    "2nd": 2,
+    "two": 2,
+    "third": 3,
+    "3rd": 3,
+    "three": 3,
+    "fourth": 4,
+    "4th": 4,
+    "four": 4,
+    "fifth": 5,
+    "5th": 5,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "primero": 1,
+    "primera": 1,
+    "uno": 1,
+    "segundo": 2,
+    "segunda": 2,
+    "dos": 2,
+    "tercero": 3,
+    "tercera": 3,
+    "tres": 3,
+    "cuatro": 4,
+    "cinco": 5,
+}
+_NUMBER_LEAD = frozenset(
+    {
+        "number",
+        "option",
+        "press",
+        "pressing",
+        "the",
+        "choice",
+        "numero",
+        "opcion",
+        "la",
+        "el",
+        "one",
+        "i",
+        "pick",
+        "choose",
+        "select",
+        "ill",
+        "take",
+        "go",
+        "with",
+    }
+)
 _SUBJECTS = frozenset("i im ive id we were my me its it he she they our mine".split())
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_SPOKEN_EMAIL = ((r"\s+(?:at|arroba)\s+", "@"), (r"\s+(?:dot|punto)\s+", "."), (r"\s*underscore\s*", "_"),
-                 (r"\s*(?:dash|hyphen)\s*", "-"), (r"\s*@\s*", "@"), (r"\s*\.\s*", "."))
-_SAME_NUMBER = table({"same": "same | same number | this number | this one | the one you called | "
-                              "the same one | este | este numero | el mismo"})
 
 
-def is_opt_out(text: str = "", digits: str = "", opt_out_digit: str | None = None,
-               extra_words: Iterable[str] = ()) -> bool:
+def is_opt_out(
+    text: str = "", digits: str = "", opt_out_digit: str | None = None, extra_words: Iterable[str] = ()
+) -> bool:
     """True for STOP-style keywords (whole message), stop phrases anywhere, or the opt-out key."""
     if opt_out_digit and digits.strip() == opt_out_digit:
         return True
@@ -87,7 +124,7 @@ def _whole_number(words: list[str]) -> int | None:
 
 
 def parse_yes_no(text: str, digits: str = "") -> Any:
-    """"yes", "no", UNKNOWN or NOT_UNDERSTOOD; keypad 1 is yes and 2 is no."""
+    """ "yes", "no", UNKNOWN or NOT_UNDERSTOOD; keypad 1 is yes and 2 is no."""
     if digits.strip():
         return YES_NO_DIGITS.get(digits.strip()[:1], NOT_UNDERSTOOD)
     words = tokens(text)
@@ -106,7 +143,9 @@ def parse_yes_no(text: str, digits: str = "") -> Any:
 
 
 @lru_cache(maxsize=256)
-def _choice_table(key: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]) -> tuple[PhraseTable, dict[str, str]]:
+def _choice_table(
+    key: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...],
+) -> tuple[PhraseTable, dict[str, str]]:
     """Phrase table over ids, labels and synonyms; plus single words for typo matching."""
     phrases = PhraseTable()
     single: dict[str, str] = {}
@@ -161,52 +200,23 @@ def parse_choice(text: str, digits: str = "", choices: Sequence[Choice] = ()) ->
     return NOT_UNDERSTOOD
 
 
-def parse_email(text: str) -> Any:
-    """A normalized address; spoken forms ("john dot smith at gmail dot com") are rebuilt first."""
-    spoken = fold(text).strip(" .!?")
-    for pattern, replacement in _SPOKEN_EMAIL:
-        spoken = re.sub(pattern, replacement, spoken)
-    if "@" in spoken:
-        # Spoken local parts arrive in pieces ("john smith 42 at ..."): join the words after the lead-in.
-        local, _, domain = spoken.partition("@")
-        words = local.split()
-        cut = max((i + 1 for i, w in enumerate(words) if w in _EMAIL_LEADS), default=0)
-        spoken = "".join(words[cut:]) + "@" + domain.split()[0] if domain.split() else spoken
-    found = _EMAIL.search(spoken)
-    if not found:
-        return UNKNOWN if UNKNOWN_TABLE.first(tokens(text)) else NOT_UNDERSTOOD
-    try:
-        return validate_email(found.group(0).strip("."), check_deliverability=False).normalized
-    except EmailNotValidError:
-        return NOT_UNDERSTOOD
-
-
-def parse_phone(text: str, digits: str = "", region: str = "US", current: str | None = None) -> Any:
-    """An E.164 number; "same number" gives `current`."""
-    words = tokens(text)
-    if current and not digits and _SAME_NUMBER.first(words):
-        return current
-    spoken = digits or " ".join(DIGIT_WORDS.get(w, w) for w in tokens(text, dedupe=False))
-    raw = re.sub(r"[^\d]", "", spoken)
-    raw = "+" + raw if text.strip().startswith("+") else raw
-    try:
-        number = phonenumbers.parse(raw, region)
-    except phonenumbers.NumberParseException:
-        return NOT_UNDERSTOOD
-    if not phonenumbers.is_valid_number(number):
-        return NOT_UNDERSTOOD
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
 def parse_text(text: str, digits: str = "") -> Any:
     """Free text, trimmed; keypad digits are kept as typed."""
     value = (text or digits).strip()
     return " ".join(value.split()) if value else NOT_UNDERSTOOD
 
 
-def parse(answer_type: AnswerType | str, text: str = "", digits: str = "", *, choices: Sequence[Choice] = (),
-          language: str = "en", now: datetime | None = None, region: str = "US",
-          current_phone: str | None = None) -> Any:
+def parse(
+    answer_type: AnswerType | str,
+    text: str = "",
+    digits: str = "",
+    *,
+    choices: Sequence[Choice] = (),
+    language: str = "en",
+    now: datetime | None = None,
+    region: str = "US",
+    current_phone: str | None = None,
+) -> Any:
     """Parse one answer of `answer_type`; returns the normalized value, UNKNOWN or NOT_UNDERSTOOD."""
     kind = AnswerType(answer_type)
     text = text or ""

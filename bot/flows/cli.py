@@ -55,7 +55,9 @@ def check(files: Sequence[Path], out: TextIO) -> int:
         flow, found = load_flow(path)
         errors += found
         if flow is not None and flow.id in flows:
-            errors.append(FlowError(str(path), None, "id", f"flow id {flow.id!r} is already used by {flows[flow.id]}"))
+            errors.append(
+                FlowError(str(path), None, "id", f"flow id {flow.id!r} is already used by {flows[flow.id]}")
+            )
         elif flow is not None:
             flows[flow.id] = path
     for path in routing_paths:
@@ -101,8 +103,13 @@ def chat(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     except FlowNotFound as exc:
         print(f"cannot use flow {args.flow!r}: {exc}", file=out)
         return 1
-    lead = {"name": args.name, "service": args.service, "source": args.source, "language": args.language,
-            "phone": args.phone}
+    lead = {
+        "name": args.name,
+        "service": args.service,
+        "source": args.source,
+        "language": args.language,
+        "phone": args.phone,
+    }
     state, prompts, outcome = engine.start(flow, lead, "sms")
     print(f"bot> {sms.render(prompts)}", file=out)
     for line in stdin:

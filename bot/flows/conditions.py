@@ -159,7 +159,9 @@ def evaluate(cond: Condition, answers: Mapping[str, Any]) -> bool:
 Report = Callable[[int | None, str, str], None]  # (line, where, message)
 
 
-def parse_condition(node: Any, where: str, line: int, report: Report, steps: Mapping[str, Step]) -> Condition | None:
+def parse_condition(
+    node: Any, where: str, line: int, report: Report, steps: Mapping[str, Step]
+) -> Condition | None:
     """Build a condition from YAML, reporting every problem; None when unusable."""
     if not isinstance(node, MarkedDict) or not node:
         report(line, where, "a condition must be a mapping like {answer: step, is: yes} or {all: [...]}")
@@ -170,8 +172,9 @@ def parse_condition(node: Any, where: str, line: int, report: Report, steps: Map
         extra = [k for k in node if k != groups[0]]
         if extra:
             report(node.line_of(extra[0]), where, f"'{groups[0]}' cannot be combined with {extra[0]!r}")
-        return _parse_group(groups[0], node[groups[0]], f"{where}.{groups[0]}", node.line_of(groups[0]),
-                            report, steps)
+        return _parse_group(
+            groups[0], node[groups[0]], f"{where}.{groups[0]}", node.line_of(groups[0]), report, steps
+        )
     if "answer" not in node:
         report(line, where, "a condition needs 'answer: <step>' or one of all/any/not")
         return None
@@ -195,7 +198,9 @@ def parse_condition(node: Any, where: str, line: int, report: Report, steps: Map
         return None
     spec = OPERATORS[op]
     if spec.types is not None and step.type not in spec.types:
-        report(node.line_of(op), f"{where}.{op}", f"cannot apply to step '{step_id}' ({step.type.value} answers)")
+        report(
+            node.line_of(op), f"{where}.{op}", f"cannot apply to step '{step_id}' ({step.type.value} answers)"
+        )
         return None
     problem = spec.check(node[op], step)
     if problem:
@@ -205,13 +210,16 @@ def parse_condition(node: Any, where: str, line: int, report: Report, steps: Map
     return Leaf(str(step_id), op, str(arg) if isinstance(arg, str) else arg)
 
 
-def _parse_group(kind: str, value: Any, where: str, line: int, report: Report,
-                 steps: Mapping[str, Step]) -> Condition | None:
+def _parse_group(
+    kind: str, value: Any, where: str, line: int, report: Report, steps: Mapping[str, Step]
+) -> Condition | None:
     if kind == "not":
         inner = parse_condition(value, where, line, report, steps)
         return Group("not", (inner,)) if inner else None
     if not isinstance(value, MarkedList) or not value:
         report(line, where, f"'{kind}' expects a non-empty list of conditions")
         return None
-    items = [parse_condition(v, f"{where}[{i}]", value.line_of(i), report, steps) for i, v in enumerate(value)]
+    items = [
+        parse_condition(v, f"{where}[{i}]", value.line_of(i), report, steps) for i, v in enumerate(value)
+    ]
     return Group(kind, tuple(i for i in items if i)) if all(items) else None

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
 from typing import Any
 
 from bot.flows.answers import NOT_UNDERSTOOD, is_opt_out, parse_for_step
@@ -25,86 +23,23 @@ from bot.flows.model import (
     Step,
 )
 from bot.flows.templates import LEAD_FIELDS, AnswerView, Text, context
+from bot.flows.turns import Event, EventKind, Outcome, Prompt, PromptKind
+
+__all__ = [
+    "Event",
+    "EventKind",
+    "Outcome",
+    "Prompt",
+    "PromptKind",
+    "decide",
+    "opt_out",
+    "prompt_for",
+    "start",
+    "step",
+]
 
 STATE_FORMAT = 1
 MAX_TURNS = 40  # a flow whose answers loop (e.g. "confirm your number? no") still ends
-
-
-class EventKind(str, Enum):
-    """What the person did."""
-
-    ANSWER = "answer"
-    SILENCE = "silence"
-
-
-class PromptKind(str, Enum):
-    """Why a prompt is said."""
-
-    GREETING = "greeting"
-    QUESTION = "question"
-    REPROMPT = "reprompt"
-
-
-@dataclass(frozen=True)
-class Event:
-    """One turn from the person: speech/SMS text and/or keypad digits, or silence."""
-
-    kind: EventKind = EventKind.ANSWER
-    text: str = ""
-    digits: str = ""
-
-    @classmethod
-    def answer(cls, text: str = "", digits: str = "") -> Event:
-        """An answer; empty text and digits count as silence."""
-        return cls(EventKind.ANSWER, text or "", digits or "")
-
-    @classmethod
-    def silence(cls) -> Event:
-        """No input before the timeout."""
-        return cls(EventKind.SILENCE)
-
-
-@dataclass(frozen=True)
-class Prompt:
-    """One thing to say or send, and what input (if any) it waits for."""
-
-    text: str
-    kind: PromptKind
-    language: str
-    voice: str
-    step: str | None = None  # set when this prompt waits for an answer
-    answer_type: str | None = None
-    hints: tuple[str, ...] = ()  # speech recognition hints
-    num_digits: int | None = None  # 1 when a single keypress answers
-    keys: tuple[tuple[str, str], ...] = ()  # (key, label) pairs the keypad accepts
-
-    @property
-    def expects_input(self) -> bool:
-        """True when the channel should wait for an answer after this prompt."""
-        return self.step is not None
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How the conversation ended and what leadbot should do next."""
-
-    id: str
-    action: str  # warm_transfer | handoff_sms | nurture:<sequence> | close | opt_out
-    say: str
-    answers: dict[str, Any] = field(default_factory=dict)
-    reason: str = ""
-    language: str = "en"
-    voice: str = ""
-
-    @property
-    def kind(self) -> ActionKind:
-        """The action without its nurture sequence."""
-        return ActionKind(self.action.split(":", 1)[0])
-
-    @property
-    def sequence(self) -> str | None:
-        """The nurture sequence of `nurture:<sequence>`, else None."""
-        return self.action.split(":", 1)[1] if ":" in self.action else None
 
 
 def _language(flow: Flow, wanted: str | None) -> str:
@@ -112,12 +47,18 @@ def _language(flow: Flow, wanted: str | None) -> str:
     return lang if lang in flow.languages else flow.language
 
 
-def _views(flow: Flow, answers: Mapping[str, Any], raw: Mapping[str, str], lang: str) -> dict[str, AnswerView]:
+def _views(
+    flow: Flow, answers: Mapping[str, Any], raw: Mapping[str, str], lang: str
+) -> dict[str, AnswerView]:
     views = {}
     for sid, value in answers.items():
         step = flow.steps.get(sid)
         choice = step.choice(str(value)) if step and step.type == AnswerType.CHOICE else None
-        label = choice.label.sources.get(lang) or next(iter(choice.label.sources.values())) if choice and choice.label else ""
+        label = (
+            choice.label.sources.get(lang) or next(iter(choice.label.sources.values()))
+            if choice and choice.label
+            else ""
+        )
         views[sid] = AnswerView(value, raw.get(sid, "" if value is None else str(value)), label)
     return views
 
@@ -131,8 +72,11 @@ def _keys(step: Step, lang: str) -> tuple[tuple[str, str], ...]:
     if step.type == AnswerType.YES_NO:
         return (("1", "sí" if lang == "es" else "yes"), ("2", "no"))
     if step.type == AnswerType.CHOICE:
-        return tuple((c.digit or str(i + 1), (c.label.sources.get(lang) if c.label else None) or c.id)
-                     for i, c in enumerate(step.choices) if len(step.choices) < 10)
+        return tuple(
+            (c.digit or str(i + 1), (c.label.sources.get(lang) if c.label else None) or c.id)
+            for i, c in enumerate(step.choices)
+            if len(step.choices) < 10
+        )
     return ()
 
 
@@ -141,12 +85,22 @@ def _question(flow: Flow, step: Step, state: Mapping[str, Any], kind: PromptKind
     text = step.reprompt if kind == PromptKind.REPROMPT and step.reprompt else step.prompt
     keys = _keys(step, lang)
     hints = [label for _, label in keys] + [s for c in step.choices for s in c.synonyms] + list(step.hints)
-    return Prompt(_render(flow, text, state), kind, lang, flow.voice_for(lang), step.id, step.type.value,
-                  tuple(dict.fromkeys(hints)), 1 if step.type in KEYPAD_TYPES and keys else None, keys)
+    return Prompt(
+        _render(flow, text, state),
+        kind,
+        lang,
+        flow.voice_for(lang),
+        step.id,
+        step.type.value,
+        tuple(dict.fromkeys(hints)),
+        1 if step.type in KEYPAD_TYPES and keys else None,
+        keys,
+    )
 
 
 def _outcome(flow: Flow, spec: OutcomeDef | None, state: dict[str, Any], reason: str) -> Outcome:
     lang = state["language"]
+    say: Text | None
     if spec is None:
         oid, action, say = OPT_OUT_ID, ActionKind.OPT_OUT.value, flow.opt_out.say
     else:
@@ -156,8 +110,14 @@ def _outcome(flow: Flow, spec: OutcomeDef | None, state: dict[str, Any], reason:
     return Outcome(oid, action, text, dict(state["answers"]), reason, lang, flow.voice_for(lang))
 
 
-def decide(flow: Flow, answers: Mapping[str, Any], lead: Mapping[str, Any] | None = None,
-           language: str | None = None, *, reason: str = "") -> Outcome:
+def decide(
+    flow: Flow,
+    answers: Mapping[str, Any],
+    lead: Mapping[str, Any] | None = None,
+    language: str | None = None,
+    *,
+    reason: str = "",
+) -> Outcome:
     """Evaluate the flow's outcomes in order against `answers` (step id -> normalized value)."""
     lead = dict(lead or {})
     state = _new_state(flow, lead, Channel.SMS, language or lead.get("language"))
@@ -180,8 +140,15 @@ def _lead(lead: Mapping[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def prompt_for(flow: Flow, step_id: str, lead: Mapping[str, Any] | None = None, language: str | None = None,
-               answers: Mapping[str, Any] | None = None, *, reprompt: bool = False) -> Prompt:
+def prompt_for(
+    flow: Flow,
+    step_id: str,
+    lead: Mapping[str, Any] | None = None,
+    language: str | None = None,
+    answers: Mapping[str, Any] | None = None,
+    *,
+    reprompt: bool = False,
+) -> Prompt:
     """One step's question (or reprompt) outside a running conversation, e.g. for a Rasa form."""
     lead = dict(lead or {})
     state = _new_state(flow, lead, Channel.SMS, language or lead.get("language"))
@@ -190,8 +157,14 @@ def prompt_for(flow: Flow, step_id: str, lead: Mapping[str, Any] | None = None, 
     return _question(flow, flow.steps[step_id], state, kind)
 
 
-def opt_out(flow: Flow, answers: Mapping[str, Any], lead: Mapping[str, Any] | None = None,
-            language: str | None = None, *, reason: str = "opt-out") -> Outcome:
+def opt_out(
+    flow: Flow,
+    answers: Mapping[str, Any],
+    lead: Mapping[str, Any] | None = None,
+    language: str | None = None,
+    *,
+    reason: str = "opt-out",
+) -> Outcome:
     """The opt-out outcome with the flow's goodbye line."""
     lead = dict(lead or {})
     state = _new_state(flow, lead, Channel.SMS, language or lead.get("language"))
@@ -201,20 +174,33 @@ def opt_out(flow: Flow, answers: Mapping[str, Any], lead: Mapping[str, Any] | No
 
 def _new_state(flow: Flow, lead: Mapping[str, Any], channel: Channel, language: str | None) -> dict[str, Any]:
     return {
-        "format": STATE_FORMAT, "flow_id": flow.id, "version": flow.version, "channel": channel.value,
-        "language": _language(flow, language), "lead": _lead(lead),
-        "step": flow.first_step, "answers": {}, "raw": {}, "retries": 0, "turns": 0,
-        "done": False, "outcome": None,
+        "format": STATE_FORMAT,
+        "flow_id": flow.id,
+        "version": flow.version,
+        "channel": channel.value,
+        "language": _language(flow, language),
+        "lead": _lead(lead),
+        "step": flow.first_step,
+        "answers": {},
+        "raw": {},
+        "retries": 0,
+        "turns": 0,
+        "done": False,
+        "outcome": None,
     }
 
 
-def start(flow: Flow, lead: Mapping[str, Any], channel: str) -> tuple[dict[str, Any], list[Prompt], Outcome | None]:
+def start(
+    flow: Flow, lead: Mapping[str, Any], channel: str
+) -> tuple[dict[str, Any], list[Prompt], Outcome | None]:
     """Begin a conversation: the greeting and the first question."""
     state = _new_state(flow, lead, Channel.parse(channel), lead.get("language"))
     prompts = []
     if flow.greeting:
         lang = state["language"]
-        prompts.append(Prompt(_render(flow, flow.greeting, state), PromptKind.GREETING, lang, flow.voice_for(lang)))
+        prompts.append(
+            Prompt(_render(flow, flow.greeting, state), PromptKind.GREETING, lang, flow.voice_for(lang))
+        )
     prompts.append(_question(flow, flow.steps[flow.first_step], state, PromptKind.QUESTION))
     return state, prompts, None
 
@@ -236,15 +222,20 @@ def _miss(flow: Flow, step: Step, state: dict[str, Any], why: str) -> tuple[list
     return [_question(flow, step, state, PromptKind.REPROMPT)], None
 
 
-def step(flow: Flow, state: Mapping[str, Any], event: Event, *, now: datetime | None = None,
-         region: str = "US") -> tuple[dict[str, Any], list[Prompt], Outcome | None]:
+def step(
+    flow: Flow, state: Mapping[str, Any], event: Event, *, now: datetime | None = None, region: str = "US"
+) -> tuple[dict[str, Any], list[Prompt], Outcome | None]:
     """Apply one event; returns a new state (the input is not modified), prompts and maybe an outcome."""
     if state.get("flow_id") != flow.id or state.get("version") != flow.version:
         raise ConversationError(
             f"state is pinned to version {str(state.get('version'))[:12]} of flow {state.get('flow_id')!r}; "
-            f"load that version (FlowRegistry.get) instead of {flow.version[:12]}", flow_id=flow.id)
+            f"load that version (FlowRegistry.get) instead of {flow.version[:12]}",
+            flow_id=flow.id,
+        )
     if state.get("done"):
-        raise ConversationError(f"conversation already ended with outcome {state.get('outcome')!r}", flow_id=flow.id)
+        raise ConversationError(
+            f"conversation already ended with outcome {state.get('outcome')!r}", flow_id=flow.id
+        )
     new = {**state, "answers": dict(state["answers"]), "raw": dict(state["raw"]), "turns": state["turns"] + 1}
     current = flow.steps[new["step"]]
     digits = event.digits.strip() if event.kind == EventKind.ANSWER else ""
@@ -257,8 +248,15 @@ def step(flow: Flow, state: Mapping[str, Any], event: Event, *, now: datetime | 
         return (new, *_go(flow, new, DECIDE, f"conversation reached {MAX_TURNS} turns"))
     if not text and not digits:
         return (new, *_miss(flow, current, new, "silence"))
-    value = parse_for_step(current, text, digits, language=new["language"], now=now, region=region,
-                           current_phone=new["lead"].get("phone"))
+    value = parse_for_step(
+        current,
+        text,
+        digits,
+        language=new["language"],
+        now=now,
+        region=region,
+        current_phone=new["lead"].get("phone"),
+    )
     key = value if current.type in KEYPAD_TYPES else (UNKNOWN if value == UNKNOWN else "default")
     target = current.target_for(str(key)) if value is not NOT_UNDERSTOOD else None
     if target is None:

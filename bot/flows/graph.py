@@ -8,7 +8,7 @@ from bot.flows.model import DECIDE, OUTCOME_PREFIX, OutcomeDef, Step
 from bot.flows.yamlmarks import MarkedDict
 
 if TYPE_CHECKING:
-    from bot.flows.schema import Builder
+    from bot.flows.builder import Builder
 
 
 def _answers(step: Step) -> set[str]:
@@ -46,12 +46,23 @@ def can_finish(steps: dict[str, Step]) -> set[str]:
 
 def fallback_of(outcomes_node: MarkedDict) -> str | None:
     """The first outcome without `when`: what `decide` picks when nothing else matches."""
-    return next((str(oid) for oid, node in outcomes_node.items()
-                 if isinstance(node, MarkedDict) and "when" not in node), None)
+    return next(
+        (
+            str(oid)
+            for oid, node in outcomes_node.items()
+            if isinstance(node, MarkedDict) and "when" not in node
+        ),
+        None,
+    )
 
 
-def check_graph(b: Builder, steps: dict[str, Step], outcomes_node: MarkedDict,
-                outcomes: dict[str, OutcomeDef], steps_node: MarkedDict) -> None:
+def check_graph(
+    b: Builder,
+    steps: dict[str, Step],
+    outcomes_node: MarkedDict,
+    outcomes: dict[str, OutcomeDef],
+    steps_node: MarkedDict,
+) -> None:
     """Report unreachable steps, steps that cannot end, and outcomes that can never happen."""
     seen = reachable(steps)
     finishing = can_finish(steps)
@@ -67,9 +78,12 @@ def check_graph(b: Builder, steps: dict[str, Step], outcomes_node: MarkedDict,
     decided: list[str] = []
     if DECIDE in targets:
         if fallback is None:
-            b.error(outcomes_node.line, "outcomes",
-                    "a step goes to 'decide' but no outcome is a fallback (one without 'when'); "
-                    "add one so every lead gets an outcome")
+            b.error(
+                outcomes_node.line,
+                "outcomes",
+                "a step goes to 'decide' but no outcome is a fallback (one without 'when'); "
+                "add one so every lead gets an outcome",
+            )
         for oid in outcomes_node:
             decided.append(str(oid))
             if oid == fallback:
@@ -78,8 +92,10 @@ def check_graph(b: Builder, steps: dict[str, Step], outcomes_node: MarkedDict,
         if oid in explicit or oid in decided:
             continue
         if DECIDE in targets:
-            why = (f"'decide' stops at '{fallback}' (the first outcome without 'when') and no step goes to "
-                   f"'outcome:{oid}'; move '{fallback}' below it or give '{fallback}' a 'when'")
+            why = (
+                f"'decide' stops at '{fallback}' (the first outcome without 'when') and no step goes to "
+                f"'outcome:{oid}'; move '{fallback}' below it or give '{fallback}' a 'when'"
+            )
         else:
             why = f"no step goes to 'decide' or 'outcome:{oid}'"
         b.error(outcomes_node.line_of(oid), f"outcomes.{oid}", f"outcome can never be reached: {why}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.flows.templates import Text
 
@@ -20,6 +20,19 @@ SUPPORTED_LANGUAGES = ("en", "es")
 DEFAULT_OPT_OUT_DIGIT = "9"  # "press 9 to be removed" is the common IVR convention in the US
 DEFAULT_MAX_RETRIES = 2
 DEFAULT_VOICE = "Polly.Joanna"
+
+
+class _NotUnderstood:
+    """The single "no match" marker: the person said something we could not map to an answer."""
+
+    def __repr__(self) -> str:
+        return "NOT_UNDERSTOOD"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+NOT_UNDERSTOOD: Any = _NotUnderstood()  # parsers return it when nothing fits
 
 
 class AnswerType(str, Enum):

@@ -14,30 +14,76 @@ from bot.flows.words import UNKNOWN_PHRASES, fold, table, tokens
 NOT_A_NUMBER = None
 
 VAGUE = {
-    "a couple of": "2", "a couple": "2", "couple of": "2", "a pair of": "2", "a few": "3", "few": "3",
-    "several": "4", "half a dozen": "6", "a dozen": "12", "dozen": "12", "a hundred": "100",
-    "a thousand": "1000", "a grand": "1000", "a million": "1000000", "un par de": "2", "unos": "",
+    "a couple of": "2",
+    "a couple": "2",
+    "couple of": "2",
+    "a pair of": "2",
+    "a few": "3",
+    "few": "3",
+    "several": "4",
+    "half a dozen": "6",
+    "a dozen": "12",
+    "dozen": "12",
+    "a hundred": "100",
+    "a thousand": "1000",
+    "a grand": "1000",
+    "a million": "1000000",
+    "un par de": "2",
+    "unos": "",
 }
-SCALES = {"hh": 100, "k": 1_000, "thousand": 1_000, "grand": 1_000, "g": 1_000, "mil": 1_000, "thousands": 1_000,
-          "hundred": 100, "hundreds": 100, "m": 1_000_000, "million": 1_000_000, "mm": 1_000_000,
-          "millones": 1_000_000, "millon": 1_000_000}
-CURRENCY_WORDS = {"dollar": "USD", "dollars": "USD", "bucks": "USD", "usd": "USD", "$": "USD",
-                  "euro": "EUR", "euros": "EUR", "€": "EUR", "eur": "EUR", "pesos": "MXN", "£": "GBP",
-                  "pounds": "GBP", "dolares": "USD"}
+SCALES = {
+    "hh": 100,
+    "k": 1_000,
+    "thousand": 1_000,
+    "grand": 1_000,
+    "g": 1_000,
+    "mil": 1_000,
+    "thousands": 1_000,
+    "hundred": 100,
+    "hundreds": 100,
+    "m": 1_000_000,
+    "million": 1_000_000,
+    "mm": 1_000_000,
+    "millones": 1_000_000,
+    "millon": 1_000_000,
+}
+CURRENCY_WORDS = {
+    "dollar": "USD",
+    "dollars": "USD",
+    "bucks": "USD",
+    "usd": "USD",
+    "$": "USD",
+    "euro": "EUR",
+    "euros": "EUR",
+    "€": "EUR",
+    "eur": "EUR",
+    "pesos": "MXN",
+    "£": "GBP",
+    "pounds": "GBP",
+    "dolares": "USD",
+}
 _NUMBER = re.compile(
     r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)\s*(?P<scale>"
     + "|".join(sorted(map(re.escape, SCALES), key=len, reverse=True))
     + r")?(?![a-z])"
 )
 _RANGE_JOIN = re.compile(r"^\s*(?:-|–|to|and|or|through|a|y|o|hasta)\s*\$?\s*$")
-_UNDER = re.compile(r"\b(?:under|less than|below|up to|no more than|not more than|at most|max(?:imum)?|"
-                    r"maximum of|menos de|hasta)\s*\$?\s*$")
-_OVER = re.compile(r"\b(?:over|more than|above|at least|starting at|minimum(?: of)?|min|mas de|"
-                   r"no less than|upwards of)\s*\$?\s*$")
+_UNDER = re.compile(
+    r"\b(?:under|less than|below|up to|no more than|not more than|at most|max(?:imum)?|"
+    r"maximum of|menos de|hasta)\s*\$?\s*$"
+)
+_OVER = re.compile(
+    r"\b(?:over|more than|above|at least|starting at|minimum(?: of)?|min|mas de|"
+    r"no less than|upwards of)\s*\$?\s*$"
+)
 _PLUS_AFTER = re.compile(r"^\s*(?:\+|plus|or more|and up|or higher|and above|o mas)")
-UNKNOWN_MONEY = table({UNKNOWN: UNKNOWN_PHRASES + " | no budget | dont have a budget | no set budget | "
-                       "havent set a budget | not sure yet | whatever it costs | whatever it takes | "
-                       "need a quote | need an estimate | thats why im calling | you tell me"})
+UNKNOWN_MONEY = table(
+    {
+        UNKNOWN: UNKNOWN_PHRASES + " | no budget | dont have a budget | no set budget | "
+        "havent set a budget | not sure yet | whatever it costs | whatever it takes | "
+        "need a quote | need an estimate | thats why im calling | you tell me"
+    }
+)
 ZERO_MONEY = table({0: "nothing | zero | none | no money | cant afford | cant afford anything | nada"})
 
 

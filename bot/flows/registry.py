@@ -33,8 +33,13 @@ class _Seen:
 class FlowRegistry:
     """Loads every `*.yaml` flow in `flows_dir`; a broken edit never replaces a working version."""
 
-    def __init__(self, flows_dir: str | Path, on_new_version: NewVersionHook | None = None,
-                 source_loader: SourceLoader | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        flows_dir: str | Path,
+        on_new_version: NewVersionHook | None = None,
+        source_loader: SourceLoader | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.flows_dir = Path(flows_dir)
         self.on_new_version = on_new_version
         self.source_loader = source_loader
@@ -133,7 +138,9 @@ class FlowRegistry:
             return
         owner = next((p for p, s in self._files.items() if s.flow_id == flow.id and p != path), None)
         if owner is not None:
-            self._errors[str(path)] = [FlowError(str(path), None, "id", f"flow id {flow.id!r} is already used by {owner}")]
+            self._errors[str(path)] = [
+                FlowError(str(path), None, "id", f"flow id {flow.id!r} is already used by {owner}")
+            ]
             self._files[path] = _Seen(stamp, None, None)
             return
         self._errors.pop(str(path), None)

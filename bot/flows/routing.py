@@ -32,7 +32,7 @@ class Routing:
         """The first routed flow that exists; a route to a missing flow falls through to the default."""
         for table, value in ((self.by_service, service), (self.by_source, source)):
             flow_id = table.get(_key(value))
-            if flow_id in known:
+            if flow_id is not None and flow_id in known:
                 return flow_id
         if self.default in known:
             return self.default
@@ -43,8 +43,11 @@ class Routing:
         targets = [("default", self.default)]
         targets += [(f"by_service.{k}", v) for k, v in self.by_service.items()]
         targets += [(f"by_source.{k}", v) for k, v in self.by_source.items()]
-        return [FlowError(path, self.lines.get(where), where, f"unknown flow {flow_id!r}")
-                for where, flow_id in targets if flow_id not in known]
+        return [
+            FlowError(path, self.lines.get(where), where, f"unknown flow {flow_id!r}")
+            for where, flow_id in targets
+            if flow_id not in known
+        ]
 
 
 def load_routing(path: str | Path) -> tuple[Routing, list[FlowError]]:
@@ -63,11 +66,17 @@ def load_routing(path: str | Path) -> tuple[Routing, list[FlowError]]:
         return Routing(loaded=True), []
     errors: list[FlowError] = []
     if not isinstance(data, MarkedDict):
-        return Routing(), [FlowError(name, 1, "", "routing must be a mapping with default, by_service, by_source")]
+        return Routing(), [
+            FlowError(name, 1, "", "routing must be a mapping with default, by_service, by_source")
+        ]
     routing = Routing(loaded=True)
     for key in data:
         if key not in KEYS:
-            errors.append(FlowError(name, data.line_of(key), str(key), f"unknown key {key!r} (allowed: {', '.join(KEYS)})"))
+            errors.append(
+                FlowError(
+                    name, data.line_of(key), str(key), f"unknown key {key!r} (allowed: {', '.join(KEYS)})"
+                )
+            )
     default = data.get("default", DEFAULT_FLOW)
     if isinstance(default, str):
         routing.default = default
@@ -77,7 +86,9 @@ def load_routing(path: str | Path) -> tuple[Routing, list[FlowError]]:
     for table_name in ("by_service", "by_source"):
         table = data.get(table_name) or MarkedDict()
         if not isinstance(table, MarkedDict):
-            errors.append(FlowError(name, data.line_of(table_name), table_name, "expected a mapping of name to flow id"))
+            errors.append(
+                FlowError(name, data.line_of(table_name), table_name, "expected a mapping of name to flow id")
+            )
             continue
         for k, v in table.items():
             where = f"{table_name}.{k}"

@@ -6,7 +6,10 @@ from collections.abc import Sequence
 
 from bot.flows.engine import Event, Outcome, Prompt, PromptKind
 
-REPLY = {"en": ("Reply {pairs}.", "{key} for {label}", " or "), "es": ("Responda {pairs}.", "{key} para {label}", " o ")}
+REPLY = {
+    "en": ("Reply {pairs}.", "{key} for {label}", " or "),
+    "es": ("Responda {pairs}.", "{key} para {label}", " o "),
+}
 STOP_NOTICE = {"en": "Reply STOP to opt out.", "es": "Responda STOP para no recibir más mensajes."}
 
 

@@ -91,7 +91,9 @@ class Text:
         return " ".join(text.split())
 
 
-def template_problems(source: str, step_ids: Iterable[str]) -> tuple[jinja2.Template | None, list[tuple[int, str]]]:
+def template_problems(
+    source: str, step_ids: Iterable[str]
+) -> tuple[jinja2.Template | None, list[tuple[int, str]]]:
     """Compile `source`; return the template and (template line, message) for each problem."""
     try:
         tree = ENV.parse(source)
@@ -128,6 +130,8 @@ def sample_context(step_ids: Iterable[str]) -> dict[str, Any]:
     return {"lead": LeadView(lead), "answers": AnswersView(ids, answers)}
 
 
-def context(lead: Mapping[str, Any], step_ids: Iterable[str], answered: Mapping[str, AnswerView]) -> dict[str, Any]:
+def context(
+    lead: Mapping[str, Any], step_ids: Iterable[str], answered: Mapping[str, AnswerView]
+) -> dict[str, Any]:
     """The runtime template context."""
     return {"lead": LeadView(lead), "answers": AnswersView(step_ids, answered)}

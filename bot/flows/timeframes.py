@@ -12,19 +12,55 @@ from text_to_num import alpha2digit
 from bot.flows.model import UNKNOWN
 from bot.flows.words import UNKNOWN_PHRASES, fold, table, tokens
 
-UNITS = {"day": 1, "days": 1, "dia": 1, "dias": 1, "week": 7, "weeks": 7, "wk": 7, "wks": 7, "semana": 7,
-         "semanas": 7, "month": 30, "months": 30, "mo": 30, "mos": 30, "mes": 30, "meses": 30,
-         "year": 365, "years": 365, "yr": 365, "yrs": 365, "ano": 365, "anos": 365}
-MONTHS = {name: i + 1 for i, names in enumerate(
-    "january enero|february febrero|march marzo|april abril|may mayo|june junio|july julio|august agosto|"
-    "september sept septiembre|october octubre|november noviembre|december diciembre".split("|"))
-    for name in names.split()}
+UNITS = {
+    "day": 1,
+    "days": 1,
+    "dia": 1,
+    "dias": 1,
+    "week": 7,
+    "weeks": 7,
+    "wk": 7,
+    "wks": 7,
+    "semana": 7,
+    "semanas": 7,
+    "month": 30,
+    "months": 30,
+    "mo": 30,
+    "mos": 30,
+    "mes": 30,
+    "meses": 30,
+    "year": 365,
+    "years": 365,
+    "yr": 365,
+    "yrs": 365,
+    "ano": 365,
+    "anos": 365,
+}
+MONTHS = {
+    name: i + 1
+    for i, names in enumerate(
+        "january enero|february febrero|march marzo|april abril|may mayo|june junio|july julio|august agosto|"
+        "september sept septiembre|october octubre|november noviembre|december diciembre".split("|")
+    )
+    for name in names.split()
+}
 # Only text that looks like a date goes to dateparser: it is slow on arbitrary words.
-_DATE_LIKE = re.compile(r"\d|tomorrow|manana|monday|tuesday|wednesday|thursday|friday|saturday|sunday|"
-                        r"lunes|martes|miercoles|jueves|viernes|sabado|domingo|weekend")
+_DATE_LIKE = re.compile(
+    r"\d|tomorrow|manana|monday|tuesday|wednesday|thursday|friday|saturday|sunday|"
+    r"lunes|martes|miercoles|jueves|viernes|sabado|domingo|weekend"
+)
 _MAY_LEADS = frozenset("in by until till around early late mid next this before en para de".split())
-SEASONS = {"spring": 3, "primavera": 3, "summer": 6, "verano": 6, "fall": 9, "autumn": 9, "otono": 9,
-           "winter": 12, "invierno": 12}
+SEASONS = {
+    "spring": 3,
+    "primavera": 3,
+    "summer": 6,
+    "verano": 6,
+    "fall": 9,
+    "autumn": 9,
+    "otono": 9,
+    "winter": 12,
+    "invierno": 12,
+}
 KINDS = table(
     {
         "asap": "asap | a s a p | right away | right now | now | immediately | today | tonight | "
@@ -34,7 +70,8 @@ KINDS = table(
         "inmediatamente | urgente | hoy | esta semana | lo mas pronto posible",
         "soon": "soon | pretty soon | very soon | shortly | in the next few days | next few days | "
         "pronto | muy pronto",
-        "someday": "not now | not right now | not yet | not this year | someday | some day | one day | eventually | no rush | no hurry | not in a hurry | "
+        "someday": "not now | not right now | not yet | not this year | someday | some day | one day | "
+        "eventually | no rush | no hurry | not in a hurry | "
         "just looking | just browsing | just getting quotes | just getting prices | just curious | "
         "not anytime soon | not any time soon | down the road | in the future | whenever | flexible | "
         "im flexible | anytime | any time | no timeline | no time frame | "
@@ -46,13 +83,33 @@ _DURATION = re.compile(
     r"(?P<n>\d+(?:\.\d+)?|a|an|one|half a|a half|a couple of|a couple|couple of|couple|a few|few|several|"
     r"un|una|unos|unas|un par de)\s*(?P<unit>" + "|".join(sorted(UNITS, key=len, reverse=True)) + r")\b"
 )
-_COUNTS = {"a": 1, "an": 1, "one": 1, "un": 1, "una": 1, "half a": 0.5, "a half": 0.5, "a couple of": 2,
-           "a couple": 2, "couple of": 2, "couple": 2, "a few": 3, "few": 3, "several": 4, "unos": 3,
-           "unas": 3, "un par de": 2}
-_WINDOW = re.compile(r"\b(?:within(?: the next)?|in the next|over the next|before|by|no later than|"
-                     r"in less than|less than|under|dentro de|antes de)\s+$")
-_DEFER = re.compile(r"\b(?:not for|not until|not till|not before|at least|after|more than|over|"
-                    r"no antes de|despues de)\s+(?:another\s+|about\s+|like\s+)?$")
+_COUNTS = {
+    "a": 1,
+    "an": 1,
+    "one": 1,
+    "un": 1,
+    "una": 1,
+    "half a": 0.5,
+    "a half": 0.5,
+    "a couple of": 2,
+    "a couple": 2,
+    "couple of": 2,
+    "couple": 2,
+    "a few": 3,
+    "few": 3,
+    "several": 4,
+    "unos": 3,
+    "unas": 3,
+    "un par de": 2,
+}
+_WINDOW = re.compile(
+    r"\b(?:within(?: the next)?|in the next|over the next|before|by|no later than|"
+    r"in less than|less than|under|dentro de|antes de)\s+$"
+)
+_DEFER = re.compile(
+    r"\b(?:not for|not until|not till|not before|at least|after|more than|over|"
+    r"no antes de|despues de)\s+(?:another\s+|about\s+|like\s+)?$"
+)
 _NEXT = re.compile(r"\b(?:next|proximo|proxima|que viene)\b")
 
 # One module-level parser: building it per call, and its first parse, are the slow parts of dateparser.
@@ -142,8 +199,14 @@ def _month(text: str, today: date) -> dict[str, Any] | None:
     """A bare month name: this month is now, a later one starts on the 1st, an earlier one is next year."""
     words = text.split()
     # "may" is usually the verb; count it only alone or after a word that introduces a date.
-    month = next((MONTHS[w] for i, w in enumerate(words) if w in MONTHS and (w != "may" or len(words) == 1
-                  or (i and words[i - 1] in _MAY_LEADS))), None)
+    month = next(
+        (
+            MONTHS[w]
+            for i, w in enumerate(words)
+            if w in MONTHS and (w != "may" or len(words) == 1 or (i and words[i - 1] in _MAY_LEADS))
+        ),
+        None,
+    )
     if month is None or re.search(r"\d", text):
         return None
     if month == today.month:
@@ -194,7 +257,9 @@ def parse_timeframe(text: str, language: str = "en", now: datetime | None = None
 def _from_dateparser(text: str, now: datetime) -> Any:
     """Month names and dates ("in march", "by december 15") via dateparser; the past is not an answer."""
     cleaned = re.sub(r"^(?:in|by|around|maybe|probably|for|on|en|para|el)\s+", "", text.strip(" .!?"))
-    parser = DateDataParser(languages=["en", "es"], settings={"PREFER_DATES_FROM": "future", "RELATIVE_BASE": now})
+    parser = DateDataParser(
+        languages=["en", "es"], settings={"PREFER_DATES_FROM": "future", "RELATIVE_BASE": now}
+    )
     data = parser.get_date_data(cleaned) if cleaned else None
     if data is None or data.date_obj is None:
         return None

@@ -12,7 +12,10 @@ from bot.flows.model import ActionKind, AnswerType
 SPEECH_LANGUAGES = {"en": "en-US", "es": "es-US"}
 MAX_HINTS = 60  # Twilio accepts more, but long hint lists stop helping recognition
 PRESS = {"en": ("Press {key} for {label}", ", or ", ". "), "es": ("Marque {key} para {label}", ", o ", ". ")}
-YES_NO_KEYS = {"en": "You can also press 1 for yes, or 2 for no.", "es": "También puede marcar 1 para sí, o 2 para no."}
+YES_NO_KEYS = {
+    "en": "You can also press 1 for yes, or 2 for no.",
+    "es": "También puede marcar 1 para sí, o 2 para no.",
+}
 
 
 def keypad_hint(prompt: Prompt) -> str:
@@ -23,14 +26,27 @@ def keypad_hint(prompt: Prompt) -> str:
     if prompt.answer_type != AnswerType.CHOICE.value or not prompt.keys:
         return ""
     phrase, last_join, end = PRESS[lang]
-    parts = [phrase.format(key=key, label=label) if i == 0 else f"{key} for {label}" if lang == "en"
-             else f"{key} para {label}" for i, (key, label) in enumerate(prompt.keys)]
+    parts = [
+        phrase.format(key=key, label=label)
+        if i == 0
+        else f"{key} for {label}"
+        if lang == "en"
+        else f"{key} para {label}"
+        for i, (key, label) in enumerate(prompt.keys)
+    ]
     body = ", ".join(parts[:-1]) + last_join + parts[-1] if len(parts) > 1 else parts[0]
     return body + end.strip()
 
 
-def render(prompts: Sequence[Prompt], outcome: Outcome | None = None, *, action_url: str,
-           hangup: bool | None = None, timeout: int = 5, response: VoiceResponse | None = None) -> VoiceResponse:
+def render(
+    prompts: Sequence[Prompt],
+    outcome: Outcome | None = None,
+    *,
+    action_url: str,
+    hangup: bool | None = None,
+    timeout: int = 5,
+    response: VoiceResponse | None = None,
+) -> VoiceResponse:
     """Prompts as one <Gather> (all <Say>s inside, so callers can barge in), or the closing of an outcome.
 
     After an outcome the call hangs up unless the action is a warm transfer (the caller appends the

@@ -72,7 +72,8 @@ def table(groups: Mapping[Any, str]) -> PhraseTable:
 UNKNOWN_PHRASES = (
     "maybe | not sure | im not sure | unsure | not certain | i dont know | dont know | idk | dunno | "
     "no idea | i have no idea | depends | it depends | that depends | hard to say | cant say | "
-    "perhaps | possibly | kind of | sort of | somewhat | not sure yet | i dont know yet | havent decided | i havent decided | "
+    "perhaps | possibly | kind of | sort of | somewhat | not sure yet | i dont know yet | havent decided | "
+    "i havent decided | "
     "havent figured that out | no clue | who knows | we will see | well see | todavia no se | no se | "
     "tal vez | quizas | quiza | a lo mejor | depende | ni idea | no estoy seguro | no estoy segura"
 )
@@ -100,8 +101,22 @@ YES_NO = table(
 
 # Carrier-standard keywords (CTIA) that opt out when they are the whole message.
 OPT_OUT_KEYWORDS = frozenset(
-    {"stop", "stopall", "stop all", "unsubscribe", "cancel", "end", "quit", "revoke", "optout", "opt out",
-     "remove", "remove me", "baja", "alto"}
+    {
+        "stop",
+        "stopall",
+        "stop all",
+        "unsubscribe",
+        "cancel",
+        "end",
+        "quit",
+        "revoke",
+        "optout",
+        "opt out",
+        "remove",
+        "remove me",
+        "baja",
+        "alto",
+    }
 )
 # Phrases that opt out wherever they appear in a longer message.
 OPT_OUT_PHRASES = table(

@@ -16,8 +16,15 @@ ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "ivr_flows"
 # A fixed "now" so timeframe answers (and so outcomes) are deterministic.
 NOW = datetime(2025, 3, 10, 12, 0)
-LEAD = {"name": "Maria Lopez", "phone": "+14155552671", "email": "maria@example.com", "service": "a new roof",
-        "source": "web", "language": "en", "message": "Need a quote"}
+LEAD = {
+    "name": "Maria Lopez",
+    "phone": "+14155552671",
+    "email": "maria@example.com",
+    "service": "a new roof",
+    "source": "web",
+    "language": "en",
+    "message": "Need a quote",
+}
 
 
 @pytest.fixture(scope="session")

@@ -46,7 +46,8 @@ def matches(item: dict[str, Any], got: Any) -> bool:
 
 
 def label(item: dict[str, Any]) -> str:
-    return f"{item['type']}:{item.get('text', '')!r}{' digits=' + str(item['digits']) if 'digits' in item else ''}"
+    digits = f" digits={item['digits']}" if "digits" in item else ""
+    return f"{item['type']}:{item.get('text', '')!r}{digits}"
 
 
 def test_corpus_is_big_and_varied() -> None:
@@ -56,8 +57,11 @@ def test_corpus_is_big_and_varied() -> None:
 
 
 def test_corpus_accuracy(capsys: pytest.CaptureFixture[str]) -> None:
-    misses = [(label(item), item["expect"], understood(item)) for item in CORPUS
-              if not matches(item, understood(item))]
+    misses = [
+        (label(item), item["expect"], understood(item))
+        for item in CORPUS
+        if not matches(item, understood(item))
+    ]
     accuracy = 1 - len(misses) / len(CORPUS)
     with capsys.disabled():
         print(f"\nanswer corpus accuracy: {accuracy:.1%} ({len(CORPUS) - len(misses)}/{len(CORPUS)})")

@@ -35,7 +35,9 @@ def test_first_turn_is_one_gather_with_every_say_inside(prequal: Flow) -> None:
     }
     says = gather.findall("Say")
     assert [s.attrib["voice"] for s in says] == ["Polly.Joanna", "Polly.Joanna"]
-    assert says[0].text.startswith("Hi Maria,") and says[1].text == "Are you looking for a new roof right now?"
+    assert (
+        says[0].text.startswith("Hi Maria,") and says[1].text == "Are you looking for a new roof right now?"
+    )
 
 
 def test_choice_gather_lists_keys_and_hints(prequal: Flow) -> None:
@@ -71,7 +73,9 @@ def test_outcome_says_goodbye_and_hangs_up_unless_transferring(prequal: Flow) ->
     state, _, _ = engine.start(prequal, LEAD, "voice")
     _, prompts, outcome = engine.step(prequal, state, Event.answer("no"))
     root = xml(voice.render(prompts, outcome, action_url=ACTION))
-    assert [c.tag for c in root] == ["Say", "Hangup"] and root[0].text.startswith("Thanks for your time, Maria.")
+    assert [c.tag for c in root] == ["Say", "Hangup"] and root[0].text.startswith(
+        "Thanks for your time, Maria."
+    )
     ready = engine.decide(prequal, {"need": "yes", "timing": {"days": 0}, "authority": "me"}, LEAD)
     response = voice.render([], ready, action_url=ACTION)
     response.dial("+15005550001")  # the app appends the transfer itself
@@ -88,7 +92,8 @@ def test_gather_callback_to_event() -> None:
 def test_sms_bodies(prequal: Flow) -> None:
     state, prompts, _ = engine.start(prequal, LEAD, "sms")
     assert sms.render(prompts) == (
-        "Hi Maria, this is the team you just contacted about a new roof. I have four quick questions so we can "
+        "Hi Maria, this is the team you just contacted about a new roof. "
+        "I have four quick questions so we can "
         "help you faster.\nAre you looking for a new roof right now?\nReply 1 for yes or 2 for no.\n"
         "Reply STOP to opt out."
     )
@@ -100,4 +105,6 @@ def test_sms_bodies(prequal: Flow) -> None:
     assert sms.render(prompts, outcome) == "Understood. We won't contact you again. Goodbye."
     assert sms.event_from_sms("  ").kind == EventKind.SILENCE
     _, prompts, _ = engine.start(prequal, {**LEAD, "language": "es"}, "sms")
-    assert sms.render(prompts).endswith("Responda 1 para sí o 2 para no.\nResponda STOP para no recibir más mensajes.")
+    assert sms.render(prompts).endswith(
+        "Responda 1 para sí o 2 para no.\nResponda STOP para no recibir más mensajes."
+    )

@@ -64,12 +64,16 @@ def test_check_empty_folder_and_bad_usage(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_try_chats_to_an_outcome(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLOWS_DIR", str(SHIPPED))
-    code, out = run(["try", "prequal", "--name", "Sam Jones", "--service", "solar panels"],
-                    "yes\n\nfive grand\nright away\nwe decide together\n")
+    code, out = run(
+        ["try", "prequal", "--name", "Sam Jones", "--service", "solar panels"],
+        "yes\n\nfive grand\nright away\nwe decide together\n",
+    )
     assert code == 0
     lines = out.splitlines()
-    assert lines[0] == "bot> Hi Sam, this is the team you just contacted about solar panels. I have four quick " \
-                       "questions so we can help you faster."
+    assert (
+        lines[0] == "bot> Hi Sam, this is the team you just contacted about solar panels. I have four quick "
+        "questions so we can help you faster."
+    )
     assert "bot> Sorry, what budget are you thinking of?" in out  # the empty line was silence
     assert lines[-2].startswith("outcome: qualified_ready (warm_transfer) - answer 'we decide together'")
     assert lines[-1].startswith("answers: {'need': 'yes', 'budget': {'min': 5000")

@@ -58,9 +58,17 @@ ROOFING_PATHS = [
     ("emergency", "warm_transfer", [("d", "1")]),
     ("renter", "close", ["no", "we rent"]),
     ("renter", "close", [("d", "2"), ("d", "2")]),
-    ("ready_replacement", "warm_transfer", ["no", "yes", "the whole roof needs replacing", "$12k", "in two weeks"]),
+    (
+        "ready_replacement",
+        "warm_transfer",
+        ["no", "yes", "the whole roof needs replacing", "$12k", "in two weeks"],
+    ),
     ("ready_replacement", "warm_transfer", [("d", "2"), ("d", "1"), ("d", "2"), "I don't know yet", "asap"]),
-    ("ready_small_job", "handoff_sms", ["no", "I'm the owner", "just a repair", "a few hundred", "this week"]),
+    (
+        "ready_small_job",
+        "handoff_sms",
+        ["no", "I'm the owner", "just a repair", "a few hundred", "this week"],
+    ),
     ("ready_small_job", "handoff_sms", [("d", "2"), ("d", "1"), ("d", "3"), ("d", "500"), "tomorrow"]),
     ("later", "nurture:roofing_later", ["no", "yes", "inspection", "no idea", "next spring"]),
     ("polite_close", "close", ["no", "yes", "new roof", "3 grand", "right away"]),
@@ -115,8 +123,19 @@ def test_unknown_is_an_answer_not_a_miss(prequal: Flow) -> None:
     assert state["answers"]["budget"] == "unknown" and state["step"] == "timing" and state["retries"] == 0
 
 
-@pytest.mark.parametrize("words", ["STOP", "stop.", "Please stop calling me", "take me off your list", "UNSUBSCRIBE",
-                                   "do not call", "no me llames", "QUIT"])
+@pytest.mark.parametrize(
+    "words",
+    [
+        "STOP",
+        "stop.",
+        "Please stop calling me",
+        "take me off your list",
+        "UNSUBSCRIBE",
+        "do not call",
+        "no me llames",
+        "QUIT",
+    ],
+)
 @pytest.mark.parametrize("at", [0, 2, 3])
 def test_opt_out_wins_anywhere(prequal: Flow, words: str, at: int) -> None:
     before = ["yes", "5000", "asap"][:at]
@@ -144,8 +163,10 @@ def test_words_that_merely_contain_stop_are_answers(prequal: Flow) -> None:
 def test_templates_render_lead_fields_and_fallbacks(prequal: Flow) -> None:
     _, prompts, _ = engine.start(prequal, LEAD, "sms")
     assert prompts[0].kind == PromptKind.GREETING
-    assert prompts[0].text == ("Hi Maria, this is the team you just contacted about a new roof. "
-                               "I have four quick questions so we can help you faster.")
+    assert prompts[0].text == (
+        "Hi Maria, this is the team you just contacted about a new roof. "
+        "I have four quick questions so we can help you faster."
+    )
     assert prompts[1].text == "Are you looking for a new roof right now?"
     _, prompts, _ = engine.start(prequal, {"name": "Bo"}, "sms")
     assert prompts[0].text.startswith("Hi Bo, this is the team you just contacted. I have")
@@ -212,9 +233,11 @@ def test_engine_imports_no_web_or_queue_code() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, bot.flows.engine, bot.flows.answers, bot.flows.registry; "
-            "bad = [m for m in ('flask', 'twilio', 'redis', 'sqlalchemy', 'rq') if m in sys.modules]; "
-            "print(','.join(bad))")
+    code = (
+        "import sys, bot.flows.engine, bot.flows.answers, bot.flows.registry; "
+        "bad = [m for m in ('flask', 'twilio', 'redis', 'sqlalchemy', 'rq') if m in sys.modules]; "
+        "print(','.join(bad))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
 

@@ -66,37 +66,82 @@ def test_flow_error_format() -> None:
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ("      no: outcome:bye", "      no: bugdet",
-         "ivr_flows/x.yaml:9: steps.need.on.no: unknown step 'bugdet'"),
-        ("      no: outcome:bye", "      no: outcome:byee",
-         "ivr_flows/x.yaml:9: steps.need.on.no: unknown outcome 'byee'"),
-        ("    type: money", "    type: cash",
-         "ivr_flows/x.yaml:12: steps.budget.type: unknown answer type 'cash' "
-         "(one of: yes_no, choice, number, money, timeframe, text, email, phone)"),
-        ("lead.first_name", "lead.nmae",
-         "ivr_flows/x.yaml:5: steps.need.prompt: unknown variable 'lead.nmae'"),
-        ("    prompt: What budget?", "    prompt: \"{{ answers.unknown_step }}\"",
-         "ivr_flows/x.yaml:11: steps.budget.prompt: unknown variable 'answers.unknown_step'"),
-        ("    prompt: What budget?", "    prompt: \"{{ budget }\"",
-         "ivr_flows/x.yaml:11: steps.budget.prompt: template error: unexpected '}'"),
-        ("    action: warm_transfer", "    action: transfer",
-         "ivr_flows/x.yaml:19: outcomes.hot.action: unknown action 'transfer' "
-         "(one of: warm_transfer, handoff_sms, nurture:<sequence>, close, opt_out)"),
-        ("{answer: budget, gte: 1000}", "{answer: budgt, gte: 1000}",
-         "ivr_flows/x.yaml:17: outcomes.hot.when.answer: unknown step 'budgt'"),
-        ("{answer: budget, gte: 1000}", "{answer: budget, bigger: 1000}",
-         "ivr_flows/x.yaml:17: outcomes.hot.when.bigger: unknown operator 'bigger' (known: is, is_not, in, "
-         "gte, gt, lte, lt, within_days, beyond_days, contains, known)"),
-        ("{answer: budget, gte: 1000}", "{answer: need, within_days: 30}",
-         "ivr_flows/x.yaml:17: outcomes.hot.when.within_days: cannot apply to step 'need' (yes_no answers)"),
-        ("{answer: budget, gte: 1000}", "{answer: need, is: maybe}",
-         "ivr_flows/x.yaml:17: outcomes.hot.when.is: expects yes, no or unknown for a yes_no step, not 'maybe'"),
-        ("    prompt: What budget?", "    promt: What budget?",
-         "ivr_flows/x.yaml:11: steps.budget.promt: unknown key 'promt' (did you mean 'prompt'?)"),
-        ("      next: decide", "      yes: decide",
-         "ivr_flows/x.yaml:14: steps.budget.on.yes: unknown key 'yes' (allowed: unknown, default, next)"),
-        ("      no: outcome:bye\n", "",
-         "ivr_flows/x.yaml:7: steps.need.on: no target for 'no'; add 'no:' or 'default:'"),
+        (
+            "      no: outcome:bye",
+            "      no: bugdet",
+            "ivr_flows/x.yaml:9: steps.need.on.no: unknown step 'bugdet'",
+        ),
+        (
+            "      no: outcome:bye",
+            "      no: outcome:byee",
+            "ivr_flows/x.yaml:9: steps.need.on.no: unknown outcome 'byee'",
+        ),
+        (
+            "    type: money",
+            "    type: cash",
+            "ivr_flows/x.yaml:12: steps.budget.type: unknown answer type 'cash' "
+            "(one of: yes_no, choice, number, money, timeframe, text, email, phone)",
+        ),
+        (
+            "lead.first_name",
+            "lead.nmae",
+            "ivr_flows/x.yaml:5: steps.need.prompt: unknown variable 'lead.nmae'",
+        ),
+        (
+            "    prompt: What budget?",
+            '    prompt: "{{ answers.unknown_step }}"',
+            "ivr_flows/x.yaml:11: steps.budget.prompt: unknown variable 'answers.unknown_step'",
+        ),
+        (
+            "    prompt: What budget?",
+            '    prompt: "{{ budget }"',
+            "ivr_flows/x.yaml:11: steps.budget.prompt: template error: unexpected '}'",
+        ),
+        (
+            "    action: warm_transfer",
+            "    action: transfer",
+            "ivr_flows/x.yaml:19: outcomes.hot.action: unknown action 'transfer' "
+            "(one of: warm_transfer, handoff_sms, nurture:<sequence>, close, opt_out)",
+        ),
+        (
+            "{answer: budget, gte: 1000}",
+            "{answer: budgt, gte: 1000}",
+            "ivr_flows/x.yaml:17: outcomes.hot.when.answer: unknown step 'budgt'",
+        ),
+        (
+            "{answer: budget, gte: 1000}",
+            "{answer: budget, bigger: 1000}",
+            "ivr_flows/x.yaml:17: outcomes.hot.when.bigger: unknown operator 'bigger' "
+            "(known: is, is_not, in, "
+            "gte, gt, lte, lt, within_days, beyond_days, contains, known)",
+        ),
+        (
+            "{answer: budget, gte: 1000}",
+            "{answer: need, within_days: 30}",
+            "ivr_flows/x.yaml:17: outcomes.hot.when.within_days: "
+            "cannot apply to step 'need' (yes_no answers)",
+        ),
+        (
+            "{answer: budget, gte: 1000}",
+            "{answer: need, is: maybe}",
+            "ivr_flows/x.yaml:17: outcomes.hot.when.is: "
+            "expects yes, no or unknown for a yes_no step, not 'maybe'",
+        ),
+        (
+            "    prompt: What budget?",
+            "    promt: What budget?",
+            "ivr_flows/x.yaml:11: steps.budget.promt: unknown key 'promt' (did you mean 'prompt'?)",
+        ),
+        (
+            "      next: decide",
+            "      yes: decide",
+            "ivr_flows/x.yaml:14: steps.budget.on.yes: unknown key 'yes' (allowed: unknown, default, next)",
+        ),
+        (
+            "      no: outcome:bye\n",
+            "",
+            "ivr_flows/x.yaml:7: steps.need.on: no target for 'no'; add 'no:' or 'default:'",
+        ),
     ],
 )
 def test_single_error_exact_message(old: str, new: str, expected: str) -> None:
@@ -105,17 +150,23 @@ def test_single_error_exact_message(old: str, new: str, expected: str) -> None:
 
 
 def test_graph_errors_name_the_step_and_outcome() -> None:
-    text = GOOD.replace("      no: outcome:bye", "      no: budget") + """\
+    text = (
+        GOOD.replace("      no: outcome:bye", "      no: budget")
+        + """\
   never:
     when: {answer: need, is: yes}
     say: x
     action: close
 """
-    text = text.replace("  budget:\n", "  lonely:\n    prompt: hi\n    type: text\n    on: {next: need}\n  budget:\n")
+    )
+    text = text.replace(
+        "  budget:\n", "  lonely:\n    prompt: hi\n    type: text\n    on: {next: need}\n  budget:\n"
+    )
     assert errors_of(text) == [
         "ivr_flows/x.yaml:10: steps.lonely: step is never reached: no 'on' or 'on_fail' leads here",
         "ivr_flows/x.yaml:27: outcomes.never: outcome can never be reached: 'decide' stops at "
-        "'bye' (the first outcome without 'when') and no step goes to 'outcome:never'; move 'bye' below it or "
+        "'bye' (the first outcome without 'when') and no step goes to 'outcome:never'; "
+        "move 'bye' below it or "
         "give 'bye' a 'when'",
     ]
 
@@ -167,7 +218,9 @@ outcomes:
         "d.yaml:8: steps.pick.choices[1].digit: keypad digit 1 used twice (also by 'a')",
         "d.yaml:9: steps.pick.choices[2].digit: keypad digit 9 is the opt-out digit",
     ]
-    moved = text.replace("id: digits", "id: digits\nopt_out: {digit: 0}").replace("{id: b, digit: 1}", "{id: b, digit: 2}")
+    moved = text.replace("id: digits", "id: digits\nopt_out: {digit: 0}").replace(
+        "{id: b, digit: 1}", "{id: b, digit: 2}"
+    )
     flow, errors = load_flow_text(moved, "d.yaml")
     assert errors == [] and flow is not None and flow.opt_out.digit == "0"
 
@@ -206,8 +259,10 @@ outcomes:
 
 
 def test_duplicate_keys_and_block_template_lines() -> None:
-    text = GOOD.replace("  budget:\n    prompt: What budget?", "  budget:\n    prompt: |\n      What budget,\n"
-                        "      {{ lead.nmae }}?")
+    text = GOOD.replace(
+        "  budget:\n    prompt: What budget?",
+        "  budget:\n    prompt: |\n      What budget,\n      {{ lead.nmae }}?",
+    )
     text += "  bye:\n    say: again\n    action: close\n"
     assert errors_of(text) == [
         "ivr_flows/x.yaml:13: steps.budget.prompt: unknown variable 'lead.nmae'",
@@ -218,11 +273,21 @@ def test_duplicate_keys_and_block_template_lines() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("- just\n- a list\n", "x.yaml:1: a flow file must be a mapping (id, title, steps, outcomes), not a list"),
-        ("id: [unclosed\n", "x.yaml:2: invalid YAML: while parsing a flow sequence expected ',' or ']', but got '<stream end>'"),
+        (
+            "- just\n- a list\n",
+            "x.yaml:1: a flow file must be a mapping (id, title, steps, outcomes), not a list",
+        ),
+        (
+            "id: [unclosed\n",
+            "x.yaml:2: invalid YAML: while parsing a flow sequence "
+            "expected ',' or ']', but got '<stream end>'",
+        ),
         ("", "x.yaml:1: a flow file must be a mapping (id, title, steps, outcomes), not nothing"),
-        ("a: !!python/object:os.system {}\n", "x.yaml:1: invalid YAML: could not determine a constructor for the tag "
-         "'tag:yaml.org,2002:python/object:os.system'"),
+        (
+            "a: !!python/object:os.system {}\n",
+            "x.yaml:1: invalid YAML: could not determine a constructor for the tag "
+            "'tag:yaml.org,2002:python/object:os.system'",
+        ),
     ],
 )
 def test_malformed_yaml_is_an_error_not_an_exception(text: str, expected: str) -> None:
@@ -231,7 +296,9 @@ def test_malformed_yaml_is_an_error_not_an_exception(text: str, expected: str) -
 
 def test_binary_and_unreadable_files(tmp_path: Path) -> None:
     flow, errors = load_flow_bytes(b"\xff\xfe\x00junk", "bin.yaml")
-    assert flow is None and [str(e) for e in errors] == ["bin.yaml: not UTF-8 text (byte 0): save the file as UTF-8"]
+    assert flow is None and [str(e) for e in errors] == [
+        "bin.yaml: not UTF-8 text (byte 0): save the file as UTF-8"
+    ]
     flow, errors = load_flow(tmp_path / "missing.yaml")
     assert flow is None and "cannot read file" in str(errors[0])
 
@@ -251,15 +318,44 @@ def test_fuzz_arbitrary_bytes_never_raise(data: bytes) -> None:
     assert flow is None and errors
 
 
-yaml_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=20),
-                         st.sampled_from(["decide", "outcome:bye", "yes_no", "{{ lead.name }}", "{% if"]))
+yaml_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.text(max_size=20),
+    st.sampled_from(["decide", "outcome:bye", "yes_no", "{{ lead.name }}", "{% if"]),
+)
 yaml_values = st.recursive(
     yaml_scalars,
-    lambda inner: st.one_of(st.lists(inner, max_size=4),
-                            st.dictionaries(st.sampled_from(["id", "steps", "outcomes", "prompt", "type", "on",
-                                                             "when", "say", "action", "yes", "no", "all", "answer",
-                                                             "choices", "digit", "greeting", "en", "es"]),
-                                            inner, max_size=5)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "id",
+                    "steps",
+                    "outcomes",
+                    "prompt",
+                    "type",
+                    "on",
+                    "when",
+                    "say",
+                    "action",
+                    "yes",
+                    "no",
+                    "all",
+                    "answer",
+                    "choices",
+                    "digit",
+                    "greeting",
+                    "en",
+                    "es",
+                ]
+            ),
+            inner,
+            max_size=5,
+        ),
+    ),
     max_leaves=25,
 )
 
