@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.flows.answers import warm as warm_parsers
 from bot.flows.errors import FlowError, FlowNotFound
 from bot.flows.loader import load_flow_bytes, load_flow_text, version_of
 from bot.flows.model import Flow
@@ -53,6 +54,8 @@ class FlowRegistry:
         self._routing_stamp: tuple[int, int] | None = None
         self._checked_at: float | None = None
         self.refresh(force=True)
+        # The first dateparser call loads its language data (~0.25 s): pay it here, not on a live call.
+        warm_parsers()
 
     @property
     def errors(self) -> dict[str, list[FlowError]]:

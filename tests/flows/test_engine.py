@@ -8,6 +8,8 @@ import time
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bot.flows import engine
 from bot.flows.engine import Event, PromptKind
@@ -255,3 +257,36 @@ def test_one_turn_is_fast(prequal: Flow) -> None:
         sms.render(prompts, outcome)
     per_turn_ms = (time.perf_counter() - began) / rounds * 1000
     assert per_turn_ms < 2.0, f"one turn took {per_turn_ms:.2f} ms"
+
+
+events = st.lists(
+    st.one_of(
+        st.text(max_size=40).map(Event.answer),
+        st.sampled_from("0123456789*#").map(lambda d: Event.answer(digits=d)),
+        st.sampled_from(["yes", "no", "5k", "asap", "me", "not sure", "", "stop"]).map(Event.answer),
+        st.just(Event.silence()),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(turns=events, flow_name=st.sampled_from(["prequal", "roofing"]))
+def test_fuzz_any_events_end_cleanly(
+    prequal: Flow, roofing: Flow, turns: list[Event], flow_name: str
+) -> None:
+    flow = prequal if flow_name == "prequal" else roofing
+    state, prompts, outcome = engine.start(flow, LEAD, "voice")
+    for event in turns:
+        if outcome is not None:
+            break
+        state, prompts, outcome = engine.step(flow, state, event, now=NOW)
+        json.dumps(state)
+        assert (outcome is None) == bool(prompts) and (outcome is None) != state["done"]
+        if outcome is None:
+            assert (
+                prompts[-1].step == state["step"]
+                and state["retries"] <= flow.steps[state["step"]].max_retries
+            )
+        else:
+            assert outcome.id in {*flow.outcomes, "opt_out"} and outcome.say

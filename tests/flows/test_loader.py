@@ -374,3 +374,11 @@ def test_every_shipped_flow_is_valid(path: Path) -> None:
     flow, errors = load_flow(path)
     assert [str(e) for e in errors] == []
     assert flow is not None and set(flow.languages) == {"en", "es"}
+
+
+def test_the_staff_readme_example_is_a_valid_flow() -> None:
+    readme = (SHIPPED / "README.md").read_text(encoding="utf-8")
+    example = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+    flow, errors = load_flow_text(example, "README.md")
+    assert [str(e) for e in errors] == []
+    assert flow is not None and list(flow.outcomes) == ["qualified_ready", "not_a_fit"]
