@@ -20,7 +20,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = devdefaults.apply(settings)
     app = Flask(__name__, template_folder="bot/templates", static_folder=None)
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=MAX_BODY_BYTES)
-    app.extensions["leadbot"] = build_services(settings)
+    services = build_services(settings)
+    services.flows  # noqa: B018 - load and store the flows now, outside any request's transaction
+    app.extensions["leadbot"] = services
     _register_blueprints(app, settings)
     _register_errors(app)
     return app

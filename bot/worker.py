@@ -34,7 +34,7 @@ class LeadWorker(SimpleWorker):
 
     def work(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
         """Warm the services and start the sweeper before taking jobs."""
-        current()
+        current().flows  # noqa: B018 - load flows outside any job's transaction
         from bot import dispatch  # noqa: F401 - import job code before the first lead arrives
 
         stop = threading.Event()
