@@ -36,3 +36,50 @@ def test_lead_post_reaches_twilio_calls_json(tmp_path, db_url, redis_url, emulat
         raise
     finally:
         stack.stop()
+
+
+def http_post(url: str, params: dict[str, str], headers: dict[str, str]) -> tuple[int, str]:
+    """Twilio's side of a webhook, over real HTTP."""
+    resp = requests.post(url, data=params, headers=headers, timeout=10)
+    return resp.status_code, resp.text
+
+
+def test_voice_flow_reaches_each_outcome_over_http(tmp_path, db_url, redis_url, emulator):
+    """The emulator answers each call and drives the Gathers with speech and keys."""
+    from bot.twiml_driver import CallLeg
+
+    stack = Stack(stack_env(tmp_path, db_url, redis_url, emulator), tmp_path).start()
+    scripts = {
+        "+15125550101": ([{"speech": "Yes I am"}, {"speech": "about 20 thousand dollars"}, {"speech": "asap"},
+                          {"digits": "1"}], "qualified", "connect you with a specialist"),
+        "+15125550102": ([{"digits": "1"}, {"speech": "five grand"}, {"speech": "in the spring"},
+                          {"speech": "I need to ask my wife"}], "nurturing", "check back"),
+        "+15125550103": ([{"speech": "no thanks"}], "disqualified", "not the right fit"),
+    }
+    try:
+        ids = {}
+        for phone in scripts:
+            resp = requests.post(stack.url + "/leads", json=lead_body(phone=phone, service="kitchen remodel"),
+                                 headers={"Authorization": f"Bearer {API_KEY}"}, timeout=5)
+            ids[phone] = resp.json()["id"]
+        emulator.wait_for(lambda reqs: len([r for r in reqs if r["path"].endswith("/Calls.json")]) >= 3, 15)
+        for call in emulator.of("/Calls.json"):
+            form = call["form"]
+            answers, expected_status, closing = scripts[form["To"]]
+            sid = next(c["sid"] for c in emulator.calls.values() if c["to"] == form["To"])
+            leg = CallLeg(http_post, "e2e-token", {"CallSid": sid, "From": form["From"], "To": form["To"],
+                                                   "AccountSid": "AC" + "1" * 32})
+            leg.answer(form["Url"])
+            for answer in answers:
+                leg.reply(**answer)
+            assert closing in " ".join(leg.heard), leg.heard
+            view = requests.get(f"{stack.url}/leads/{ids[form['To']]}", timeout=5,
+                                headers={"Authorization": f"Bearer {API_KEY}"}).json()
+            assert view["status"] in (expected_status, "transferring", "handed_off"), view["status"]
+            assert view["status"] == expected_status or expected_status == "qualified"
+            assert view["conversations"][0]["outcome"] is not None
+    except BaseException:
+        print(stack.logs())
+        raise
+    finally:
+        stack.stop()
