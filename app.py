@@ -30,9 +30,9 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 def _register_blueprints(app: Flask, settings: Settings) -> None:
     """One blueprint per family of routes."""
-    from bot import health, intake, sms, status, voice
+    from bot import health, intake, outcome_api, sms, status, voice
 
-    for module in (health, intake, voice, sms, status):
+    for module in (health, intake, outcome_api, voice, sms, status):
         app.register_blueprint(module.bp)
     if settings.simulated_telephony:
         from bot import simulator
