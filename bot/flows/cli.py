@@ -16,12 +16,18 @@ from bot.flows.model import Flow
 from bot.flows.registry import FlowRegistry
 from bot.flows.routing import ROUTING_FILE, load_routing
 
-DEFAULT_FLOWS_DIR = "ivr_flows"
+DEFAULT_FLOWS_DIR = Path(__file__).resolve().parents[2] / "ivr_flows"
 
 
 def flows_dir() -> Path:
-    """FLOWS_DIR from the environment, else ./ivr_flows."""
+    """FLOWS_DIR from the environment, else the repository's ivr_flows/."""
     return Path(os.environ.get("FLOWS_DIR") or DEFAULT_FLOWS_DIR)
+
+
+def _shown(path: Path) -> Path:
+    """The path as staff typed it: relative to the current folder when it is inside it."""
+    relative = os.path.relpath(path)
+    return Path(relative) if not relative.startswith("..") else path
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
 def check(files: Sequence[Path], out: TextIO) -> int:
     """Print every error in `files` (or the flows folder); 0 when all are valid."""
     folder = flows_dir()
-    paths = list(files) or sorted(folder.glob("*.yaml"))
+    paths = [_shown(p) for p in files or sorted(folder.glob("*.yaml"))]
     if not paths:
         print(f"no flow files found in {folder}", file=out)
         return 1

@@ -73,7 +73,9 @@ ROOFING_PATHS = [
     ),
     ("ready_small_job", "handoff_sms", [("d", "2"), ("d", "1"), ("d", "3"), ("d", "500"), "tomorrow"]),
     ("later", "nurture:roofing_later", ["no", "yes", "inspection", "no idea", "next spring"]),
+    ("later", "nurture:roofing_later", [("d", "2"), ("d", "1"), ("d", "1"), ("d", "900"), "not for a year"]),
     ("polite_close", "close", ["no", "yes", "new roof", "3 grand", "right away"]),
+    ("polite_close", "close", [("d", "2"), ("d", "1"), ("d", "2"), ("d", "3000"), "asap"]),
 ]
 
 
