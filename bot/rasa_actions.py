@@ -133,7 +133,7 @@ class ValidatePrequalForm(FormValidationAction):
     def validate_timing(
         self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        """{"kind", "days", "start", "end"} or unknown."""
+        """{"kind", "days_from_now", "start", "end"} or unknown."""
         return self._validate("timing", slot_value, dispatcher, tracker)
 
     def validate_authority(

@@ -62,7 +62,7 @@ def _same(value: Any, arg: Any) -> bool:
 
 
 def _days(value: Any) -> int | None:
-    return value.get("days") if isinstance(value, dict) else None
+    return value.get("days_from_now") if isinstance(value, dict) else None
 
 
 @dataclass(frozen=True)

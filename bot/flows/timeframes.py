@@ -124,7 +124,7 @@ def warm() -> None:
 def _value(kind: str, start: date, end: date, today: date, days: int | None = None) -> dict[str, Any]:
     if days is None:
         days = (start - today).days
-    return {"kind": kind, "days": max(days, 0), "start": start.isoformat(), "end": end.isoformat()}
+    return {"kind": kind, "days_from_now": max(days, 0), "start": start.isoformat(), "end": end.isoformat()}
 
 
 def _window(today: date, end: date) -> dict[str, Any]:
@@ -224,9 +224,9 @@ def _digits(words: list[str], language: str) -> str:
 
 
 def parse_timeframe(text: str, language: str = "en", now: datetime | None = None) -> Any:
-    """{"kind", "days", "start", "end"}, UNKNOWN, or None when not understood.
+    """{"kind", "days_from_now", "start", "end"}, UNKNOWN, or None when not understood.
 
-    `days` is when work would start: a date's distance, a future period's first day, or the middle
+    `days_from_now` is when work would start: a date's distance, a future period's first day, or the middle
     of an open window that starts now ("this month", "within 6 weeks"); None for "someday".
     """
     now = now or datetime.now()
@@ -243,7 +243,7 @@ def parse_timeframe(text: str, language: str = "en", now: datetime | None = None
     if kind == "asap":
         return _value("asap", today, today, today)
     if kind == "someday":
-        return {"kind": "someday", "days": None, "start": None, "end": None}
+        return {"kind": "someday", "days_from_now": None, "start": None, "end": None}
     found = _named(digits, today) or _month(digits, today)
     if found:
         return found

@@ -76,7 +76,7 @@ def test_outcome_says_goodbye_and_hangs_up_unless_transferring(prequal: Flow) ->
     assert [c.tag for c in root] == ["Say", "Hangup"] and root[0].text.startswith(
         "Thanks for your time, Maria."
     )
-    ready = engine.decide(prequal, {"need": "yes", "timing": {"days": 0}, "authority": "me"}, LEAD)
+    ready = engine.decide(prequal, {"need": "yes", "timing": {"days_from_now": 0}, "authority": "me"}, LEAD)
     response = voice.render([], ready, action_url=ACTION)
     response.dial("+15005550001")  # the app appends the transfer itself
     assert [c.tag for c in xml(response)] == ["Say", "Dial"]

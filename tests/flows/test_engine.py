@@ -92,7 +92,7 @@ def test_outcome_carries_answers_and_reason(prequal: Flow) -> None:
     assert outcome.answers == {
         "need": "yes",
         "budget": {"min": 3000, "max": 5000, "currency": "USD"},
-        "timing": {"kind": "date", "days": 14, "start": "2025-03-24", "end": "2025-03-24"},
+        "timing": {"kind": "date", "days_from_now": 14, "start": "2025-03-24", "end": "2025-03-24"},
         "authority": "shared",
     }
     assert state["raw"]["authority"] == "we decide together"
@@ -222,9 +222,9 @@ def test_finished_or_foreign_state_is_refused(prequal: Flow) -> None:
 
 
 def test_decide_on_plain_answers(prequal: Flow) -> None:
-    ready = {"need": "yes", "budget": "unknown", "timing": {"days": 3}, "authority": "me"}
+    ready = {"need": "yes", "budget": "unknown", "timing": {"days_from_now": 3}, "authority": "me"}
     assert engine.decide(prequal, ready).id == "qualified_ready"
-    assert engine.decide(prequal, {**ready, "timing": {"days": 90}}).id == "qualified_not_ready"
+    assert engine.decide(prequal, {**ready, "timing": {"days_from_now": 90}}).id == "qualified_not_ready"
     assert engine.decide(prequal, {**ready, "authority": "unknown"}).id == "qualified_not_ready"
     assert engine.decide(prequal, {**ready, "need": "no"}).id == "not_a_fit"
     assert engine.decide(prequal, {**ready, "budget": {"min": 0, "max": 0}}).id == "not_a_fit"

@@ -232,7 +232,7 @@ def test_submit_posts_answers_to_leadbot(
     slots = {
         "service_need": "yes",
         "budget": {"min": 5000, "max": 5000, "currency": "USD"},
-        "timing": {"kind": "asap", "days": 0, "start": "2025-03-10", "end": "2025-03-10"},
+        "timing": {"kind": "asap", "days_from_now": 0, "start": "2025-03-10", "end": "2025-03-10"},
         "authority": "me",
         "lead_id": "L42",
         "first_name": "Maria",
