@@ -13,6 +13,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, render_template, request
 
 from bot.twiml_driver import CallLeg
+from bot.webhooks import sign
 
 bp = Blueprint("simulator", __name__, url_prefix="/simulator")
 API = "/api/2010-04-01/Accounts/<account>"
@@ -144,7 +145,9 @@ def _status(call: dict[str, Any], status: str, leg: CallLeg, **extra: str) -> No
     """Send a status callback, as Twilio would."""
     call["status"] = status
     if call.get("status_callback"):
-        leg.request(call["status_callback"], {"CallStatus": status, **extra})
+        params = {**leg.params, "CallStatus": status, **extra}
+        _post_local(call["status_callback"], params,
+                    {"X-Twilio-Signature": sign(_svc().webhook_token, call["status_callback"], params)})
 
 
 @bp.get("/")
@@ -173,6 +176,8 @@ def act(sid: str, action: str):
             leg.answer(call["url"], body.get("answered_by", "human"))
             call["status"] = "in-progress"
         elif action == "input":
+            said = body.get("speech") or (f"[pressed {body['digits']}]" if body.get("digits") else "[silence]")
+            call.setdefault("heard", []).append(f"You: {said}")
             leg.reply(digits=body.get("digits") or None, speech=body.get("speech") or None)
         elif action == "hangup":
             _status(call, "completed", leg, CallDuration="30")
