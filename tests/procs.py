@@ -52,7 +52,9 @@ class Stack:
             except requests.RequestException:
                 pass
             time.sleep(0.1)
-        raise RuntimeError("web did not start:\n" + self.logs())
+        logs = self.logs()
+        self.stop()
+        raise RuntimeError("web did not start:\n" + logs)
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(self.log_dir.glob("*.log")))
