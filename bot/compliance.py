@@ -8,10 +8,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from bot.flows import answers
 from bot.models import Lead, OptOut
 
-# Carrier-standard opt-out keywords (CTIA); any of these as the whole message opts the number out.
-OPT_OUT_KEYWORDS = {"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout", "opt out"}
 
 
 @dataclass(frozen=True)
@@ -69,9 +68,8 @@ def check(session: Session, lead: Lead, hours_spec: str, now: datetime | None = 
 
 
 def is_opt_out(text: str | None) -> bool:
-    """True when a message is an opt-out keyword (case, spaces and punctuation ignored)."""
-    norm = " ".join((text or "").lower().replace(".", " ").replace("!", " ").split())
-    return norm in OPT_OUT_KEYWORDS
+    """True for a carrier opt-out keyword (STOP, UNSUBSCRIBE, ...) or a plain "stop texting me"."""
+    return answers.is_opt_out(text or "")
 
 
 def opt_out(session: Session, phone: str, source: str) -> None:

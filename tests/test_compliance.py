@@ -49,6 +49,7 @@ def test_lead_time_zone_from_number():
 @pytest.mark.parametrize("text,expected", [
     ("STOP", True), ("stop", True), (" Stop. ", True), ("UNSUBSCRIBE", True), ("cancel", True), ("end", True),
     ("quit!", True), ("stopall", True), ("opt out", True), ("revoke", True),
+    ("please stop texting me", True), ("remove me from your list", True),
     ("don't stop", False), ("stop by tomorrow", False), ("yes", False), ("", False), (None, False),
 ])
 def test_opt_out_keywords(text, expected):
