@@ -31,8 +31,10 @@ def create_app(settings: Settings | None = None) -> Flask:
 def _register_blueprints(app: Flask, settings: Settings) -> None:
     """One blueprint per family of routes."""
     from bot import health, intake, outcome_api, sms, status, voice
+    from handoff import reports
+    from handoff import routes as handoff_routes
 
-    for module in (health, intake, outcome_api, voice, sms, status):
+    for module in (health, intake, outcome_api, voice, sms, status, handoff_routes, reports):
         app.register_blueprint(module.bp)
     if settings.simulated_telephony:
         from bot import simulator

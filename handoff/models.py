@@ -80,3 +80,40 @@ class MailOutbox(Base):
     body: Mapped[str] = mapped_column(Text)
     raw: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class TransferStatus(str, Enum):
+    """Where one live transfer stands; it only moves forward (conditional UPDATEs guard each step)."""
+
+    HOLDING = "holding"  # prospect on hold in the conference while reps are dialled one by one
+    ACCEPTED = "accepted"  # a rep pressed 1 and is joining
+    CONNECTED = "connected"  # the rep is in the conference with the prospect
+    ENDED = "ended"  # the conversation is over
+    ABANDONED = "abandoned"  # the prospect hung up before a rep joined; the lead went to SMS
+    FAILED = "failed"  # nobody accepted in time; the prospect was told and the lead went to SMS
+
+
+# A transfer in these states still has the prospect waiting for a rep.
+WAITING_STATUSES = (TransferStatus.HOLDING.value, TransferStatus.ACCEPTED.value)
+
+
+class Transfer(Base):
+    """One live call parked in a named conference while reps are offered it in turn."""
+
+    __tablename__ = "transfers"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    lead_id: Mapped[str] = mapped_column(ForeignKey("leads.id"), index=True)
+    conference: Mapped[str] = mapped_column(String(80), unique=True)
+    prospect_call_sid: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16), default=TransferStatus.HOLDING.value, index=True)
+    # Rep phones in the order matching ranked them; `tries` of them have been dialled so far.
+    candidates: Mapped[list[str]] = mapped_column(JSON, default=list)
+    tries: Mapped[int] = mapped_column(Integer, default=1)
+    max_tries: Mapped[int] = mapped_column(Integer, default=3)
+    voice: Mapped[str | None] = mapped_column(String(40))  # the flow's voice, so hold messages sound the same
+    closing: Mapped[str | None] = mapped_column(Text)  # what the prospect is told when nobody accepts
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    connected_at: Mapped[datetime | None] = mapped_column(DateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)

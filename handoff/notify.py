@@ -252,3 +252,14 @@ def escalation_email(lead: LeadLike, rep: Rep, managers: Sequence[Manager], offe
     subject = f"SLA missed: {rep.name} did not acknowledge {lead.name} within {sla}"
     return _message(mail_from, [m.email for m in managers], [rep.email], subject, "\n".join(body),
                     getattr(lead, "id", None), "escalation")
+
+
+def unassigned_email(lead: LeadLike, answers: Mapping[str, Any] | None, managers: Sequence[Manager],
+                     reason: str, link: str, now: datetime, mail_from: str) -> EmailMessage:
+    """Tell the managers that no salesperson could be matched, so someone calls the prospect."""
+    body = [f"No salesperson could take this qualified lead: {reason}.", "Please call the prospect yourself "
+            "or fix the roster (services, shifts, active flags).", "",
+            *_lead_block(lead, answers, getattr(lead, "created_at", None) or now, now), "", f"Lead: {link}"]
+    subject = f"Unassigned lead: {lead.name} ({lead.service or 'lead'}) - nobody available"
+    return _message(mail_from, [m.email for m in managers], [], subject, "\n".join(body),
+                    getattr(lead, "id", None), "unassigned")

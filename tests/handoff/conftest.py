@@ -111,3 +111,37 @@ def smtp_server() -> Iterator[tuple[Controller, Inbox]]:
     controller.start()
     yield controller, inbox
     controller.stop()
+
+
+# ---- live handoff tests: the app on a temp roster, the Twilio emulator and a real SMTP server ----
+
+LIVE_ROSTER = """\
+sla_minutes: 5
+managers:
+  - {name: Priya Natarajan, email: priya@example.com}
+  - {name: Tom Becker, email: tom@example.com}
+salespeople:
+  - {name: Alice Able, phone: "+15125550101", email: alice@example.com, services: [roofing]}
+  - {name: Bob Baker, phone: "+15125550102", email: bob@example.com, services: [roofing]}
+  - {name: Cara Cole, phone: "+15125550103", email: cara@example.com, services: [roofing]}
+  - {name: Dan Dorn, phone: "+15125550104", email: dan@example.com, services: [roofing]}
+"""
+
+
+@pytest.fixture
+def roster_path(tmp_path: Path) -> Path:
+    """Four always-on roofing reps (rotation picks Alice, then Bob, Cara, Dan) and two managers."""
+    path = tmp_path / "roster.yaml"
+    path.write_text(LIVE_ROSTER)
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str, redis_url: str, emulator, roster_path: Path,  # noqa: ANN001
+             smtp_server: tuple[Controller, Inbox]):  # noqa: ANN201
+    """App settings for handoff tests: the temp roster, Twilio at the emulator, mail to the SMTP server."""
+    from tests.conftest import make_settings
+
+    controller, _inbox = smtp_server
+    return make_settings(tmp_path, db_url, redis_url, emulator.url, ROSTER_PATH=str(roster_path),
+                         SMTP_URL=f"smtp://127.0.0.1:{controller.port}", MAIL_FROM="leadbot@example.com")

@@ -1,0 +1,119 @@
+"""What the channels call when a flow ends qualified: live transfer, SMS handoff, and reps' replies.
+
+Every function works inside the caller's session and never commits it; jobs that need
+the new rows are enqueued only after the caller commits. Nothing here calls Twilio.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from twilio.twiml.voice_response import VoiceResponse
+
+from bot.models import Lead, utcnow
+from handoff import ladder, transfer
+from handoff.answers import readable_answers
+from handoff.defaults import DEFAULT_TRANSFER_TRIES
+from handoff.models import Handoff, HandoffMode
+from handoff.notify import spoken_time
+from handoff.offers import find_match, offer_sms, record_match, unassigned
+from handoff.roster import HandoffError
+from handoff.rosters import rep_for, roster_for
+from handoff.twiml import NEXT_SHIFT, NO_SPECIALIST, hold_in_conference
+
+__all__ = ["begin_sms_handoff", "begin_warm_transfer", "rep_reply", "roster_for"]
+
+log = logging.getLogger(__name__)
+
+
+def _say(response: VoiceResponse, text: str, outcome: Any) -> None:
+    """Say in the flow's voice, so the prospect hears the same person."""
+    voice = getattr(outcome, "voice", "") or None
+    response.say(text, **({"voice": voice} if voice else {}))
+
+
+def begin_warm_transfer(svc: Any, session: Session, lead: Lead, outcome: Any, call_sid: str,
+                        response: VoiceResponse, *, now: datetime | None = None) -> None:
+    """Put the prospect on hold in a named conference and dial the matched rep (from a job).
+
+    With nobody on shift, the prospect hears when a specialist will call and the next
+    shift's rep gets the SMS handoff when they start; ``response`` then ends with a hangup.
+    """
+    now = now or utcnow()
+    answers = readable_answers(lead.answers, getattr(outcome, "answers", None))
+    try:
+        roster = roster_for(svc)
+    except HandoffError as exc:  # no valid roster was ever loaded: nobody to offer the lead to
+        unassigned(svc, session, lead, f"roster unusable: {exc}")
+        _say(response, NO_SPECIALIST, outcome)
+        response.hangup()
+        return
+    match = find_match(svc, session, roster, lead, now)
+    if match is None:
+        _say(response, NO_SPECIALIST, outcome)
+        response.hangup()
+        return
+    record_match(session, lead, match, HandoffMode.WARM_TRANSFER if match.immediate else HandoffMode.SMS)
+    if not match.immediate:
+        zone = lead.timezone or (match.rep.hours.timezone if match.rep.hours else None)
+        when = spoken_time(match.available_at or now, zone, now)
+        _say(response, NEXT_SHIFT.format(rep=match.rep.name.split(" ")[0], when=when), outcome)
+        response.hangup()
+        offer_sms(svc, session, lead, match.rep, answers=answers, queue=[r.key for r in match.fallbacks],
+                  at=match.available_at)
+        return
+    candidates = [match.rep.key, *(r.key for r in match.fallbacks)]
+    t, _first = transfer.start(svc, session, lead, candidates, answers, call_sid,
+                               getattr(outcome, "voice", "") or None, DEFAULT_TRANSFER_TRIES, now)
+    hold_in_conference(response, t.conference, hold_url=transfer.webhook_url(svc, "hold", t.id, n=1),
+                       events_url=transfer.webhook_url(svc, "conference", t.id),
+                       after_url=transfer.webhook_url(svc, "after", t.id))
+
+
+def begin_sms_handoff(svc: Any, session: Session, lead: Lead, outcome: Any, reason: str | None = None, *,
+                      now: datetime | None = None) -> None:
+    """Text the lead to the matched rep (now, or when their shift starts), with the backup email and SLA."""
+    now = now or utcnow()
+    answers = readable_answers(lead.answers, getattr(outcome, "answers", None))
+    try:
+        roster = roster_for(svc)
+    except HandoffError as exc:
+        unassigned(svc, session, lead, f"roster unusable: {exc}")
+        return
+    match = find_match(svc, session, roster, lead, now)
+    if match is None:
+        return
+    record_match(session, lead, match, HandoffMode.SMS)
+    offer_sms(svc, session, lead, match.rep, answers=answers, queue=[r.key for r in match.fallbacks],
+              reason=reason, at=match.available_at)
+
+
+def rep_reply(svc: Any, session: Session, from_phone: str, body: str, *,
+              now: datetime | None = None) -> str | None:
+    """A text from a salesperson acknowledges their newest open handoff; None when the sender is not a rep.
+
+    Args:
+        from_phone: the sender in E.164, as Twilio sends it.
+
+    Returns:
+        The reply to text back, or None so the prospect's conversation handles the message.
+    """
+    try:
+        roster = roster_for(svc)
+    except HandoffError as exc:
+        log.error("rep_reply without a roster: %s", exc)
+        return None
+    try:
+        rep = roster.rep(from_phone)
+    except KeyError:
+        # Someone removed from the roster may still answer a handoff they were given.
+        row = session.scalar(select(Handoff).where(Handoff.rep_phone == from_phone)
+                             .order_by(Handoff.created_at.desc()).limit(1))
+        if row is None:
+            return None
+        rep = rep_for(roster, row.rep_phone, row.rep_name, row.rep_email)
+    return ladder.acknowledge(svc, session, rep, body, now)
