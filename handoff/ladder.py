@@ -69,13 +69,18 @@ def _context(svc: Any, s: Session, h: Handoff) -> tuple[Lead, Roster, Rep]:
     return lead_of(s, h.lead_id), roster, rep_for(roster, h.rep_phone, h.rep_name, h.rep_email)
 
 
-def _sms(svc: Any, s: Session, h: Handoff, body: str, kind: str) -> str | None:
-    """Text the rep; a failure is recorded (the caller's transaction commits it), never raised."""
+def _transient(exc: Exception) -> bool:
+    """Network trouble, Twilio 5xx and 429 can pass; other Twilio errors (bad number, STOP) cannot."""
+    return not isinstance(exc, TwilioRestException) or exc.status >= 500 or exc.status == 429
+
+
+def _sms(svc: Any, s: Session, h: Handoff, body: str, kind: str) -> tuple[str | None, bool]:
+    """Text the rep: (sid, False), or (None, transient?) with the failure recorded, never raised."""
     try:
-        return svc.twilio.messages.create(to=h.rep_phone, from_=svc.settings.caller_id, body=body).sid
+        return svc.twilio.messages.create(to=h.rep_phone, from_=svc.settings.caller_id, body=body).sid, False
     except (TwilioRestException, requests.RequestException) as exc:
         record(s, h.lead_id, Ev.SMS_FAILED, kind=kind, rep=h.rep_name, handoff=h.id, error=str(exc)[:300])
-        return None
+        return None, _transient(exc)
 
 
 def _mail(svc: Any, s: Session, h: Handoff, msg: EmailMessage, kind: str) -> bool:
@@ -108,8 +113,8 @@ def send(svc: Any, handoff_id: str) -> str:
             return "skipped"
         text = handoff_sms_text(lead, h.details.get("answers"), rep, lead.created_at, lead_link(svc, lead.id),
                                 now, h.reason)
-        sid = _sms(svc, s, h, text, "handoff")
-        if sid is None and _retries_left() > 0:
+        sid, transient = _sms(svc, s, h, text, "handoff")
+        if transient and _retries_left() > 0:
             h.due_at = None  # release the claim so the retry sends it
             s.commit()
             raise TransientSendError(f"handoff {h.id}: text to {h.rep_phone} failed; RQ will retry")
@@ -160,7 +165,7 @@ def remind(svc: Any, handoff_id: str) -> str:
         h = s.get(Handoff, handoff_id)
         lead, _roster, rep = _context(svc, s, h)
         text = reminder_sms_text(lead, rep, h.created_at, h.due_at, lead_link(svc, lead.id), now)
-        sid = _sms(svc, s, h, text, "reminder")
+        sid, _transient_error = _sms(svc, s, h, text, "reminder")
         record(s, lead.id, Ev.REMINDER, rep=rep.name, handoff=h.id, sid=sid,
                due_at=h.due_at.isoformat() + "Z")
         s.commit()
@@ -242,6 +247,7 @@ def acknowledge(svc: Any, s: Session, rep: Rep, body: str, now: datetime | None 
     lead = lead_of(s, h.lead_id)
     if not is_ack(body):
         return HELP.format(lead=lead.name, phone=e164(lead.phone))
+    late = h.status == HandoffStatus.MISSED.value  # read before the UPDATE refreshes the row
     res = s.execute(update(Handoff).where(Handoff.id == h.id, Handoff.status.in_(_ACKABLE))
                     .values(status=HandoffStatus.ACKED.value, acked_at=now))
     if res.rowcount != 1:
@@ -249,7 +255,7 @@ def acknowledge(svc: Any, s: Session, rep: Rep, body: str, now: datetime | None 
     seconds = max((now - h.created_at).total_seconds(), 0.0)
     within = h.due_at is not None and now <= h.due_at
     record(s, lead.id, Ev.ACKED, rep=rep.name, handoff=h.id, via="sms", seconds=round(seconds, 1),
-           within_sla=within, late=h.status == HandoffStatus.MISSED.value)
+           within_sla=within, late=late)
     mark_handed_off(s, lead.id)
     # Jobs check the row anyway; deleting them keeps Redis tidy. Only after the ack is committed.
     after_commit(s, lambda: cancel(svc.redis, (REMIND_JOB, h.id), (ESCALATE_JOB, h.id)))

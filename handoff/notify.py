@@ -7,6 +7,7 @@ alphabet (two SMS segments at most).
 from __future__ import annotations
 
 import email.policy
+import math
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -220,7 +221,8 @@ def handoff_email(lead: LeadLike, answers: Mapping[str, Any] | None, rep: Rep, m
                   submitted_at: datetime, link: str, now: datetime, due_at: datetime, mail_from: str,
                   reason: str | None = None) -> EmailMessage:
     """The backup of the handoff text: to the rep, managers in Cc, full answers and the SLA deadline."""
-    sla = _minutes(int((as_utc(due_at) - as_utc(now)).total_seconds()))
+    # Rounded up: mailed a few milliseconds after the clock started, 299.99 s still reads "5 min".
+    sla = _minutes(math.ceil((as_utc(due_at) - as_utc(now)).total_seconds()))
     deadline = _deadline(due_at, rep)
     body = ([reason, ""] if reason else []) + [
         f"{rep.name}, a qualified lead is waiting for your call.", "",
