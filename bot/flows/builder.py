@@ -10,7 +10,7 @@ from typing import Any, TypeGuard
 from bot.flows.errors import FlowError
 from bot.flows.model import DECIDE, DEFAULT_LANGUAGE, OUTCOME_PREFIX
 from bot.flows.templates import Text, template_problems
-from bot.flows.yamlmarks import MarkedDict, MarkedList, MarkedStr
+from bot.flows.yamlmarks import MarkedDict, MarkedList, MarkedStr, shown
 
 ID = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -106,7 +106,7 @@ class Builder:
                 return OUTCOME_PREFIX + outcome
             self.error(line, where, f"unknown outcome {outcome!r}")
             return None
-        self.error(line, where, f"unknown step {value!r}")
+        self.error(line, where, f"unknown step {shown(value)}")
         return None
 
 
@@ -128,9 +128,11 @@ def keypad_digit(b: Builder, node: MarkedDict, key: str, where: str) -> str | No
     value = node.get(key)
     if value is None or value is False:
         return None
-    text = str(value)
+    text = str(value) if isinstance(value, int | str) else ""
     if isinstance(value, bool) or not (len(text) == 1 and (text.isdigit() or text in "*#")):
-        b.error(node.line_of(key), join(where, key), f"expected one keypad key (0-9, * or #), got {value!r}")
+        b.error(
+            node.line_of(key), join(where, key), f"expected one keypad key (0-9, * or #), got {shown(value)}"
+        )
         return None
     return text
 
@@ -147,13 +149,17 @@ def string_list(b: Builder, node: Any, where: str, line: int) -> tuple[str, ...]
     return tuple(str(w) for w in node)
 
 
-def report_duplicates(b: Builder, node: Any, where: str) -> None:
+def report_duplicates(b: Builder, node: Any, where: str, seen: set[int] | None = None) -> None:
     """YAML keeps the last of two equal keys silently; staff almost always meant two different ones."""
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        return  # a YAML alias (*name) repeats a node: walking it again could take exponential time
+    seen.add(id(node))
     if isinstance(node, MarkedDict):
         for key, line in node.duplicates:
             b.error(line, where or "(top level)", f"duplicate key {key!r}")
         for key, value in node.items():
-            report_duplicates(b, value, join(where, key))
+            report_duplicates(b, value, join(where, key), seen)
     elif isinstance(node, MarkedList):
         for i, value in enumerate(node):
-            report_duplicates(b, value, f"{where}[{i}]")
+            report_duplicates(b, value, f"{where}[{i}]", seen)

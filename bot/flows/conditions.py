@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.flows.model import UNKNOWN, AnswerType, Step
-from bot.flows.yamlmarks import MarkedDict, MarkedList
+from bot.flows.yamlmarks import MarkedDict, MarkedList, shown
 
 T = AnswerType
 NUMERIC = frozenset({T.NUMBER, T.MONEY})
@@ -76,10 +76,10 @@ class Operator:
 
 def _check_value(arg: Any, step: Step) -> str | None:
     if step.type == T.YES_NO and arg not in ("yes", "no", UNKNOWN):
-        return f"expects yes, no or unknown for a yes_no step, not {arg!r}"
-    if step.type == T.CHOICE and arg != UNKNOWN and step.choice(str(arg)) is None:
+        return f"expects yes, no or unknown for a yes_no step, not {shown(arg)}"
+    if step.type == T.CHOICE and arg != UNKNOWN and (not isinstance(arg, str) or step.choice(arg) is None):
         options = ", ".join(c.id for c in step.choices)
-        return f"{arg!r} is not an option of step '{step.id}' ({options})"
+        return f"{shown(arg)} is not an option of step '{step.id}' ({options})"
     if step.type in (T.MONEY, T.TIMEFRAME) and arg != UNKNOWN:
         return f"can only compare a {step.type.value} answer with 'unknown'; use gte/lte/within_days"
     return None
@@ -93,20 +93,20 @@ def _check_list(arg: Any, step: Step) -> str | None:
 
 def _check_number(arg: Any, step: Step) -> str | None:
     ok = isinstance(arg, int | float) and not isinstance(arg, bool)
-    return None if ok else f"expects a number, not {arg!r}"
+    return None if ok else f"expects a number, not {shown(arg)}"
 
 
 def _check_days(arg: Any, step: Step) -> str | None:
     ok = isinstance(arg, int) and not isinstance(arg, bool) and arg >= 0
-    return None if ok else f"expects a whole number of days, not {arg!r}"
+    return None if ok else f"expects a whole number of days, not {shown(arg)}"
 
 
 def _check_bool(arg: Any, step: Step) -> str | None:
-    return None if isinstance(arg, bool) else f"expects true or false, not {arg!r}"
+    return None if isinstance(arg, bool) else f"expects true or false, not {shown(arg)}"
 
 
 def _check_text(arg: Any, step: Step) -> str | None:
-    return None if isinstance(arg, str) and arg else f"expects text, not {arg!r}"
+    return None if isinstance(arg, str) and arg else f"expects text, not {shown(arg)}"
 
 
 def _known(value: Any) -> bool:
@@ -194,7 +194,7 @@ def parse_condition(
     op = ops[0]
     step = steps.get(step_id) if isinstance(step_id, str) else None
     if step is None:
-        report(node.line_of("answer"), f"{where}.answer", f"unknown step {step_id!r}")
+        report(node.line_of("answer"), f"{where}.answer", f"unknown step {shown(step_id)}")
         return None
     spec = OPERATORS[op]
     if spec.types is not None and step.type not in spec.types:

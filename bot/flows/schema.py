@@ -21,7 +21,7 @@ from bot.flows.model import (
 )
 from bot.flows.schema_steps import build_step
 from bot.flows.templates import Text, template_problems
-from bot.flows.yamlmarks import MarkedDict
+from bot.flows.yamlmarks import MarkedDict, shown
 
 __all__ = ["Builder", "build"]
 
@@ -65,7 +65,9 @@ def _outcome(b: Builder, oid: str, node: Any, line: int, steps: dict[str, Step])
         )
         if not valid:
             b.error(
-                node.line_of("action"), f"{where}.action", f"unknown action {action!r} (one of: {ACTIONS})"
+                node.line_of("action"),
+                f"{where}.action",
+                f"unknown action {shown(action)} (one of: {ACTIONS})",
             )
             action = None
     say = b.text(node["say"], f"{where}.say", node.line_of("say"), b.step_ids) if "say" in node else None
@@ -99,7 +101,7 @@ def build(b: Builder, data: Any) -> Flow | None:
         b.error(
             data.line_of("language"),
             "language",
-            f"unsupported language {language!r} (supported: {', '.join(SUPPORTED_LANGUAGES)})",
+            f"unsupported language {shown(language)} (supported: {', '.join(SUPPORTED_LANGUAGES)})",
         )
         language = DEFAULT_LANGUAGE
     extra = (

@@ -6,7 +6,7 @@ from typing import Any
 
 from bot.flows.builder import ID, Builder, keypad_digit, string_list
 from bot.flows.model import DECIDE, DEFAULT_MAX_RETRIES, UNKNOWN, AnswerType, Choice, Step
-from bot.flows.yamlmarks import MarkedDict, MarkedList
+from bot.flows.yamlmarks import MarkedDict, MarkedList, shown
 
 STEP_KEYS = ("prompt", "type", "on", "reprompt", "max_retries", "on_fail", "choices", "synonyms", "hints")
 CHOICE_KEYS = ("id", "label", "synonyms", "digit")
@@ -100,12 +100,12 @@ def build_step(b: Builder, sid: str, node: Any, line: int, opt_digit: str | None
     raw_type = node.get("type")
     if raw_type is not None:
         try:
-            kind = AnswerType(raw_type)
+            kind = AnswerType(raw_type if isinstance(raw_type, str) else "")
         except ValueError:
             b.error(
                 node.line_of("type"),
                 f"{where}.type",
-                f"unknown answer type {raw_type!r} (one of: {ANSWER_TYPES})",
+                f"unknown answer type {shown(raw_type)} (one of: {ANSWER_TYPES})",
             )
     choices: tuple[Choice, ...] = ()
     if kind == AnswerType.CHOICE:
@@ -144,7 +144,7 @@ def build_step(b: Builder, sid: str, node: Any, line: int, opt_digit: str | None
         b.error(
             node.line_of("max_retries"),
             f"{where}.max_retries",
-            f"expected a whole number from 0 to 5, got {retries!r}",
+            f"expected a whole number from 0 to 5, got {shown(retries)}",
         )
         retries = DEFAULT_MAX_RETRIES
     on_fail = (

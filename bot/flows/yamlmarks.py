@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import reprlib
 from typing import Any
 
 import yaml
@@ -96,6 +97,23 @@ def _construct_seq(loader: MarkedLoader, node: yaml.SequenceNode) -> MarkedList:
 MarkedLoader.add_constructor("tag:yaml.org,2002:str", _construct_str)
 MarkedLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
 MarkedLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
+
+
+class _ShortRepr(reprlib.Repr):
+    """reprlib that treats our marked types like the builtins they extend (so it can cut them short)."""
+
+    repr_MarkedStr = reprlib.Repr.repr_str  # noqa: N815 - reprlib dispatches on "repr_" + type name
+    repr_MarkedList = reprlib.Repr.repr_list  # noqa: N815
+    repr_MarkedDict = reprlib.Repr.repr_dict  # noqa: N815
+
+
+_SHORT = _ShortRepr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxstring, _SHORT.maxother = 2, 4, 4, 60, 60
+
+
+def shown(value: Any) -> str:
+    """A value for an error message, cut short (aliases can make YAML values enormous)."""
+    return _SHORT.repr(value)
 
 
 def parse_yaml(text: str) -> tuple[Any, int | None, str | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -382,3 +383,17 @@ def test_the_staff_readme_example_is_a_valid_flow() -> None:
     flow, errors = load_flow_text(example, "README.md")
     assert [str(e) for e in errors] == []
     assert flow is not None and list(flow.outcomes) == ["qualified_ready", "not_a_fit"]
+
+
+def test_alias_bomb_is_rejected_quickly() -> None:
+    """YAML aliases can describe 9**9 items in a few lines; validation must not walk or print them all."""
+    text = "a: &a [x, x, x, x, x, x, x, x, x]\n"
+    for i in range(1, 9):
+        text += f"l{i}: &l{i} [{', '.join(['*l' + str(i - 1) if i > 1 else '*a'] * 9)}]\n"
+    text += "id: *l8\ngreeting: *l8\nsteps:\n  s:\n    prompt: *l8\n    type: *l8\n    hints: *l8\n"
+    text += "    on: {default: *l8}\noutcomes:\n  o:\n    when: {answer: s, in: *l8}\n"
+    text += "    say: *l8\n    action: *l8\n"
+    began = time.perf_counter()
+    flow, errors = load_flow_text(text, "bomb.yaml")
+    assert flow is None and errors and time.perf_counter() - began < 2
+    assert max(len(str(e)) for e in errors) < 400
