@@ -48,6 +48,8 @@ class RasaSettings:
     def from_env(cls) -> RasaSettings:
         """Read LEADBOT_URL, LEADBOT_API_KEY, FLOWS_DIR and RASA_FLOW."""
         root = Path(__file__).resolve().parent.parent
+        if not os.environ.get("LEADBOT_API_KEY"):
+            log.warning("LEADBOT_API_KEY is not set: leadbot will refuse the outcomes this server posts")
         return cls(
             leadbot_url=os.environ.get("LEADBOT_URL", "http://127.0.0.1:5000").rstrip("/"),
             api_key=os.environ.get("LEADBOT_API_KEY", ""),
