@@ -54,7 +54,11 @@ def _choices(b: Builder, node: Any, where: str, line: int, opt_digit: str | None
             else ()
         )
         result.append(Choice(cid, label, labels, synonyms, digit))
-    return result and tuple(result) or ()
+    with_digit = [c for c in result if c.digit]
+    if with_digit and len(with_digit) != len(result):
+        # Keypad hints number the options; a mix of set and unset digits would promise keys that do nothing.
+        b.error(line, where, "give every option a keypad digit, or none (then they are numbered 1, 2, 3...)")
+    return tuple(result)
 
 
 def _on(

@@ -397,3 +397,28 @@ def test_alias_bomb_is_rejected_quickly() -> None:
     flow, errors = load_flow_text(text, "bomb.yaml")
     assert flow is None and errors and time.perf_counter() - began < 2
     assert max(len(str(e)) for e in errors) < 400
+
+
+def test_choices_need_all_digits_or_none() -> None:
+    text = """\
+id: mixed
+steps:
+  pick:
+    prompt: Pick one
+    type: choice
+    choices:
+      - {id: a, digit: 1}
+      - {id: b}
+    on: {default: decide}
+outcomes:
+  done: {say: bye, action: close}
+"""
+    assert errors_of(text, "m.yaml") == [
+        "m.yaml:6: steps.pick.choices: give every option a keypad digit, or none "
+        "(then they are numbered 1, 2, 3...)"
+    ]
+    flow, errors = load_flow_text(text.replace(", digit: 1}", "}"), "m.yaml")
+    assert errors == [] and flow is not None
+    from bot.flows.answers import parse_for_step
+
+    assert parse_for_step(flow.steps["pick"], digits="2") == "b"
