@@ -26,7 +26,7 @@ def money(value: Mapping[str, Any]) -> str:
 
 def timeframe(value: Mapping[str, Any]) -> str:
     """A parsed timeframe as words: "right away", "within 14 days", "from Jul 1"."""
-    kind, days = value.get("kind"), value.get("days")
+    kind, days = value.get("kind"), value.get("days_from_now", value.get("days"))
     start, end = _day(value.get("start")), _day(value.get("end"))
     when = f"{start:%b} {start.day}" if start else ""
     if kind == "asap" or days == 0:
