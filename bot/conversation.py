@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import timedelta
 from email.message import EmailMessage
@@ -31,6 +32,8 @@ UNKNOWN_CALLER = ("Thanks for calling. This number returns calls about service r
 VOICEMAIL = ("Hi {first}, this is the team you just contacted. We're returning your request and will try "
              "you again shortly. Talk soon!")
 UNAVAILABLE = "Sorry, something went wrong on our side. A specialist will call you back shortly. Goodbye."
+SMS_TRANSFER = {"en": "Great news, {first}! A specialist will call you in the next few minutes.",
+                "es": "¡Excelente, {first}! Un especialista le llamará en los próximos minutos."}
 RESUBSCRIBE_WORDS = {"start", "unstop", "yes"}
 NURTURE_FIRST_FOLLOW_UP = timedelta(days=3)
 
@@ -249,6 +252,10 @@ def sms_inbound(svc: Services, from_phone: str, body: str) -> str | None:
             record(s, conv.lead_id, EventType.FAILED, reason=str(exc)[:500])
             s.commit()
             return "Sorry, something went wrong on our side. A specialist will get back to you shortly."
+        if outcome is not None and outcome.kind == ActionKind.WARM_TRANSFER:
+            # "Please hold" makes no sense in a text: a specialist calls them instead.
+            line = SMS_TRANSFER.get(outcome.language, SMS_TRANSFER["en"]).format(first=lead.first_name)
+            outcome = dataclasses.replace(outcome, say=line)
         text = sms_render.render(prompts, outcome)
         if outcome is not None:
             apply_outcome(svc, s, lead, conv, outcome)

@@ -190,3 +190,12 @@ def test_inbound_call_from_unreached_prospect_resumes_flow(client, services, emu
     body = client.post("/twilio/voice", data=params, headers=signed("/twilio/voice", params)).get_data(as_text=True)
     assert "Hi Ada" in body and "<Gather" in body
     assert lead_of(services, resp.get_json()["id"]).status == "in_conversation"
+
+
+def test_sms_qualified_ready_is_told_a_specialist_will_call(client, services, emulator, signed):
+    lead_id = sms_lead(client, services, emulator)
+    for body in ["yes", "10k", "asap"]:
+        sms(client, signed, "+15125550100", body)
+    reply = sms(client, signed, "+15125550100", "1")
+    assert "specialist will call you" in reply and "hold" not in reply.lower()
+    assert lead_of(services, lead_id).status in ("qualified", "handed_off")
