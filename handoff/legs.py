@@ -16,7 +16,6 @@ from handoff.defaults import DEFAULT_RING_SECONDS, DIALING, WATCH_JOB, WATCHDOG_
 from handoff.events import HandoffEvent as Ev
 from handoff.models import Handoff, HandoffMode, HandoffStatus, Transfer, TransferStatus
 from handoff.scheduling import enqueue
-from handoff.twiml import goodbye
 
 log = logging.getLogger(__name__)
 
@@ -105,14 +104,14 @@ def _hang_up(svc: Any, h: Handoff, sid: str) -> bool:
 
 
 def end_hold(svc: Any, transfer_id: str) -> str:
-    """Nobody accepted: take the prospect off hold with when to expect a call, then hang up."""
+    """Nobody accepted: take the prospect off hold; the ``after`` webhook tells them when to expect a call."""
     with svc.sessions() as s:
         t = s.get(Transfer, transfer_id)
     if t is None or t.status != TransferStatus.FAILED.value:
         return "skipped"
-    twiml = str(goodbye(t.closing, t.voice))
     try:
-        svc.twilio.calls(t.prospect_call_sid).update(twiml=twiml)
+        svc.twilio.calls(t.prospect_call_sid).update(url=transfer.webhook_url(svc, "after", t.id),
+                                                     method="POST")
     except REST_ERRORS as exc:  # e.g. the prospect hung up a moment earlier; the SMS handoff stands
         with svc.sessions() as s:
             record(s, t.lead_id, Ev.PROSPECT_TOLD, transfer=t.id, delivered=False, error=str(exc)[:300])

@@ -7,7 +7,7 @@ import re
 from sqlalchemy import select
 
 from bot.models import Lead
-from bot.twiml_driver import last
+from bot.twiml_driver import last, parse_twiml
 from handoff.models import Handoff, Transfer
 from tests.conftest import PUBLIC
 from tests.handoff.live import (
@@ -168,10 +168,14 @@ def test_rep_no_answer_then_voicemail_then_pass_moves_down_the_list(client, serv
     assert dialled(emulator) == [ALICE, BOB, CARA]
     t = transfer_row(services, lead_id)
     assert t.status == "failed"
-    told = [r for r in emulator.requests if r["path"].endswith("/Calls/CAprospect.json")]
-    assert len(told) == 1
-    assert "Alice will call you back within 5 minutes" in told[0]["form"]["Twiml"]
-    assert told[0]["form"]["Twiml"].endswith("<Hangup /></Response>")
+    told = [r["form"] for r in emulator.requests if r["path"].endswith("/Calls/CAprospect.json")]
+    assert told == [{"Url": f"{PUBLIC}/twilio/handoff/after/{t.id}", "Method": "POST"}]
+    # Twilio fetches the new Url for the prospect's call: they hear when Alice will call, then goodbye.
+    params = {"CallSid": "CAprospect", "CallStatus": "in-progress"}
+    closing = twilio_post(client, services, told[0]["Url"], params)
+    verbs = parse_twiml(closing.get_data(as_text=True))
+    assert [v["verb"] for v in verbs] == ["Say", "Hangup"] and verbs[0]["voice"] == "Polly.Joanna"
+    assert "Alice will call you back within 5 minutes" in verbs[0]["text"]
     # ... and the best match gets the SMS handoff with why.
     texts = [m for m in emulator.messages if m["to"] == ALICE]
     assert len(texts) == 1 and texts[0]["body"].startswith("Live transfer missed: no rep picked up\n")
@@ -298,3 +302,73 @@ def test_only_one_rep_can_accept(client, services, emulator):
     assert dialled(emulator) == [ALICE]
     assert tries(services, lead_id) == [("Alice Able", "warm_transfer", "acked")]
     assert events(services, lead_id).count("transfer_accepted") == 1
+
+
+def test_real_flow_qualified_prospect_is_transferred_live(client, services, emulator, roster_path):
+    """From POST /leads to a rep in the conference: dispatch, the prequal flow, the handoff."""
+    from bot.twiml_driver import CallLeg
+    from tests.conftest import API_KEY, drain, lead_body
+    from tests.handoff.live import poster
+
+    roster_path.write_text(roster_path.read_text().replace("[roofing]", "[kitchen remodel]"))
+    resp = client.post("/leads", json=lead_body(service="kitchen remodel"),
+                       headers={"Authorization": f"Bearer {API_KEY}"})
+    lead_id = resp.get_json()["id"]
+    drain(services)  # the contact job calls the prospect
+    call = emulator.of("/Calls.json")[-1]["form"]
+    prospect_sid = next(iter(emulator.calls))
+    prospect = CallLeg(poster(client), services.webhook_token,
+                       {"CallSid": prospect_sid, "From": call["From"], "To": call["To"]})
+    prospect.answer(call["Url"])
+    prospect.reply(speech="Yes.")
+    prospect.reply(speech="about twelve thousand dollars")
+    prospect.reply(speech="right away")
+    verbs = prospect.reply(digits="1")  # "me": the prospect decides
+    assert "Please hold while I connect you with a specialist." in prospect.heard[-1]
+    conf = last(verbs, "Conference")
+    t = transfer_row(services, lead_id)
+    assert conf["text"] == t.conference and t.prospect_call_sid == prospect_sid
+    assert not prospect.ended
+
+    run_jobs(services)
+    rep, rep_call = rep_leg(client, services, emulator, ALICE)
+    rep.answer(rep_call["url"])
+    whisper = " ".join(rep.heard)
+    assert "Ada Lovelace, about kitchen remodel." in whisper and "Budget: $12,000." in whisper
+    assert last(rep.reply(digits="1"), "Conference")["text"] == t.conference
+    twilio_post(client, services, f"{PUBLIC}/twilio/handoff/conference/{t.id}",
+                {"StatusCallbackEvent": "participant-join", "CallSid": rep_call["sid"]})
+    assert transfer_row(services, lead_id).status == "connected"
+    view = client.get(f"/leads/{lead_id}", headers={"Authorization": f"Bearer {API_KEY}"}).get_json()
+    assert view["status"] == "handed_off"
+    assert [(h["rep"], h["mode"], h["status"]) for h in view["handoff"]] == [
+        ("Alice Able", "warm_transfer", "acked")]
+    kinds = [e["type"] for e in view["timeline"]]
+    assert kinds[kinds.index("outcome"):] == ["outcome", "qualified", "handoff_matched", "transfer_started",
+                                              "rep_dialing", "transfer_accepted", "handoff_acked",
+                                              "transfer_connected"]
+
+
+def test_hold_webhook_redials_when_the_dial_job_was_lost(client, services, emulator):
+    from datetime import timedelta
+
+    from rq.job import Job
+    from sqlalchemy import update
+
+    lead_id = make_lead(services)
+    start_transfer(services, lead_id)
+    alice, = try_ids(services, lead_id)
+    Job.fetch(f"handoff-dial-{alice}", connection=services.redis).delete()  # Redis lost it
+    t = transfer_row(services, lead_id)
+    hold_url = f"{PUBLIC}/twilio/handoff/hold/{t.id}?n=3"
+    assert twilio_post(client, services, hold_url, {"CallSid": "CAprospect"}).status_code == 200
+    run_jobs(services)
+    assert dialled(emulator) == []  # a few seconds' delay is normal: nothing is re-sent yet
+    with services.sessions() as s:
+        earlier = s.get(Handoff, alice).created_at - timedelta(seconds=30)
+        s.execute(update(Handoff).where(Handoff.id == alice).values(created_at=earlier))
+        s.commit()
+    resp = twilio_post(client, services, hold_url, {"CallSid": "CAprospect"})
+    assert "still connecting you" in resp.get_data(as_text=True)
+    run_jobs(services)
+    assert dialled(emulator) == [ALICE]
