@@ -1,4 +1,4 @@
-"""Tables for handoffs to salespeople and for mail kept when no SMTP server is configured."""
+"""Tables for handoffs to salespeople, live transfers, and mail kept when no SMTP server is configured."""
 
 from __future__ import annotations
 

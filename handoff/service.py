@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from twilio.twiml.voice_response import VoiceResponse
 
 from bot.models import Lead, utcnow
-from handoff import ladder, transfer
+from handoff import acks, transfer
 from handoff.answers import readable_answers
 from handoff.defaults import DEFAULT_TRANSFER_TRIES
 from handoff.models import Handoff, HandoffMode
@@ -116,4 +116,4 @@ def rep_reply(svc: Any, session: Session, from_phone: str, body: str, *,
         if row is None:
             return None
         rep = rep_for(roster, row.rep_phone, row.rep_name, row.rep_email)
-    return ladder.acknowledge(svc, session, rep, body, now)
+    return acks.acknowledge(svc, session, rep, body, now)
