@@ -30,3 +30,4 @@ class HandoffEvent:
     ESCALATED = "handoff_escalated"  # SLA missed; managers emailed
     REASSIGNED = "handoff_reassigned"
     ACKED = "handoff_acked"
+    CANCELLED = "handoff_cancelled"  # the lead withdrew (opt-out) before anyone acknowledged

@@ -10,22 +10,25 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from twilio.twiml.voice_response import VoiceResponse
 
 from bot.models import Lead, utcnow
+from bot.timeline import record
 from handoff import acks, transfer
 from handoff.answers import readable_answers
-from handoff.defaults import DEFAULT_TRANSFER_TRIES
-from handoff.models import Handoff, HandoffMode
+from handoff.defaults import DEFAULT_TRANSFER_TRIES, ESCALATE_JOB, REMIND_JOB, SEND_JOB
+from handoff.events import HandoffEvent as Ev
+from handoff.models import Handoff, HandoffMode, HandoffStatus
 from handoff.notify import spoken_time
 from handoff.offers import find_match, offer_sms, record_match, unassigned
 from handoff.roster import HandoffError
 from handoff.rosters import rep_for, roster_for
+from handoff.scheduling import after_commit, cancel
 from handoff.twiml import NEXT_SHIFT, NO_SPECIALIST, hold_in_conference
 
-__all__ = ["begin_sms_handoff", "begin_warm_transfer", "rep_reply", "roster_for"]
+__all__ = ["begin_sms_handoff", "begin_warm_transfer", "cancel_handoffs", "rep_reply", "roster_for"]
 
 log = logging.getLogger(__name__)
 
@@ -117,3 +120,21 @@ def rep_reply(svc: Any, session: Session, from_phone: str, body: str, *,
             return None
         rep = rep_for(roster, row.rep_phone, row.rep_name, row.rep_email)
     return acks.acknowledge(svc, session, rep, body, now)
+
+
+def cancel_handoffs(svc: Any, session: Session, lead_id: str, reason: str) -> int:
+    """The lead withdrew (opted out, duplicate): stop its unacknowledged handoffs and their timers.
+
+    A live transfer in progress is left to its own callbacks. Returns how many were cancelled.
+    """
+    ids = list(session.scalars(select(Handoff.id).where(
+        Handoff.lead_id == lead_id, Handoff.status == HandoffStatus.OPEN.value,
+        Handoff.mode == HandoffMode.SMS.value)))
+    if not ids:
+        return 0
+    session.execute(update(Handoff).where(Handoff.id.in_(ids), Handoff.status == HandoffStatus.OPEN.value)
+                    .values(status=HandoffStatus.CANCELLED.value, reason=reason[:500], due_at=None))
+    record(session, lead_id, Ev.CANCELLED, reason=reason, handoffs=ids)
+    timers = [(job, hid) for hid in ids for job in (SEND_JOB, REMIND_JOB, ESCALATE_JOB)]
+    after_commit(session, lambda: cancel(svc.redis, *timers))
+    return len(ids)

@@ -225,3 +225,19 @@ def test_reason_heads_the_text(services, emulator, inbox):
     assert texts_to(emulator, ALICE)[0].startswith("Asked for a text\nNew lead for Alice:")
     (msg, _), = mails(inbox)
     assert msg.get_content().startswith("Asked for a text\r\n")  # SMTP carries CRLF line ends
+
+
+def test_opt_out_cancels_the_open_handoff_and_its_timers(services, emulator, inbox):
+    from handoff.service import cancel_handoffs
+
+    lead_id = make_lead(services)
+    hand_off(services, lead_id)
+    run_jobs(services)
+    with services.sessions() as s:
+        h = s.scalars(select(Handoff).where(Handoff.lead_id == lead_id)).one()
+        assert cancel_handoffs(services, s, lead_id, "opted out (sms keyword)") == 1
+        s.commit()
+    assert handoffs(services, lead_id) == [("Alice Able", "cancelled")]
+    assert not [j for j in scheduled(services) if h.id in j]
+    assert jobs.escalate(h.id) == "skipped" and reply(services, ALICE, "1").startswith("Thanks! You have no")
+    assert event(services, lead_id, "handoff_cancelled")["handoffs"] == [h.id]
