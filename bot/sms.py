@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, request
 from twilio.twiml.messaging_response import MessagingResponse
 
-from bot import conversation
+from bot import texting
 from bot.webhooks import twilio_signed
 
 bp = Blueprint("sms", __name__, url_prefix="/twilio")
@@ -17,7 +17,7 @@ def inbound():
     """Route a text by its sender; reply with TwiML (empty when there is nothing to say)."""
     f = request.form
     svc = current_app.extensions["leadbot"]
-    reply = conversation.sms_inbound(svc, f.get("From", ""), f.get("Body", ""))
+    reply = texting.sms_inbound(svc, f.get("From", ""), f.get("Body", ""))
     resp = MessagingResponse()
     if reply:
         resp.message(reply)

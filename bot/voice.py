@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, request
 
-from bot import conversation
+from bot import voice_flow
 from bot.webhooks import twilio_signed
 
 bp = Blueprint("voice", __name__, url_prefix="/twilio/voice")
@@ -21,7 +21,7 @@ def answer(attempt_id: str):
     """The prospect (or their voicemail) picked up our outbound call."""
     f = request.form
     svc = current_app.extensions["leadbot"]
-    return twiml(conversation.voice_answer(svc, attempt_id, f.get("CallSid", ""), f.get("AnsweredBy", "")))
+    return twiml(voice_flow.answer(svc, attempt_id, f.get("CallSid", ""), f.get("AnsweredBy", "")))
 
 
 @bp.post("/turn/<conv_id>")
@@ -30,7 +30,7 @@ def turn(conv_id: str):
     """One Gather result (speech or keys, or silence) goes through the flow engine."""
     f = request.form
     svc = current_app.extensions["leadbot"]
-    return twiml(conversation.voice_turn(svc, conv_id, f.get("SpeechResult"), f.get("Digits")))
+    return twiml(voice_flow.turn(svc, conv_id, f.get("SpeechResult"), f.get("Digits")))
 
 
 @bp.post("")
@@ -39,4 +39,4 @@ def inbound():
     """Someone calls our number: a returning prospect resumes, anyone else hears who we are."""
     f = request.form
     svc = current_app.extensions["leadbot"]
-    return twiml(conversation.voice_inbound(svc, f.get("From", ""), f.get("CallSid", "")))
+    return twiml(voice_flow.inbound(svc, f.get("From", ""), f.get("CallSid", "")))

@@ -1,0 +1,99 @@
+"""The voice channel: an answered outbound call, each Gather turn, and calls to our number."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+from twilio.twiml.voice_response import VoiceResponse
+
+from bot import conversation
+from bot.conversation import RESUMABLE
+from bot.flows import voice as voice_render
+from bot.flows.errors import FlowsError
+from bot.models import Attempt, Conversation, Lead, LeadStatus, OptOut
+from bot.services import Services
+from bot.timeline import EventType, record
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_CALLER = ("Thanks for calling. This number returns calls about service requests. Please send us a "
+                  "request on our website and we will call you right back. Goodbye.")
+VOICEMAIL = ("Hi {first}, this is the team you just contacted. We're returning your request and will try "
+             "you again shortly. Talk soon!")
+UNAVAILABLE = "Sorry, something went wrong on our side. A specialist will call you back shortly. Goodbye."
+
+
+def _action_url(svc: Services, conv: Conversation) -> str:
+    return f"{svc.settings.base_url}/twilio/voice/turn/{conv.id}"
+
+
+def answer(svc: Services, attempt_id: str, call_sid: str, answered_by: str) -> str:
+    """Our outbound call was answered: start the flow, or leave a short voicemail."""
+    response = VoiceResponse()
+    with svc.sessions() as s:
+        attempt = s.get(Attempt, attempt_id)
+        lead = s.get(Lead, attempt.lead_id) if attempt else None
+        if lead is None or lead.status == LeadStatus.OPTED_OUT.value:
+            response.hangup()
+            return str(response)
+        if answered_by.startswith(("machine", "fax")):
+            record(s, lead.id, EventType.MACHINE, answered_by=answered_by, sid=call_sid)
+            lead.status, lead.status_reason = LeadStatus.NO_ANSWER.value, f"voicemail ({answered_by})"
+            response.say(VOICEMAIL.format(first=lead.first_name))
+            response.hangup()
+            s.commit()
+            return str(response)
+        flow = conversation.flow_for(svc, lead)
+        record(s, lead.id, EventType.ANSWERED, sid=call_sid, answered_by=answered_by or "unknown")
+        conv, prompts, outcome = conversation.begin(svc, s, lead, flow, "voice", call_sid)
+        lead.status = LeadStatus.IN_CONVERSATION.value
+        voice_render.render(prompts, outcome, action_url=_action_url(svc, conv), response=response)
+        s.commit()
+    return str(response)
+
+
+def turn(svc: Services, conv_id: str, speech: str | None, digits: str | None) -> str:
+    """One Gather result through the engine; returns the next TwiML."""
+    response = VoiceResponse()
+    with svc.sessions() as s:
+        conv = s.get(Conversation, conv_id)
+        if conv is None or not conv.open:
+            response.hangup()
+            return str(response)
+        event = voice_render.event_from_gather({"SpeechResult": speech or "", "Digits": digits or ""})
+        try:
+            prompts, outcome = conversation.turn(svc, s, conv, event)
+        except FlowsError as exc:
+            log.error("conversation %s failed: %s", conv_id, exc)
+            record(s, conv.lead_id, EventType.FAILED, reason=str(exc)[:500])
+            response.say(UNAVAILABLE)
+            response.hangup()
+            s.commit()
+            return str(response)
+        voice_render.render(prompts, outcome, action_url=_action_url(svc, conv), response=response)
+        if outcome is not None:
+            lead = s.get(Lead, conv.lead_id)
+            conversation.apply_outcome(svc, s, lead, conv, outcome, response=response)
+        s.commit()
+    return str(response)
+
+
+def inbound(svc: Services, from_phone: str, call_sid: str) -> str:
+    """A call to our number: a prospect with an unfinished lead picks up where we left off."""
+    response = VoiceResponse()
+    phone = conversation.normalize(svc, from_phone)
+    with svc.sessions() as s:
+        lead = phone and s.scalar(select(Lead).where(Lead.phone == phone).order_by(Lead.created_at.desc()).limit(1))
+        if not lead or lead.status not in RESUMABLE or s.get(OptOut, phone) is not None:
+            response.say(UNKNOWN_CALLER)
+            response.hangup()
+            return str(response)
+        flow = conversation.flow_for(svc, lead)
+        conversation.close_open(s, lead.id)
+        record(s, lead.id, "inbound_call", sid=call_sid)
+        conv, prompts, outcome = conversation.begin(svc, s, lead, flow, "voice", call_sid)
+        lead.status = LeadStatus.IN_CONVERSATION.value
+        voice_render.render(prompts, outcome, action_url=_action_url(svc, conv), response=response)
+        s.commit()
+    return str(response)
