@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 
@@ -40,12 +42,23 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def init_db(engine: Engine) -> None:
-    """Create every table that does not exist yet."""
+def init_db(engine: Engine, tries: int = 5) -> None:
+    """Create every table that does not exist yet.
+
+    Every gunicorn worker runs this at boot: on a new database two of them can race between
+    "does the table exist?" and CREATE TABLE, so the loser retries and then finds it there.
+    """
     from bot import models  # noqa: F401 - registers the tables
     from handoff import models as handoff_models  # noqa: F401
 
-    Base.metadata.create_all(engine)
+    for attempt in range(tries):
+        try:
+            Base.metadata.create_all(engine)
+            return
+        except (OperationalError, ProgrammingError, IntegrityError):
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 @contextmanager

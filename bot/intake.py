@@ -82,12 +82,12 @@ def create_lead():
         return json_error(400, "bad Idempotency-Key", {"Idempotency-Key": "must be 1-255 characters"})
     evidence = {"ip": request.remote_addr, "user_agent": request.user_agent.string}
     with svc.sessions() as session:
-        lead, created = lead_service.create_lead(
+        lead_id, status, created = lead_service.create_lead(
             session, lead_in, evidence, key, svc.settings.dedupe_window_seconds
         )
-        body = {"id": lead.id, "status": lead.status}
-    if created and lead.status == "received":
-        enqueue_contact(svc.queue, lead.id)  # on failure the sweeper picks it up
+    body: dict[str, Any] = {"id": lead_id, "status": status}
+    if created and status == "received":
+        enqueue_contact(svc.queue, lead_id)  # on failure the sweeper picks it up
     if not created:
         body["duplicate"] = True
     resp = jsonify(body)

@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any, Literal
+from datetime import datetime, timedelta
+from typing import Any, Literal, cast
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from phonenumbers import timezone as pn_timezone
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
-from sqlalchemy import select
+from sqlalchemy import Connection, Table, bindparam, exists, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.models import Lead, LeadStatus, OptOut, utcnow
-from bot.timeline import EventType, record
+from bot.models import Event, Lead, LeadStatus, OptOut, new_id, utcnow
+from bot.timeline import EventType
+
+LEADS, EVENTS, OPT_OUTS = (cast(Table, m.__table__) for m in (Lead, Event, OptOut))
+
+# Statements built once: building one per request costs four times what executing it does.
+INSERT_LEAD, INSERT_EVENT = insert(LEADS), insert(EVENTS)
+BY_KEY = select(LEADS.c.id, LEADS.c.status).where(LEADS.c.idempotency_key == bindparam("key"))
+STATUS = select(LEADS.c.status).where(LEADS.c.id == bindparam("lead_id"))
+# One query answers both "is there a twin?" and "did this number opt out?".
+TWIN_OR_OPT_OUT = select(
+    select(LEADS.c.id).where(LEADS.c.phone == bindparam("phone"), LEADS.c.created_at >= bindparam("since"))
+    .order_by(LEADS.c.created_at).limit(1).scalar_subquery(),
+    exists().where(OPT_OUTS.c.phone == bindparam("phone")),
+)
 
 MAX_BODY_BYTES = 64 * 1024
 TRUTHY = {"1", "true", "yes", "on", "y", "t"}
@@ -116,51 +129,58 @@ def field_errors(exc: Any) -> dict[str, str]:
     return out
 
 
-def lead_timezone(phone: str) -> str | None:
-    """The lead's time zone from the number; None when the number spans several."""
-    zones = [z for z in pn_timezone.time_zones_for_number(phonenumbers.parse(phone)) if z != "Etc/Unknown"]
+def lead_timezone(phone: str | phonenumbers.PhoneNumber) -> str | None:
+    """The lead's time zone(s) from the number, comma-separated when it spans several."""
+    number = phonenumbers.parse(phone) if isinstance(phone, str) else phone
+    zones = [z for z in pn_timezone.time_zones_for_number(number) if z != "Etc/Unknown"]
     return zones[0] if len(zones) == 1 else (",".join(zones) if zones else None)
+
+
+def insert_event(conn: Connection, lead_id: str, type_: str, at: datetime | None = None, **data: Any) -> None:
+    """timeline.record() as one Core INSERT, for the hot paths where the ORM's flush is most of the cost."""
+    conn.execute(INSERT_EVENT, {"lead_id": lead_id, "type": type_, "at": at or utcnow(), "data": data})
 
 
 def create_lead(
     session: Session, data: LeadIn, evidence: dict[str, Any], idempotency_key: str | None, window_s: int
-) -> tuple[Lead, bool]:
-    """Insert a lead (or find its earlier twin) and commit; returns (lead, created)."""
-    if idempotency_key:
-        found = session.scalar(select(Lead).where(Lead.idempotency_key == idempotency_key))
-        if found:
-            return found, False
+) -> tuple[str, str, bool]:
+    """Insert a lead (or find its earlier twin) and commit; returns (lead id, status, created).
+
+    Core statements on the session's connection: the ORM unit of work cost more than the SQL.
+    """
+    conn = session.connection()
+    if idempotency_key and (found := conn.execute(BY_KEY, {"key": idempotency_key}).first()):
+        return found.id, found.status, False
     since = utcnow() - timedelta(seconds=window_s)
-    twin = session.scalar(
-        select(Lead).where(Lead.phone == data.phone, Lead.created_at >= since).order_by(Lead.created_at).limit(1)
-    )
-    if twin:
-        record(session, twin.id, EventType.DUPLICATE, source=data.source, idempotency_key=idempotency_key)
+    twin_id, opted_out = conn.execute(TWIN_OR_OPT_OUT, {"phone": data.phone, "since": since}).one()
+    if twin_id:
+        status = conn.execute(STATUS, {"lead_id": twin_id}).scalar_one()
+        insert_event(conn, twin_id, EventType.DUPLICATE, source=data.source, idempotency_key=idempotency_key)
         session.commit()
-        return twin, False
+        return twin_id, status, False
     now = utcnow()
     number = phonenumbers.parse(data.phone)
-    lead = Lead(
-        name=data.name, phone=data.phone, email=data.email, service=data.service, channel=data.channel,
-        source=data.source, message=data.message, language=data.language,
-        region=phonenumbers.region_code_for_number(number), timezone=lead_timezone(data.phone),
+    status, reason = ((LeadStatus.OPTED_OUT.value, "number opted out earlier") if opted_out
+                      else (LeadStatus.RECEIVED.value, None))
+    lead_id = new_id()
+    lead = dict(
+        id=lead_id, name=data.name, phone=data.phone, email=data.email, service=data.service,
+        channel=data.channel, source=data.source, message=data.message, language=data.language,
+        region=phonenumbers.region_code_for_number(number), timezone=lead_timezone(number),
         consent=data.consent, consent_at=now if data.consent else None,
         consent_text=" | ".join(x for x in (data.consent_version, data.consent_text) if x) or None,
         consent_ip=evidence.get("ip"), consent_user_agent=(evidence.get("user_agent") or "")[:512] or None,
-        consent_page_url=data.page_url, idempotency_key=idempotency_key, created_at=now,
+        consent_page_url=data.page_url, idempotency_key=idempotency_key, status=status, status_reason=reason,
+        created_at=now, updated_at=now,
     )
-    if session.get(OptOut, data.phone):
-        lead.status, lead.status_reason = LeadStatus.OPTED_OUT.value, "number opted out earlier"
-    session.add(lead)
-    session.flush()
-    record(session, lead.id, EventType.RECEIVED, at=now, source=data.source, channel=data.channel)
     try:
+        conn.execute(INSERT_LEAD, lead)
+        insert_event(conn, lead_id, EventType.RECEIVED, at=now, source=data.source, channel=data.channel)
         session.commit()
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key won the race: return its lead.
         session.rollback()
-        found = session.scalar(select(Lead).where(Lead.idempotency_key == idempotency_key))
-        if found is None:
+        if (found := session.connection().execute(BY_KEY, {"key": idempotency_key}).first()) is None:
             raise
-        return found, False
-    return lead, True
+        return found.id, found.status, False
+    return lead_id, status, True

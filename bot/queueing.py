@@ -39,10 +39,14 @@ def contact_job_id(lead_id: str) -> str:
 def enqueue_contact(queue: Queue, lead_id: str) -> bool:
     """Hand a committed lead to the workers; False (never an exception) when Redis is down."""
     try:
-        queue.enqueue(
-            CONTACT_JOB, lead_id, job_id=contact_job_id(lead_id), retry=CONTACT_RETRY,
-            result_ttl=3600, failure_ttl=7 * 86400,
-        )
+        # One MULTI/EXEC round trip: on its own, enqueue registers the queue in one transaction
+        # and saves and pushes the job in a second.
+        with queue.connection.pipeline() as pipe:
+            queue.enqueue(
+                CONTACT_JOB, lead_id, job_id=contact_job_id(lead_id), retry=CONTACT_RETRY,
+                result_ttl=3600, failure_ttl=7 * 86400, pipeline=pipe,
+            )
+            pipe.execute()
         return True
     except redis.RedisError as exc:
         log.warning("enqueue failed for lead %s (sweeper will retry): %s", lead_id, exc)

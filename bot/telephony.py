@@ -28,6 +28,7 @@ PERMANENT_TWILIO_CODES = {
     21612: "'To' number not reachable by SMS",
     21614: "'To' number is not a mobile number",
 }
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 # Simulator account: any SID works there; the auth token is per-install and never a shared default.
 SIMULATOR_ACCOUNT_SID = "AC" + "0" * 32
 
@@ -39,6 +40,10 @@ class RebasedHttpClient(TwilioHttpClient):
         super().__init__(timeout=timeout)
         parts = urlsplit(base_url.rstrip("/"))
         self._scheme, self._netloc, self._prefix = parts.scheme, parts.netloc, parts.path
+        if parts.hostname in LOOPBACK_HOSTS and self.session is not None:
+            # No proxy applies to loopback; without this, requests re-reads the whole environment
+            # for proxy settings on every call (about half a millisecond each).
+            self.session.trust_env = False
 
     def request(self, method, url, params=None, data=None, headers=None, auth=None,  # noqa: ANN001
                 timeout=None, allow_redirects=False):

@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import redis
-from rq import SimpleWorker
+from rq import Queue, SimpleWorker
+from rq.job import Job
+from rq.utils import now
+from rq.worker import WorkerStatus
 from rq.worker_pool import WorkerPool
 
+from bot import queueing
 from bot.runtime import current
 from bot.settings import Settings
 from bot.sweeper import sweep_once_locked
 
 log = logging.getLogger(__name__)
+
+# RQ refreshes the worker key's TTL (minutes long) three times around every job, three round trips
+# each; one refresh is enough when the key already lives within this margin of what is asked.
+HEARTBEAT_MARGIN_S = 30
+SUSPENSION_CHECK_S = 1.0
 
 
 def _sweeper_loop(stop: threading.Event) -> None:
@@ -30,7 +40,62 @@ def _sweeper_loop(stop: threading.Event) -> None:
 
 
 class LeadWorker(SimpleWorker):
-    """SimpleWorker runs jobs in-process: no fork, no re-import, ~3 ms instead of ~140 ms per lead."""
+    """SimpleWorker runs jobs in-process: no fork, no re-import, ~3 ms instead of ~140 ms per lead.
+
+    It also trims RQ's per-job bookkeeping (see bench/README.md): worker heartbeats that would not
+    move the key's expiry are skipped and the rest go in one pipeline, an unchanged state is not
+    written again, and suspension is checked once a second. Per job that is 20 round trips down
+    to 9, and 6 down to 3 before the job runs.
+    """
+
+    log_result_lifespan = False  # one "Job OK" line per job is enough
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*args, **kwargs)
+        self._key_expires = 0.0  # monotonic time the worker key expires, per our last heartbeat
+        self._suspension_checked = float("-inf")
+
+    def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:  # noqa: ANN001
+        """Refresh the worker key's TTL only when that extends it; one round trip, not three."""
+        timeout = timeout or self.worker_ttl + 60
+        at = time.monotonic()
+        if pipeline is not None:
+            super().heartbeat(timeout, pipeline=pipeline)
+        elif self._key_expires - at >= timeout - HEARTBEAT_MARGIN_S:
+            return
+        else:
+            with self.connection.pipeline(transaction=False) as pipe:
+                super().heartbeat(timeout, pipeline=pipe)
+                pipe.execute()
+        self._key_expires = at + timeout
+
+    def set_state(self, state: str, pipeline=None) -> None:  # noqa: ANN001
+        """Write the worker's state only when it changes (RQ sets 'idle' twice per job)."""
+        if pipeline is None and state == self._state:
+            return
+        super().set_state(state, pipeline=pipeline)
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """SimpleWorker's, with the 'idle' state and the heartbeat after the job in one round trip."""
+        execution = self.prepare_execution(job)
+        self.perform_job(job, queue, execution)
+        with self.connection.pipeline(transaction=False) as pipe:
+            self.set_state(WorkerStatus.IDLE, pipeline=pipe)
+            self.heartbeat(pipeline=pipe)
+            pipe.execute()
+
+    def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
+        """RQ writes the job's heartbeat here in a round trip of its own; the success or failure
+        pipeline that follows saves the job, heartbeat included."""
+        job.ended_at = job.last_heartbeat = now()
+
+    def check_for_suspension(self, burst: bool) -> None:
+        """Look for `rq suspend` once a second rather than before every job (a round trip each)."""
+        at = time.monotonic()
+        if at - self._suspension_checked < SUSPENSION_CHECK_S:
+            return
+        self._suspension_checked = at
+        super().check_for_suspension(burst)
 
     def work(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
         """Warm the services and start the sweeper before taking jobs."""
@@ -48,9 +113,15 @@ class LeadWorker(SimpleWorker):
 def run(settings: Settings, processes: int = 1, burst: bool = False) -> None:
     """Run one LeadWorker in this process, or a pool of them."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
-    svc = current()
+    # The twilio client logs every request and response header at INFO: ten lines per call,
+    # written before the request leaves. Its errors still surface as exceptions.
+    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
     if processes <= 1:
+        svc = current()
         LeadWorker([svc.queue], connection=svc.redis).work(with_scheduler=True, burst=burst)
         return
-    pool = WorkerPool([svc.queue.name], connection=svc.redis, num_workers=processes, worker_class=LeadWorker)
+    # The pool forks its workers: build no DB engine here, or they would share its SQLite
+    # connections across fork. Each worker builds its own services in LeadWorker.work().
+    pool = WorkerPool([settings.queue_name], connection=queueing.connect(settings), num_workers=processes,
+                      worker_class=LeadWorker)
     pool.start(burst=burst)

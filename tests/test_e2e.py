@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import requests
 
 from tests.conftest import API_KEY, lead_body
@@ -27,8 +29,14 @@ def test_lead_post_reaches_twilio_calls_json(tmp_path, db_url, redis_url, emulat
         assert call["auth"] == "AC" + "1" * 32
         assert call["form"]["To"] == "+15125550100" and call["form"]["From"] == "+15125550000"
         assert call["form"]["Url"] == f"{stack.url}/twilio/voice/answer/" + call["form"]["Url"].rsplit("/", 1)[1]
-        view = requests.get(f"{stack.url}/leads/{lead_id}", headers={"Authorization": f"Bearer {API_KEY}"},
-                            timeout=5).json()
+        # The SID is saved after Twilio's reply, a moment after the request reached the emulator.
+        deadline = time.monotonic() + 10
+        while True:
+            view = requests.get(f"{stack.url}/leads/{lead_id}", headers={"Authorization": f"Bearer {API_KEY}"},
+                                timeout=5).json()
+            if view["attempts"] and view["attempts"][0]["sid"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         assert [e["type"] for e in view["timeline"]][:3] == ["received", "queued", "dialing"]
         assert view["attempts"][0]["sid"] in emulator.calls
     except BaseException:
