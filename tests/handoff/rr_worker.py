@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from dataclasses import dataclass
 
 import redis
@@ -42,6 +43,7 @@ def main(url: str, kind: str, count: int) -> None:
     for _ in range(count):
         m = match_rep(ROSTERS[kind], Lead(), client, now=TUESDAY_10_CHICAGO)
         picks.append([m.rotation_seq, m.rep.name])
+        time.sleep(0.001)  # like real handoffs, picks are spread out: a busy machine still interleaves
     print(json.dumps(picks))
 
 
