@@ -40,11 +40,6 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
         from bot import simulator
 
         app.register_blueprint(simulator.bp)
-    try:
-        from console import views as console_views
-    except ImportError:  # the console package is optional in slim deployments
-        return
-    app.register_blueprint(console_views.bp)
 
 
 def _register_errors(app: Flask) -> None:
@@ -52,7 +47,7 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        if request.path == "/" or request.path.startswith(("/simulator", "/console")) and exc.code == 404:
+        if request.path == "/" or request.path.startswith("/simulator") and exc.code == 404:
             return exc
         messages = {413: f"body too large: the limit is {MAX_BODY_BYTES // 1024} KiB"}
         resp = jsonify({"error": messages.get(exc.code, exc.description or exc.name)})
