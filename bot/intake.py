@@ -81,9 +81,9 @@ def create_lead():
     if key is not None and not (0 < len(key) <= 255):
         return json_error(400, "bad Idempotency-Key", {"Idempotency-Key": "must be 1-255 characters"})
     evidence = {"ip": request.remote_addr, "user_agent": request.user_agent.string}
-    with svc.sessions() as session:
+    with svc.engine.connect() as conn:
         lead_id, status, created = lead_service.create_lead(
-            session, lead_in, evidence, key, svc.settings.dedupe_window_seconds
+            conn, lead_in, evidence, key, svc.settings.dedupe_window_seconds
         )
     body: dict[str, Any] = {"id": lead_id, "status": status}
     if created and status == "received":

@@ -45,7 +45,7 @@ class LeadWorker(SimpleWorker):
     It also trims RQ's per-job bookkeeping (see bench/README.md): worker heartbeats that would not
     move the key's expiry are skipped and the rest go in one pipeline, an unchanged state is not
     written again, and suspension is checked once a second. Per job that is 20 round trips down
-    to 9, and 6 down to 3 before the job runs.
+    to 8, and 6 down to 3 before the job runs.
     """
 
     log_result_lifespan = False  # one "Job OK" line per job is enough
