@@ -20,9 +20,11 @@ from bot.models import DISPATCHABLE, Attempt, Lead, LeadStatus, new_id, utcnow
 from bot.runtime import current
 from bot.services import Services
 from bot.timeline import EventType, record
+from handoff.mail import MailError
 
 log = logging.getLogger(__name__)
 
+SENT_EVENT = {"call": EventType.DIALING, "sms": EventType.SMS_SENT, "email": EventType.EMAIL_SENT}
 CALL_EVENTS = ["initiated", "ringing", "answered", "completed"]
 LEADS, ATTEMPTS = cast(Table, Lead.__table__), cast(Table, Attempt.__table__)
 
@@ -159,7 +161,7 @@ def place(svc: Services, attempt_id: str) -> str:
 
 def _place(svc: Services, s, attempt: Attempt, lead: Lead) -> str:  # noqa: ANN001
     """place() on a given session, with the attempt and its lead already loaded."""
-    if attempt.error == "ambiguous" and _adopt_existing_call(svc, s, attempt, lead):
+    if attempt.error == "ambiguous" and _adopt_existing(svc, s, attempt, lead):
         return "adopted"
     started = utcnow()
     try:
@@ -172,7 +174,9 @@ def _place(svc: Services, s, attempt: Attempt, lead: Lead) -> str:  # noqa: ANN0
         return _transient(svc, s, lead, attempt, f"timeout: {exc}", ambiguous=True)
     except requests.exceptions.ConnectionError as exc:
         return _transient(svc, s, lead, attempt, f"connection error: {exc}", ambiguous=False)
-    kind = EventType.DIALING if lead.channel == "call" else EventType.SMS_SENT
+    except MailError as exc:  # the SMTP server refused or was unreachable: try again later
+        return _transient(svc, s, lead, attempt, f"mail: {exc}", ambiguous=False)
+    kind = SENT_EVENT[lead.channel]
     conn = s.connection()
     conn.execute(MARK_PLACED, {"attempt_id": attempt.id, "sid": sid, "at": utcnow()})
     insert_event(conn, lead.id, kind, at=started, sid=sid, attempt=attempt.number)
@@ -206,14 +210,17 @@ def _send(svc: Services, s, lead: Lead, attempt: Attempt) -> str:  # noqa: ANN00
     return call.sid
 
 
-def _adopt_existing_call(svc: Services, s, attempt: Attempt, lead: Lead) -> bool:  # noqa: ANN001
-    """After an unanswered request, look for the call Twilio may have created before re-dialling."""
+def _adopt_existing(svc: Services, s, attempt: Attempt, lead: Lead) -> bool:  # noqa: ANN001
+    """After an unanswered request, look for the call or text Twilio may have created before retrying."""
+    resource = {"call": svc.twilio.calls, "sms": svc.twilio.messages}.get(lead.channel)
+    if resource is None:
+        return False
     since = attempt.created_at - timedelta(seconds=5)
-    for call in svc.twilio.calls.list(to=lead.phone, from_=svc.settings.caller_id, limit=20):
-        created = call.date_created.astimezone(UTC).replace(tzinfo=None) if call.date_created else None
+    for item in resource.list(to=lead.phone, from_=svc.settings.caller_id, limit=20):
+        created = item.date_created.astimezone(UTC).replace(tzinfo=None) if item.date_created else None
         if created and created >= since:
-            attempt.status, attempt.provider_sid, attempt.error = "placed", call.sid, None
-            record(s, lead.id, EventType.DIALING, sid=call.sid, attempt=attempt.number, adopted=True)
+            attempt.status, attempt.provider_sid, attempt.error = "placed", item.sid, None
+            record(s, lead.id, SENT_EVENT[lead.channel], sid=item.sid, attempt=attempt.number, adopted=True)
             s.commit()
             return True
     return False

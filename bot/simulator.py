@@ -92,6 +92,17 @@ def list_calls(account: str):
                     "previous_page_uri": None, "uri": request.path, "first_page_uri": request.path})
 
 
+@bp.get(API + "/Messages.json")
+def list_messages(account: str):
+    """Messages.list filtered by To/From, newest first."""
+    if not _authorized():
+        return _error(401, 20003, "Authenticate")
+    to, frm = request.args.get("To"), request.args.get("From")
+    msgs = [m for m in _all("message") if (not to or m["to"] == to) and (not frm or m["from"] == frm)]
+    return jsonify({"messages": msgs, "page": 0, "page_size": len(msgs), "next_page_uri": None,
+                    "previous_page_uri": None, "uri": request.path, "first_page_uri": request.path})
+
+
 @bp.post(API + "/Calls/<sid>.json")
 def update_call(account: str, sid: str):
     """Calls(sid).update: redirect to a new Url or hang up."""

@@ -119,5 +119,4 @@ def start_email(svc: Services, s: Session, lead: Lead) -> str:
     lines += ["", f"Or call or text us at {svc.settings.caller_id}."]
     msg.set_content("\n".join(lines))
     receipt = send_mail(svc.settings, msg, svc.sessions)
-    record(s, lead.id, EventType.EMAIL_SENT, to=lead.email, transport=str(receipt.transport))
     return receipt.message_id or msg.get("Message-ID", "") or f"email-{lead.id}"

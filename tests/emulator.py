@@ -133,6 +133,12 @@ class TwilioEmulator:
             self.messages.append(msg)
             return msg, 201
 
+        @app.get(base + "/Messages.json")
+        def list_messages(account: str):
+            to = request.args.get("To")
+            msgs = [m for m in self.messages if not to or m["to"] == to]
+            return {"messages": msgs, "page": 0, "page_size": 50, "next_page_uri": None, "uri": request.path}
+
         @app.post(base + "/Conferences/<conf>/Participants.json")
         def add_participant(account: str, conf: str):
             sid = "CA" + secrets.token_hex(16)

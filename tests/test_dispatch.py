@@ -169,3 +169,60 @@ def test_outside_calling_hours_is_scheduled_not_called(tmp_path, db_url, redis_u
     finally:
         runtime.use(None)
         svc.engine.dispose()
+
+
+def test_lost_sms_response_adopts_the_message_instead_of_resending(tmp_path, db_url, redis_url, emulator):
+    from app import create_app
+    from bot import runtime
+    from tests.conftest import make_settings
+
+    app = create_app(make_settings(tmp_path, db_url, redis_url, emulator.url, TWILIO_TIMEOUT_SECONDS=0.5))
+    svc = app.extensions["leadbot"]
+    runtime.use(svc)
+    try:
+        emulator.script("message", "slow:1.0")
+        lead_id = new_lead(app.test_client(), channel="sms", service="solar")
+        drain(svc)
+        assert len(emulator.messages) == 1  # one text, not two
+        with svc.sessions() as s:
+            sent = s.scalars(select(Event).where(Event.lead_id == lead_id, Event.type == "sms_sent")).one()
+        assert sent.data["adopted"] is True and sent.data["sid"] == emulator.messages[0]["sid"]
+    finally:
+        runtime.use(None)
+        svc.engine.dispose()
+
+
+def test_email_lead_gets_the_questions_by_email(client, services):
+    from handoff.models import MailOutbox
+
+    lead_id = new_lead(client, channel="email", consent=False, service="kitchen remodel")
+    drain(services)
+    with services.sessions() as s:
+        mail = s.scalars(select(MailOutbox)).one()
+        attempt = s.scalars(select(Attempt).where(Attempt.lead_id == lead_id)).one()
+    assert mail.to_addrs == "ada@example.com" and "kitchen remodel" in mail.subject
+    assert "budget" in mail.body.lower() and "Hi Ada" in mail.body
+    assert attempt.status == "placed"
+    assert events(services, lead_id) == ["received", "queued", "email_sent"]
+
+
+def test_smtp_down_is_retried_not_lost(tmp_path, db_url, redis_url, emulator):
+    from app import create_app
+    from bot import runtime
+    from tests.conftest import make_settings
+    from tests.procs import free_port
+
+    app = create_app(make_settings(tmp_path, db_url, redis_url, emulator.url,
+                                   SMTP_URL=f"smtp://127.0.0.1:{free_port()}?timeout=1"))
+    svc = app.extensions["leadbot"]
+    runtime.use(svc)
+    try:
+        lead_id = new_lead(app.test_client(), channel="email", consent=False)
+        drain(svc, rounds=1)
+        assert lead(svc, lead_id).status == "contacting"
+        with svc.sessions() as s:
+            attempt = s.scalars(select(Attempt).where(Attempt.lead_id == lead_id)).one()
+        assert attempt.status == "retry" and "mail" in attempt.error
+    finally:
+        runtime.use(None)
+        svc.engine.dispose()
