@@ -1,0 +1,44 @@
+"""LeadWorker's trimmed RQ bookkeeping, on a real Valkey: fewer round trips, same worker key life."""
+
+from __future__ import annotations
+
+import redis
+from rq import Queue, SimpleWorker
+
+from bot.worker import LeadWorker
+
+
+def commands_per_job(worker_class: type[SimpleWorker], conn: redis.Redis, jobs: int = 10) -> float:
+    """Redis commands a burst of trivial jobs costs, per job."""
+    queue = Queue("bench", connection=conn)
+    for _ in range(jobs):
+        queue.enqueue("os.getpid")
+    conn.config_resetstat()
+    worker_class([queue], connection=conn).work(burst=True)
+    stats = conn.info("commandstats")
+    return sum(v["calls"] for k, v in stats.items() if "config" not in k) / jobs
+
+
+def test_lead_worker_sends_fewer_commands_per_job(services):  # noqa: ANN001 - LeadWorker uses its services
+    conn = services.redis
+    simple = commands_per_job(SimpleWorker, conn)
+    lead = commands_per_job(LeadWorker, conn)
+    assert lead <= simple - 8, (simple, lead)
+
+
+def test_heartbeat_is_skipped_only_while_the_key_outlives_the_request(services):  # noqa: ANN001
+    conn = services.redis
+    worker = LeadWorker([Queue("bench", connection=conn)], connection=conn)
+    worker.register_birth()
+    worker.heartbeat()
+    idle_ttl = worker.worker_ttl + 60
+    assert conn.ttl(worker.key) > idle_ttl - 5
+    conn.expire(worker.key, 100)  # nobody else moves it; the worker's own record says ~idle_ttl
+    worker.heartbeat()  # skipped: our last refresh still covers it
+    assert conn.ttl(worker.key) <= 100
+    with conn.pipeline() as pipe:  # RQ shortens the key while a job runs (job timeout + 60)
+        worker.heartbeat(90, pipeline=pipe)
+        pipe.execute()
+    worker.heartbeat()  # the idle TTL is longer than what is left: refreshed
+    assert conn.ttl(worker.key) > idle_ttl - 5
+    worker.register_death()
