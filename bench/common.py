@@ -79,6 +79,7 @@ class FakeTwilio:
 
     def __init__(self) -> None:
         self.arrivals: dict[str, float] = {}
+        self.calls: dict[str, dict[str, str]] = {}  # To -> the Calls.json form plus the Sid we answered
         self.cond = threading.Condition()
         fake = self
 
@@ -94,10 +95,12 @@ class FakeTwilio:
                 form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
                 account = self.path.split("/")[3] if self.path.count("/") > 3 else ACCOUNT_SID
                 if self.path.endswith("/Calls.json") and "To" in form:
+                    sid = "CA" + secrets.token_hex(16)
                     with fake.cond:
                         fake.arrivals.setdefault(form["To"], at)
+                        fake.calls.setdefault(form["To"], {**form, "Sid": sid})
                         fake.cond.notify_all()
-                    self._send(201, {"sid": "CA" + secrets.token_hex(16), "account_sid": account,
+                    self._send(201, {"sid": sid, "account_sid": account,
                                      "to": form["To"], "from": form.get("From"), "status": "queued"})
                 elif self.path.endswith("/Messages.json"):
                     self._send(201, {"sid": "SM" + secrets.token_hex(16), "account_sid": account,
