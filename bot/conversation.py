@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from twilio.twiml.voice_response import VoiceResponse
@@ -15,12 +15,21 @@ from bot import compliance
 from bot.flows import engine
 from bot.flows.model import ActionKind, Flow
 from bot.flows.registry import FlowRegistry
-from bot.leads import e164, parse_phone
+from bot.leads import e164, insert_event, parse_phone
 from bot.models import Conversation, FlowVersion, Lead, LeadStatus, utcnow
 from bot.services import Services
 from bot.timeline import EventType, record
 
 log = logging.getLogger(__name__)
+
+CONVERSATIONS = cast(Table, Conversation.__table__)
+# Built once: the voice turn is latency the prospect hears as silence.
+OPEN_CONVERSATION = select(
+    CONVERSATIONS.c.id, CONVERSATIONS.c.lead_id, CONVERSATIONS.c.channel, CONVERSATIONS.c.flow_id,
+    CONVERSATIONS.c.flow_version, CONVERSATIONS.c.state,
+).where(CONVERSATIONS.c.id == bindparam("id"), CONVERSATIONS.c.open.is_(True))
+SAVE_STATE = (update(CONVERSATIONS).where(CONVERSATIONS.c.id == bindparam("cid"))
+              .values(state=bindparam("state"), updated_at=bindparam("at")))
 
 NURTURE_FIRST_FOLLOW_UP = timedelta(days=3)
 
@@ -73,16 +82,21 @@ def begin(svc: Services, s: Session, lead: Lead, flow: Flow, channel: str,  # no
     return conv, prompts, outcome
 
 
-def turn(svc: Services, s: Session, conv: Conversation, event: engine.Event):  # noqa: ANN202
-    """Step the engine on the conversation's pinned flow version and save the new state."""
+def turn(svc: Services, s: Session, conv: Any, event: engine.Event):  # noqa: ANN202
+    """Step the engine on the conversation's pinned flow version and save the new state.
+
+    `conv` is a Conversation or a row from OPEN_CONVERSATION. The writes are Core statements: this
+    runs on every answer while the prospect waits, and an ORM flush cost more than the SQL itself.
+    """
     flow = svc.flows.get(conv.flow_id, conv.flow_version)
     before = conv.state
     state, prompts, outcome = engine.step(flow, before, event, region=svc.settings.default_region)
-    conv.state = state
+    conn = s.connection()
+    conn.execute(SAVE_STATE, {"cid": conv.id, "state": state, "at": utcnow()})
     for step_id, value in state["answers"].items():
         if step_id not in before["answers"]:
-            record(s, conv.lead_id, EventType.ANSWER, step=step_id, value=jsonable(value),
-                   raw=state["raw"].get(step_id), channel=conv.channel)
+            insert_event(conn, conv.lead_id, EventType.ANSWER, step=step_id, value=jsonable(value),
+                         raw=state["raw"].get(step_id), channel=conv.channel)
     return prompts, outcome
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlalchemy import select
 from twilio.twiml.voice_response import VoiceResponse
@@ -24,7 +25,7 @@ VOICEMAIL = ("Hi {first}, this is the team you just contacted. We're returning y
 UNAVAILABLE = "Sorry, something went wrong on our side. A specialist will call you back shortly. Goodbye."
 
 
-def _action_url(svc: Services, conv: Conversation) -> str:
+def _action_url(svc: Services, conv: Any) -> str:
     return f"{svc.settings.base_url}/twilio/voice/turn/{conv.id}"
 
 
@@ -57,23 +58,23 @@ def turn(svc: Services, conv_id: str, speech: str | None, digits: str | None) ->
     """One Gather result through the engine; returns the next TwiML."""
     response = VoiceResponse()
     with svc.sessions() as s:
-        conv = s.get(Conversation, conv_id)
-        if conv is None or not conv.open:
+        row = s.connection().execute(conversation.OPEN_CONVERSATION, {"id": conv_id}).first()
+        if row is None:
             response.hangup()
             return str(response)
         event = voice_render.event_from_gather({"SpeechResult": speech or "", "Digits": digits or ""})
         try:
-            prompts, outcome = conversation.turn(svc, s, conv, event)
+            prompts, outcome = conversation.turn(svc, s, row, event)
         except FlowsError as exc:
             log.error("conversation %s failed: %s", conv_id, exc)
-            record(s, conv.lead_id, EventType.FAILED, reason=str(exc)[:500])
+            record(s, row.lead_id, EventType.FAILED, reason=str(exc)[:500])
             response.say(UNAVAILABLE)
             response.hangup()
             s.commit()
             return str(response)
-        voice_render.render(prompts, outcome, action_url=_action_url(svc, conv), response=response)
+        voice_render.render(prompts, outcome, action_url=_action_url(svc, row), response=response)
         if outcome is not None:
-            lead = s.get(Lead, conv.lead_id)
+            conv, lead = s.get_one(Conversation, conv_id), s.get_one(Lead, row.lead_id)
             conversation.apply_outcome(svc, s, lead, conv, outcome, response=response)
         s.commit()
     return str(response)
