@@ -456,6 +456,14 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def emit(text: str, out: Path | None) -> int:
+    """Print a result table and, with --out, also write it to that file; the scripts' exit code."""
+    print("\n" + text)
+    if out:
+        out.write_text(text + "\n")
+    return 0
+
+
 def machine_line() -> str:
     """One line describing where the numbers came from."""
     cpu = "unknown CPU"

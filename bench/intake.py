@@ -32,6 +32,7 @@ from common import (
     FakeTwilio,
     Stack,
     embedded_valkey,
+    emit,
     fmt,
     lead_json,
     machine_line,
@@ -293,10 +294,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(measure(name, clients, seconds, tmp, url, fake.url, args.web_workers, tool,
                                     len(rows), quiet_wait))
     text = table(rows)
-    print("\n" + text)
-    if args.out:
-        args.out.write_text(text + "\n")
-    return 0
+    return emit(text, args.out)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from common import (
     FakeTwilio,
     Stack,
     embedded_valkey,
+    emit,
     fire,
     fmt,
     lead_json,
@@ -184,10 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         results = run(stacks, url, fake, phone_stream(), scenarios, quiet_wait)
     floor, bot = results.get("floor", {}), results.get("leadbot", {})
     text = table(scenarios, floor, bot)
-    print("\n" + text)
-    if args.out:
-        args.out.write_text(text + "\n")
-    return 0
+    return emit(text, args.out)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from common import (
     FakeTwilio,
     Stack,
     embedded_valkey,
+    emit,
     fmt,
     free_port,
     gunicorn_args,
@@ -327,10 +328,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(stack.logs()[-3000:], file=sys.stderr)
             start += turns
     text = table(levels, res)
-    print("\n" + text)
-    if args.out:
-        args.out.write_text(text + "\n")
-    return 0
+    return emit(text, args.out)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from common import (
     FakeTwilio,
     Stack,
     embedded_valkey,
+    emit,
     fmt,
     free_port,
     leadbot_env,
@@ -136,10 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(run_model(model, tmp, url, fake, sequential, burst))
     text = markdown_table(["worker model (1 process)", "enqueue→dial p50 ms", "p99 ms", "burst dialed",
                            "jobs/s", "ms per job"], rows) + f"\n\nMachine: {machine_line()}."
-    print("\n" + text)
-    if args.out:
-        args.out.write_text(text + "\n")
-    return 0
+    return emit(text, args.out)
 
 
 if __name__ == "__main__":
