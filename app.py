@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, jsonify, request
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
 from bot.settings import Settings
@@ -23,9 +24,19 @@ def create_app(settings: Settings | None = None) -> Flask:
     services = build_services(settings)
     services.flows  # noqa: B018 - load and store the flows now, outside any request's transaction
     app.extensions["leadbot"] = services
+    app.session_interface = _NoSessionsForWebhooks()
     _register_blueprints(app, settings)
     _register_errors(app)
     return app
+
+
+class _NoSessionsForWebhooks(SecureCookieSessionInterface):
+    """Twilio's webhook requests carry no browser session: skip the cookie work on the voice hot path."""
+
+    def open_session(self, app: Flask, request):  # noqa: ANN001, ANN201
+        if request.path.startswith("/twilio/"):
+            return None  # Flask uses a null session and saves nothing
+        return super().open_session(app, request)
 
 
 def _register_blueprints(app: Flask, settings: Settings) -> None:

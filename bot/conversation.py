@@ -6,7 +6,7 @@ import logging
 from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Connection, Table, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from twilio.twiml.voice_response import VoiceResponse
@@ -17,6 +17,7 @@ from bot.flows.model import ActionKind, Flow
 from bot.flows.registry import FlowRegistry
 from bot.leads import e164, insert_event, parse_phone
 from bot.models import Conversation, FlowVersion, Lead, LeadStatus, utcnow
+from bot.prepared import RawSession
 from bot.services import Services
 from bot.timeline import EventType, record
 
@@ -83,21 +84,33 @@ def begin(svc: Services, s: Session, lead: Lead, flow: Flow, channel: str,  # no
 
 
 def turn(svc: Services, s: Session, conv: Any, event: engine.Event):  # noqa: ANN202
-    """Step the engine on the conversation's pinned flow version and save the new state.
+    """Step the engine on the conversation's pinned flow version and save the new state in `s`.
 
-    `conv` is a Conversation or a row from OPEN_CONVERSATION. The writes are Core statements: this
-    runs on every answer while the prospect waits, and an ORM flush cost more than the SQL itself.
+    `conv` is a Conversation or a row from OPEN_CONVERSATION.
     """
+    state, prompts, outcome = advance(svc, conv, event)
+    save(s.connection(), conv, state)
+    return prompts, outcome
+
+
+def advance(svc: Services, conv: Any, event: engine.Event):  # noqa: ANN202
+    """The engine's step on the conversation's pinned flow version: (new state, prompts, outcome). No I/O."""
     flow = svc.flows.get(conv.flow_id, conv.flow_version)
-    before = conv.state
-    state, prompts, outcome = engine.step(flow, before, event, region=svc.settings.default_region)
-    conn = s.connection()
+    return engine.step(flow, conv.state, event, region=svc.settings.default_region)
+
+
+def save(conn: Connection | RawSession, conv: Any, state: dict[str, Any]) -> None:
+    """Store the new state and an `answer` event for each new answer (uncommitted).
+
+    Core statements: this runs on every answer while the prospect waits, and an ORM flush cost
+    more than the SQL itself.
+    """
+    before = conv.state["answers"]
     conn.execute(SAVE_STATE, {"cid": conv.id, "state": state, "at": utcnow()})
     for step_id, value in state["answers"].items():
-        if step_id not in before["answers"]:
+        if step_id not in before:
             insert_event(conn, conv.lead_id, EventType.ANSWER, step=step_id, value=jsonable(value),
                          raw=state["raw"].get(step_id), channel=conv.channel)
-    return prompts, outcome
 
 
 def jsonable(value: Any) -> Any:

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Table, bindparam, exists, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from bot.models import Event, Lead, LeadStatus, OptOut, new_id, utcnow
+from bot.prepared import RawSession
 from bot.timeline import EventType
 
 LEADS, EVENTS, OPT_OUTS = (cast(Table, m.__table__) for m in (Lead, Event, OptOut))
@@ -135,7 +136,8 @@ def lead_timezone(phone: str | phonenumbers.PhoneNumber) -> str | None:
     return zones[0] if len(zones) == 1 else (",".join(zones) if zones else None)
 
 
-def insert_event(conn: Connection, lead_id: str, type_: str, at: datetime | None = None, **data: Any) -> None:
+def insert_event(conn: Connection | RawSession, lead_id: str, type_: str, at: datetime | None = None,
+                 **data: Any) -> None:
     """timeline.record() as one Core INSERT, for the hot paths where the ORM's flush is most of the cost."""
     conn.execute(INSERT_EVENT, {"lead_id": lead_id, "type": type_, "at": at or utcnow(), "data": data})
 

@@ -44,13 +44,24 @@ class Services:
         """The secret Twilio signs webhooks with."""
         return telephony.auth_token(self.settings)
 
+    def close(self) -> None:
+        """Stop the background checkpointer and close pooled DB connections."""
+        stop = self.extras.pop("checkpointer", None)
+        if stop is not None:
+            stop.set()
+        self.engine.dispose()
+
 
 def build_services(settings: Settings) -> Services:
     """Connect to the DB and Redis, create tables, and return the shared services."""
     engine = db.make_engine(settings.db_url)
     db.init_db(engine)
     conn = queueing.connect(settings)
-    return Services(
+    services = Services(
         settings=settings, engine=engine, sessions=db.make_sessionmaker(engine),
         redis=conn, queue=queueing.make_queue(conn, settings),
     )
+    stop = db.start_checkpointer(engine)
+    if stop is not None:
+        services.extras["checkpointer"] = stop
+    return services

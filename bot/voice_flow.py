@@ -12,7 +12,9 @@ from bot import conversation
 from bot.conversation import RESUMABLE
 from bot.flows import voice as voice_render
 from bot.flows.errors import FlowsError
+from bot.leads import insert_event
 from bot.models import Attempt, Conversation, Lead, LeadStatus, OptOut
+from bot.prepared import raw_session
 from bot.services import Services
 from bot.timeline import EventType, record
 
@@ -55,27 +57,38 @@ def answer(svc: Services, attempt_id: str, call_sid: str, answered_by: str) -> s
 
 
 def turn(svc: Services, conv_id: str, speech: str | None, digits: str | None) -> str:
-    """One Gather result through the engine; returns the next TwiML."""
+    """One Gather result through the engine; returns the next TwiML.
+
+    The prospect hears silence until this returns, so the common turn (another question) runs on
+    one pooled connection with prepared statements (bot.prepared): a SELECT, an UPDATE, an INSERT
+    per new answer and a commit. Only a turn that ends the conversation opens an ORM session, for
+    the outcome's handoff or nurture work.
+    """
     response = VoiceResponse()
-    with svc.sessions() as s:
-        row = s.connection().execute(conversation.OPEN_CONVERSATION, {"id": conv_id}).first()
+    event = voice_render.event_from_gather({"SpeechResult": speech or "", "Digits": digits or ""})
+    with raw_session(svc.engine) as conn:
+        row = conn.first(conversation.OPEN_CONVERSATION, {"id": conv_id})
         if row is None:
             response.hangup()
             return str(response)
-        event = voice_render.event_from_gather({"SpeechResult": speech or "", "Digits": digits or ""})
         try:
-            prompts, outcome = conversation.turn(svc, s, row, event)
+            state, prompts, outcome = conversation.advance(svc, row, event)
         except FlowsError as exc:
             log.error("conversation %s failed: %s", conv_id, exc)
-            record(s, row.lead_id, EventType.FAILED, reason=str(exc)[:500])
+            insert_event(conn, row.lead_id, EventType.FAILED, reason=str(exc)[:500])
+            conn.commit()
             response.say(UNAVAILABLE)
             response.hangup()
-            s.commit()
             return str(response)
         voice_render.render(prompts, outcome, action_url=_action_url(svc, row), response=response)
-        if outcome is not None:
-            conv, lead = s.get_one(Conversation, conv_id), s.get_one(Lead, row.lead_id)
-            conversation.apply_outcome(svc, s, lead, conv, outcome, response=response)
+        if outcome is None:
+            conversation.save(conn, row, state)
+            conn.commit()
+            return str(response)
+    with svc.sessions() as s:
+        conversation.save(s.connection(), row, state)
+        conv, lead = s.get_one(Conversation, conv_id), s.get_one(Lead, row.lead_id)
+        conversation.apply_outcome(svc, s, lead, conv, outcome, response=response)
         s.commit()
     return str(response)
 

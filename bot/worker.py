@@ -7,14 +7,13 @@ import threading
 import time
 
 import redis
-import sqlalchemy.exc
 from rq import Queue, SimpleWorker
 from rq.job import Job
 from rq.utils import now
 from rq.worker import WorkerStatus
 from rq.worker_pool import WorkerPool
 
-from bot import db, queueing
+from bot import queueing
 from bot.runtime import current
 from bot.settings import Settings
 from bot.sweeper import sweep_once_locked
@@ -25,7 +24,6 @@ log = logging.getLogger(__name__)
 # each; one refresh is enough when the key already lives within this margin of what is asked.
 HEARTBEAT_MARGIN_S = 30
 SUSPENSION_CHECK_S = 1.0
-CHECKPOINT_INTERVAL_S = 1.0
 
 
 def _sweeper_loop(stop: threading.Event) -> None:
@@ -39,16 +37,6 @@ def _sweeper_loop(stop: threading.Event) -> None:
             log.warning("sweeper: redis unavailable: %s", exc)
         except Exception:  # a bad row must not stop future sweeps; it is logged with its traceback
             log.exception("sweeper pass failed")
-
-
-def _checkpoint_loop(stop: threading.Event) -> None:
-    """Checkpoint SQLite's WAL every second, so no request or job commit has to (see bot.db)."""
-    engine = current().engine
-    while not stop.wait(CHECKPOINT_INTERVAL_S):
-        try:
-            db.checkpoint(engine)
-        except sqlalchemy.exc.DBAPIError as exc:  # locked or busy: the next second will do
-            log.debug("checkpoint skipped: %s", exc)
 
 
 class LeadWorker(SimpleWorker):
@@ -110,13 +98,12 @@ class LeadWorker(SimpleWorker):
         super().check_for_suspension(burst)
 
     def work(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
-        """Warm the services and start the sweeper before taking jobs."""
+        """Warm the services (their SQLite checkpointer starts with them) and start the sweeper."""
         current().flows  # noqa: B018 - load flows outside any job's transaction
         from bot import dispatch  # noqa: F401 - import job code before the first lead arrives
 
         stop = threading.Event()
         threading.Thread(target=_sweeper_loop, args=(stop,), name="sweeper", daemon=True).start()
-        threading.Thread(target=_checkpoint_loop, args=(stop,), name="checkpoint", daemon=True).start()
         try:
             return super().work(*args, **kwargs)
         finally:

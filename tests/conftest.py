@@ -94,7 +94,7 @@ def app(settings: Settings):  # noqa: ANN201
     runtime.use(services)
     yield application
     runtime.use(None)
-    services.engine.dispose()
+    services.close()
 
 
 @pytest.fixture
