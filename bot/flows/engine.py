@@ -64,6 +64,9 @@ def _views(
 
 
 def _render(flow: Flow, text: Text, state: Mapping[str, Any]) -> str:
+    literal = text.literal(state["language"], flow.language)
+    if literal is not None:
+        return literal
     views = _views(flow, state["answers"], state["raw"], state["language"])
     return text.render(state["language"], flow.language, context(state["lead"], flow.steps, views))
 

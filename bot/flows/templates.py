@@ -6,6 +6,7 @@ import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import jinja2
@@ -18,6 +19,7 @@ LEAD_FIELDS = ("name", "first_name", "phone", "email", "service", "source", "lan
 TEMPLATE_GLOBALS = ("lead", "answers")
 # A failing prompt must not end a live call: these are what a well-formed template can still raise.
 RENDER_ERRORS = (jinja2.TemplateError, ArithmeticError, TypeError, ValueError, LookupError)
+MARKUP = re.compile(r"\{[{%#]")
 
 
 class _Undefined(jinja2.StrictUndefined):
@@ -78,11 +80,23 @@ class Text:
     variants: Mapping[str, jinja2.Template]
     sources: Mapping[str, str]
 
+    def pick(self, language: str, fallback: str) -> str:
+        """The variant to use: the lead's language, else the flow language, else the first one."""
+        lang = language if language in self.variants else fallback
+        return lang if lang in self.variants else next(iter(self.variants))
+
+    @cached_property
+    def _literals(self) -> dict[str, str]:
+        # Variants with no template markup are the same for every lead: most prompts, on every turn.
+        return {lang: " ".join(src.split()) for lang, src in self.sources.items() if not MARKUP.search(src)}
+
+    def literal(self, language: str, fallback: str) -> str | None:
+        """The finished text when the chosen variant has no template markup, else None."""
+        return self._literals.get(self.pick(language, fallback))
+
     def render(self, language: str, fallback: str, context: Mapping[str, Any]) -> str:
         """Render the lead's language, else the flow language; a runtime failure yields the raw text."""
-        lang = language if language in self.variants else fallback
-        if lang not in self.variants:
-            lang = next(iter(self.variants))
+        lang = self.pick(language, fallback)
         try:
             text = self.variants[lang].render(context)
         except RENDER_ERRORS:

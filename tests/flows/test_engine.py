@@ -177,6 +177,16 @@ def test_templates_render_lead_fields_and_fallbacks(prequal: Flow) -> None:
     assert prompts[1].text == "Are you looking for help with a project right now?"
 
 
+def test_text_without_markup_is_a_literal_and_text_with_markup_is_rendered(prequal: Flow) -> None:
+    budget, need = prequal.steps["budget"].prompt, prequal.steps["need"].prompt
+    assert budget.literal("es", "en") is not None and budget.literal("es", "en").startswith("¿Más o menos")
+    assert budget.literal("fr", "en") == " ".join(budget.sources["en"].split())
+    assert need.literal("en", "en") is None  # {{ lead.service }} differs per lead
+    state, _, _ = engine.start(prequal, LEAD, "sms")
+    _, prompts, _ = engine.step(prequal, state, Event.answer("yes"), now=NOW)
+    assert prompts[0].text == budget.literal("en", "en")
+
+
 def test_spanish_lead_gets_spanish_text_voice_and_parsing(prequal: Flow) -> None:
     lead = {**LEAD, "language": "es-MX"}
     state, prompts, _ = engine.start(prequal, lead, "voice")
