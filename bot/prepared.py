@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -61,6 +62,7 @@ class RawSession:
     def __init__(self, dbapi_conn: Any, dialect: Dialect) -> None:
         self.conn, self.dialect = dbapi_conn, dialect
         self.cursor = dbapi_conn.cursor()
+        self._dbapi_error = dialect.loaded_dbapi.Error
 
     def execute(self, stmt: ClauseElement, params: Mapping[str, Any]) -> Any:
         """Run a statement with these parameters; returns the DB-API cursor."""
@@ -80,12 +82,22 @@ class RawSession:
         plan = _plan(stmt, self.dialect, tuple(sorted(params)))
         values = {k: (p(v) if (p := plan.binds.get(k)) else v) for k, v in params.items()}
         args = tuple(values[n] for n in plan.names) if plan.names is not None else values
-        self.cursor.execute(plan.sql, args)
+        try:
+            self.cursor.execute(plan.sql, args)
+        except self._dbapi_error as exc:  # the same exception classes SQLAlchemy raises
+            raise DBAPIError.instance(plan.sql, args, exc, self._dbapi_error) from exc
         return plan, self.cursor
 
     def commit(self) -> None:
         """Commit the transaction."""
-        self.conn.commit()
+        try:
+            self.conn.commit()
+        except self._dbapi_error as exc:
+            raise DBAPIError.instance("COMMIT", None, exc, self._dbapi_error) from exc
+
+    def rollback(self) -> None:
+        """Roll the transaction back."""
+        self.conn.rollback()
 
 
 @contextmanager

@@ -71,3 +71,20 @@ def test_uncommitted_work_is_rolled_back_when_the_connection_returns(engine):
 def test_first_refuses_a_statement_without_rows(engine):
     with raw_session(engine) as conn, pytest.raises(TypeError):
         conn.first(INSERT_EVENT, {"lead_id": "x", "type": "t", "at": datetime(2026, 1, 1), "data": {}})
+
+
+def test_driver_errors_surface_as_sqlalchemy_exceptions(engine):
+    from sqlalchemy.exc import IntegrityError
+
+    from bot.leads import INSERT_LEAD
+
+    seed(engine)
+    row = {"id": "dup-id", "name": "X", "phone": "+15125550101", "channel": "call", "language": "en",
+           "status": "received", "consent": True, "answers": {}, "created_at": datetime(2026, 1, 1),
+           "updated_at": datetime(2026, 1, 1)}
+    with raw_session(engine) as conn:
+        conn.execute(INSERT_LEAD, row)
+        conn.commit()
+        with pytest.raises(IntegrityError):
+            conn.execute(INSERT_LEAD, row)
+        conn.rollback()
