@@ -64,6 +64,7 @@ def run_model(model: str, tmp: Path, redis_url: str, fake: FakeTwilio, sequentia
     import redis
 
     from bot.leads import LeadIn, create_lead
+    from bot.prepared import raw_session
     from bot.queueing import enqueue_contact
     from bot.services import build_services
     from bot.settings import Settings
@@ -80,8 +81,8 @@ def run_model(model: str, tmp: Path, redis_url: str, fake: FakeTwilio, sequentia
         phone = next(phones)
         lead_in = LeadIn.model_validate({"name": "Bench Lead", "phone": phone, "consent": True},
                                         context={"region": "US"})
-        with svc.sessions() as session:
-            lead_id, _, _ = create_lead(session, lead_in, {"ip": "127.0.0.1"}, None, 600)
+        with raw_session(svc.engine) as conn:
+            lead_id, _, _ = create_lead(conn, lead_in, {"ip": "127.0.0.1"}, None, 600)
         return lead_id, phone
 
     with stack:

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from bot import leads as lead_service
 from bot.leads import LeadIn, field_errors
+from bot.prepared import raw_session
 from bot.queueing import enqueue_contact
 from bot.services import Services
 from bot.views import lead_view
@@ -81,7 +82,7 @@ def create_lead():
     if key is not None and not (0 < len(key) <= 255):
         return json_error(400, "bad Idempotency-Key", {"Idempotency-Key": "must be 1-255 characters"})
     evidence = {"ip": request.remote_addr, "user_agent": request.user_agent.string}
-    with svc.engine.connect() as conn:
+    with raw_session(svc.engine) as conn:
         lead_id, status, created = lead_service.create_lead(
             conn, lead_in, evidence, key, svc.settings.dedupe_window_seconds
         )

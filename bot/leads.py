@@ -143,19 +143,20 @@ def insert_event(conn: Connection | RawSession, lead_id: str, type_: str, at: da
 
 
 def create_lead(
-    conn: Connection, data: LeadIn, evidence: dict[str, Any], idempotency_key: str | None, window_s: int
+    conn: RawSession, data: LeadIn, evidence: dict[str, Any], idempotency_key: str | None, window_s: int
 ) -> tuple[str, str, bool]:
     """Insert a lead (or find its earlier twin) and commit; returns (lead id, status, created).
 
-    Core statements on a plain connection: an ORM session and its unit of work cost more than
-    the SQL itself on this path, which every lead takes.
+    Prepared Core statements on the pooled DB-API connection (bot.prepared): an ORM session, or
+    even SQLAlchemy's per-execute machinery, costs more than the SQL itself on this path, which
+    every lead takes.
     """
-    if idempotency_key and (found := conn.execute(BY_KEY, {"key": idempotency_key}).first()):
+    if idempotency_key and (found := conn.first(BY_KEY, {"key": idempotency_key})):
         return found.id, found.status, False
     since = utcnow() - timedelta(seconds=window_s)
-    twin_id, opted_out = conn.execute(TWIN_OR_OPT_OUT, {"phone": data.phone, "since": since}).one()
+    twin_id, opted_out = conn.first(TWIN_OR_OPT_OUT, {"phone": data.phone, "since": since})
     if twin_id:
-        status = conn.execute(STATUS, {"lead_id": twin_id}).scalar_one()
+        status = conn.first(STATUS, {"lead_id": twin_id}).status
         insert_event(conn, twin_id, EventType.DUPLICATE, source=data.source, idempotency_key=idempotency_key)
         conn.commit()
         return twin_id, status, False
@@ -181,7 +182,7 @@ def create_lead(
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key won the race: return its lead.
         conn.rollback()
-        if (found := conn.execute(BY_KEY, {"key": idempotency_key}).first()) is None:
+        if (found := conn.first(BY_KEY, {"key": idempotency_key})) is None:
             raise
         return found.id, found.status, False
     return lead_id, status, True

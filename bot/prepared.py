@@ -31,6 +31,7 @@ class _Plan:
     sql: str
     names: tuple[str, ...] | None  # order of positional parameters; None for named paramstyles
     binds: Mapping[str, Processor]
+    defaults: Mapping[str, Any]  # values the statement carries itself, e.g. LIMIT 1
     row: type | None  # namedtuple class for SELECT rows
     results: tuple[Processor, ...]
 
@@ -45,13 +46,16 @@ def _plan(stmt: ClauseElement, dialect: Dialect, keys: tuple[str, ...]) -> _Plan
     plan = _plans.get(cache_key)
     if plan is None:
         compiled = cast(SQLCompiler, stmt.compile(dialect=dialect, column_keys=list(keys)))
+        if "POSTCOMPILE" in compiled.string:
+            raise ValueError("expanding IN parameters are not supported here; use Connection.execute")
         binds = {name: bp.type.dialect_impl(dialect).bind_processor(dialect)
                  for name, bp in compiled.binds.items()}
         columns = list(getattr(stmt, "selected_columns", []))
-        row = namedtuple("Row", [c.key for c in columns]) if columns else None  # noqa: PYI024
+        row = namedtuple("Row", [c.key for c in columns], rename=True) if columns else None  # noqa: PYI024
         results = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns)
         names = tuple(compiled.positiontup or ()) if compiled.positional else None
-        plan = _Plan(compiled.string, names, binds, row, results)
+        defaults = {name: bp.effective_value for bp, name in compiled.bind_names.items() if not bp.required}
+        plan = _Plan(compiled.string, names, binds, defaults, row, results)
         _plans[cache_key] = plan
     return plan
 
@@ -80,7 +84,8 @@ class RawSession:
 
     def _run(self, stmt: ClauseElement, params: Mapping[str, Any]) -> tuple[_Plan, Any]:
         plan = _plan(stmt, self.dialect, tuple(sorted(params)))
-        values = {k: (p(v) if (p := plan.binds.get(k)) else v) for k, v in params.items()}
+        given = {**plan.defaults, **params} if plan.defaults else params
+        values = {k: (p(v) if (p := plan.binds.get(k)) else v) for k, v in given.items()}
         args = tuple(values[n] for n in plan.names) if plan.names is not None else values
         try:
             self.cursor.execute(plan.sql, args)

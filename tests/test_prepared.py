@@ -88,3 +88,17 @@ def test_driver_errors_surface_as_sqlalchemy_exceptions(engine):
         with pytest.raises(IntegrityError):
             conn.execute(INSERT_LEAD, row)
         conn.rollback()
+
+
+def test_statements_with_their_own_values_and_unsupported_ones(engine):
+    from sqlalchemy import update
+
+    from bot.leads import TWIN_OR_OPT_OUT
+
+    seed(engine)
+    with raw_session(engine) as conn:  # LIMIT 1 travels as a bind value of the statement itself
+        twin, opted_out = conn.first(TWIN_OR_OPT_OUT, {"phone": "+15125550100", "since": datetime(2000, 1, 1)})
+        assert twin is not None and not opted_out
+        expanding = update(Lead).where(Lead.status.in_(["a", "b"])).values(status="c")
+        with pytest.raises(ValueError, match="expanding IN"):
+            conn.execute(expanding, {})
