@@ -8,7 +8,7 @@ from typing import cast
 
 import requests
 from rq import get_current_job
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -17,6 +17,7 @@ from twilio.base.exceptions import TwilioRestException
 from bot import compliance
 from bot.leads import insert_event
 from bot.models import DISPATCHABLE, Attempt, Lead, LeadStatus, new_id, utcnow
+from bot.prepared import joined
 from bot.runtime import current
 from bot.services import Services
 from bot.timeline import EventType, record
@@ -30,8 +31,10 @@ LEADS, ATTEMPTS = cast(Table, Lead.__table__), cast(Table, Attempt.__table__)
 
 # Statements built once: building one per job costs four times what executing it does.
 COUNT_ATTEMPTS = select(func.count()).where(ATTEMPTS.c.lead_id == bindparam("lead_id"))
+# OR of equalities rather than IN: an IN list is expanded per execution, which bot.prepared skips.
 CLAIM_LEAD = (update(LEADS)
-              .where(LEADS.c.id == bindparam("lead_id"), LEADS.c.status.in_(sorted(DISPATCHABLE)))
+              .where(LEADS.c.id == bindparam("lead_id"),
+                     or_(*(LEADS.c.status == st for st in sorted(DISPATCHABLE))))
               .values(status=LeadStatus.CONTACTING.value, updated_at=bindparam("at")))
 INSERT_ATTEMPT = insert(ATTEMPTS)
 MARK_PLACED = (update(ATTEMPTS)
@@ -108,11 +111,11 @@ def _claim(
 def _open_attempt(s, lead: Lead, was_received: bool) -> tuple[Attempt, Lead] | None:  # noqa: ANN001
     """Flip the lead to 'contacting' and insert its attempt, or None when another worker won.
 
-    Core statements, reads before the first write: the SQLite write lock is held for one UPDATE
-    and two INSERTs, and the claim costs a third of what the ORM's unit of work did.
+    Prepared statements in the session's transaction (bot.prepared), reads before the first write:
+    the SQLite write lock is held for one UPDATE and two INSERTs.
     """
-    conn = s.connection()
-    number = 1 + conn.execute(COUNT_ATTEMPTS, {"lead_id": lead.id}).scalar_one()
+    conn = joined(s.connection())
+    number = 1 + conn.first(COUNT_ATTEMPTS, {"lead_id": lead.id})[0]
     at = utcnow()
     res = conn.execute(CLAIM_LEAD, {"lead_id": lead.id, "at": at})
     if res.rowcount != 1:  # another worker claimed it between our read and this update
@@ -177,7 +180,7 @@ def _place(svc: Services, s, attempt: Attempt, lead: Lead) -> str:  # noqa: ANN0
     except MailError as exc:  # the SMTP server refused or was unreachable: try again later
         return _transient(svc, s, lead, attempt, f"mail: {exc}", ambiguous=False)
     kind = SENT_EVENT[lead.channel]
-    conn = s.connection()
+    conn = joined(s.connection())
     conn.execute(MARK_PLACED, {"attempt_id": attempt.id, "sid": sid, "at": utcnow()})
     insert_event(conn, lead.id, kind, at=started, sid=sid, attempt=attempt.number)
     s.commit()

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -103,6 +103,14 @@ class RawSession:
     def rollback(self) -> None:
         """Roll the transaction back."""
         self.conn.rollback()
+
+
+def joined(conn: Connection) -> RawSession:
+    """Prepared statements inside a Connection's (or ORM Session's) current transaction.
+
+    They run on its DB-API connection, so the session's commit or rollback covers them too.
+    """
+    return RawSession(conn.connection.dbapi_connection, conn.dialect)
 
 
 @contextmanager

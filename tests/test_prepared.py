@@ -13,6 +13,8 @@ from bot.leads import INSERT_EVENT, insert_event
 from bot.models import Conversation, Event, Lead
 from bot.prepared import raw_session
 
+NEW_YEAR = datetime(2026, 1, 1)
+
 
 @pytest.fixture
 def engine(db_url: str):  # noqa: ANN201
@@ -97,8 +99,25 @@ def test_statements_with_their_own_values_and_unsupported_ones(engine):
 
     seed(engine)
     with raw_session(engine) as conn:  # LIMIT 1 travels as a bind value of the statement itself
-        twin, opted_out = conn.first(TWIN_OR_OPT_OUT, {"phone": "+15125550100", "since": datetime(2000, 1, 1)})
+        found = conn.first(TWIN_OR_OPT_OUT, {"phone": "+15125550100", "since": datetime(2000, 1, 1)})
+        twin, opted_out = found
         assert twin is not None and not opted_out
         expanding = update(Lead).where(Lead.status.in_(["a", "b"])).values(status="c")
         with pytest.raises(ValueError, match="expanding IN"):
             conn.execute(expanding, {})
+
+
+def test_joined_statements_commit_and_roll_back_with_the_orm_session(engine):
+    from bot.prepared import joined
+
+    conv_id = seed(engine)
+    sessions = db.make_sessionmaker(engine)
+    with sessions() as s:
+        joined(s.connection()).execute(SAVE_STATE, {"cid": conv_id, "state": {"step": "x"}, "at": NEW_YEAR})
+        s.rollback()
+    with sessions() as s:
+        assert s.get(Conversation, conv_id).state["step"] == "need"
+        joined(s.connection()).execute(SAVE_STATE, {"cid": conv_id, "state": {"step": "y"}, "at": NEW_YEAR})
+        s.commit()
+    with sessions() as s:
+        assert s.get(Conversation, conv_id).state["step"] == "y"
