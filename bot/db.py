@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
 import time
 import weakref
@@ -61,23 +63,37 @@ def start_checkpointer(engine: Engine, interval: float = CHECKPOINT_INTERVAL_S) 
 
     A commit that finds the WAL over `wal_autocheckpoint` pages copies it into the database and
     fsyncs both, inside whatever request or job made it: 70 ms and more here, heard by a prospect as
-    silence. Every process that writes (web and worker) runs one, so the WAL stays small whichever
-    of them is running. The thread holds the engine weakly and ends when the engine is gone.
+    silence. Every process that writes (web and worker) starts one, and the one holding an flock on
+    `<db>-checkpoint.lock` does the work: one checkpoint (one fsync) a second whichever processes
+    run, and another takes over when that process exits. The thread holds the engine weakly and
+    ends when the engine is gone.
     """
-    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+    path = engine.url.database
+    if engine.dialect.name != "sqlite" or path in (None, "", ":memory:"):
         return None
     stop, ref = threading.Event(), weakref.ref(engine)
+    lock_fd = os.open(f"{path}-checkpoint.lock", os.O_RDWR | os.O_CREAT, 0o600)
 
     def loop() -> None:
-        while not stop.wait(interval):
-            target = ref()
-            if target is None:
-                return
-            try:
-                checkpoint(target)
-            except (OperationalError, ProgrammingError) as exc:  # locked, busy or closed: next time
-                log.debug("checkpoint skipped: %s", exc)
-            del target
+        owner = False
+        try:
+            while not stop.wait(interval):
+                target = ref()
+                if target is None:
+                    return
+                if not owner:
+                    try:
+                        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        owner = True
+                    except BlockingIOError:  # another process checkpoints
+                        continue
+                try:
+                    checkpoint(target)
+                except (OperationalError, ProgrammingError) as exc:  # locked, busy or closed: next time
+                    log.debug("checkpoint skipped: %s", exc)
+                del target
+        finally:
+            os.close(lock_fd)  # releases the lock for another process
 
     threading.Thread(target=loop, name="sqlite-checkpoint", daemon=True).start()
     return stop
