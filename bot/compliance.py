@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from typing import cast
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from bot.flows import answers
 from bot.models import Lead, OptOut
+from bot.prepared import joined
+
+# Every outbound attempt asks this: a prepared statement, not an ORM get (see bot.prepared).
+OPTED_OUT = select(cast(Table, OptOut.__table__).c.phone).where(
+    cast(Table, OptOut.__table__).c.phone == bindparam("phone"))
 
 
 
@@ -55,7 +62,7 @@ def next_window(zones: list[ZoneInfo], hours: tuple[time, time], now: datetime) 
 def check(session: Session, lead: Lead, hours_spec: str, now: datetime | None = None) -> Verdict:
     """The gate every outbound call or text passes through."""
     now = now or datetime.now(UTC)
-    if session.get(OptOut, lead.phone) is not None:
+    if joined(session.connection()).first(OPTED_OUT, {"phone": lead.phone}) is not None:
         return Verdict(False, "number opted out")
     if lead.channel == "email":
         return Verdict(True)

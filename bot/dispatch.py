@@ -30,6 +30,7 @@ CALL_EVENTS = ["initiated", "ringing", "answered", "completed"]
 LEADS, ATTEMPTS = cast(Table, Lead.__table__), cast(Table, Attempt.__table__)
 
 # Statements built once: building one per job costs four times what executing it does.
+LEAD_BY_ID = select(*LEADS.c).where(LEADS.c.id == bindparam("lead_id"))
 COUNT_ATTEMPTS = select(func.count()).where(ATTEMPTS.c.lead_id == bindparam("lead_id"))
 # OR of equalities rather than IN: an IN list is expanded per execution, which bot.prepared skips.
 CLAIM_LEAD = (update(LEADS)
@@ -82,7 +83,7 @@ def _claim(
     svc: Services, s, lead_id: str, now: datetime | None = None  # noqa: ANN001
 ) -> tuple[Attempt, Lead] | None:
     """claim() on a given session; returns the attempt to place (committed as 'placing') and its lead."""
-    lead = s.get(Lead, lead_id)
+    lead = _load_lead(s, lead_id)
     if lead is None:
         log.error("contact job for unknown lead %s", lead_id)
         return None
@@ -106,6 +107,17 @@ def _claim(
         s.commit()
         return None
     return _open_attempt(s, lead, was_received)
+
+
+def _load_lead(s, lead_id: str) -> Lead | None:  # noqa: ANN001
+    """The lead as an ORM object in `s`, read with one prepared SELECT (the ORM's get costs ~3× more)."""
+    row = joined(s.connection()).first(LEAD_BY_ID, {"lead_id": lead_id})
+    if row is None:
+        return None
+    lead = Lead(**row._asdict())
+    make_transient_to_detached(lead)  # as if loaded: later changes flush as UPDATEs
+    s.add(lead)
+    return lead
 
 
 def _open_attempt(s, lead: Lead, was_received: bool) -> tuple[Attempt, Lead] | None:  # noqa: ANN001
