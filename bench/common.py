@@ -387,6 +387,26 @@ def fire(port: int, requests: list[bytes], rate: float | None, timeout: float = 
     return results
 
 
+def process_tree_cpu(roots: list[int]) -> float:
+    """CPU-seconds used so far by these processes and their live descendants (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                raw = Path(f"/proc/{d}/stat").read_text()
+            except OSError:
+                continue
+            rest = raw[raw.rindex(")") + 2:].split()
+            stats[int(d)] = (int(rest[1]), (int(rest[11]) + int(rest[12])) / tick)
+    total, todo = 0.0, list(roots)
+    while todo:
+        pid = todo.pop()
+        total += stats.get(pid, (0, 0.0))[1]
+        todo += [p for p, (ppid, _) in stats.items() if ppid == pid]
+    return total
+
+
 class CpuWatch:
     """How busy the machine was with other people's processes while we measured (Linux /proc)."""
 
@@ -405,22 +425,8 @@ class CpuWatch:
 
     def _tree_cpu(self) -> float:
         """CPU-seconds used by this process, its live descendants and the children it has reaped."""
-        stats: dict[int, tuple[int, float]] = {}
-        for d in os.listdir("/proc"):
-            if d.isdigit():
-                try:
-                    raw = Path(f"/proc/{d}/stat").read_text()
-                except OSError:
-                    continue
-                rest = raw[raw.rindex(")") + 2:].split()
-                stats[int(d)] = (int(rest[1]), (int(rest[11]) + int(rest[12])) / self.tick)
         reaped = os.times()
-        ours, todo = reaped.children_user + reaped.children_system, [os.getpid()]
-        while todo:
-            pid = todo.pop()
-            ours += stats.get(pid, (0, 0.0))[1]
-            todo += [p for p, (ppid, _) in stats.items() if ppid == pid]
-        return ours
+        return reaped.children_user + reaped.children_system + process_tree_cpu([os.getpid()])
 
     def other_load(self) -> float:
         """Share of the machine (0-1) used by processes not ours since start."""
