@@ -28,6 +28,7 @@ Processor = Callable[[Any], Any] | None
 class _Plan:
     """One statement for one dialect and one set of parameter names."""
 
+    stmt: ClauseElement  # held, so its id is never reused while the plan is cached
     sql: str
     names: tuple[str, ...] | None  # order of positional parameters; None for named paramstyles
     binds: Mapping[str, Processor]
@@ -36,8 +37,8 @@ class _Plan:
     results: tuple[Processor, ...]
 
 
-# Keyed by the statement's id: the statements are module-level constants that live as long as the
-# process, so an id is never reused for another statement while its plan is cached.
+# Keyed by the statement's id (statements compare by building SQL, not by value); each plan holds
+# its statement, so the id cannot be reused by another one.
 _plans: dict[tuple[int, str, tuple[str, ...]], _Plan] = {}
 
 
@@ -55,7 +56,7 @@ def _plan(stmt: ClauseElement, dialect: Dialect, keys: tuple[str, ...]) -> _Plan
         results = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns)
         names = tuple(compiled.positiontup or ()) if compiled.positional else None
         defaults = {name: bp.effective_value for bp, name in compiled.bind_names.items() if not bp.required}
-        plan = _Plan(compiled.string, names, binds, defaults, row, results)
+        plan = _Plan(stmt, compiled.string, names, binds, defaults, row, results)
         _plans[cache_key] = plan
     return plan
 
