@@ -99,6 +99,44 @@ def start_checkpointer(engine: Engine, interval: float = CHECKPOINT_INTERVAL_S) 
     return stop
 
 
+class WriterLock:
+    """Serializes hot-path SQLite write transactions across processes with a blocking flock.
+
+    Two writers that meet in SQLite wait in its busy handler, which sleeps 1, 2, 5, 10... ms
+    before it looks again, although the other transaction holds the lock for ~0.1 ms; a waiter
+    on an flock is woken the moment it is released. Intake, the contact job's claim and a voice
+    turn take it around their writes and commit. Take it before the transaction's first write:
+    a transaction that already holds SQLite's write lock and then waits here could wait for a
+    holder that is itself waiting for SQLite. A no-op for other databases.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        path = engine.url.database
+        self._fd: int | None = None
+        if engine.dialect.name == "sqlite" and path not in (None, "", ":memory:"):
+            self._fd = os.open(f"{path}-write.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        self._threads = threading.Lock()  # an flock is shared by every thread of the process
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Hold the lock for the duration of the block."""
+        if self._fd is None:
+            yield
+            return
+        with self._threads:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        """Close the lock file."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     """A session factory whose objects stay readable after commit."""
     return sessionmaker(engine, expire_on_commit=False)

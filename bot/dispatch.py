@@ -106,7 +106,7 @@ def _claim(
         _hold(svc, s, lead, verdict)
         s.commit()
         return None
-    return _open_attempt(s, lead, was_received)
+    return _open_attempt(svc, s, lead, was_received)
 
 
 def _load_lead(s, lead_id: str) -> Lead | None:  # noqa: ANN001
@@ -120,30 +120,33 @@ def _load_lead(s, lead_id: str) -> Lead | None:  # noqa: ANN001
     return lead
 
 
-def _open_attempt(s, lead: Lead, was_received: bool) -> tuple[Attempt, Lead] | None:  # noqa: ANN001
+def _open_attempt(svc: Services, s, lead: Lead, was_received: bool) -> tuple[Attempt, Lead] | None:  # noqa: ANN001
     """Flip the lead to 'contacting' and insert its attempt, or None when another worker won.
 
     Prepared statements in the session's transaction (bot.prepared), reads before the first write:
-    the SQLite write lock is held for one UPDATE and two INSERTs.
+    SQLite's write lock is held for one UPDATE and two INSERTs, inside the cross-process writer
+    lock (bot.db.WriterLock); the session has written nothing before.
     """
     conn = joined(s.connection())
     number = 1 + conn.first(COUNT_ATTEMPTS, {"lead_id": lead.id})[0]
     at = utcnow()
-    res = conn.execute(CLAIM_LEAD, {"lead_id": lead.id, "at": at})
-    if res.rowcount != 1:  # another worker claimed it between our read and this update
-        s.rollback()
-        return None
     row = {"id": new_id(), "lead_id": lead.id, "number": number, "channel": lead.channel,
            "status": "placing", "provider_sid": None, "call_status": None, "error": None, "tries": 1,
            "created_at": at, "updated_at": at}
-    try:
-        conn.execute(INSERT_ATTEMPT, row)
-        if was_received:
-            insert_event(conn, lead.id, EventType.QUEUED, at=_queued_at())
-        s.commit()
-    except IntegrityError:  # another worker opened this attempt first
-        s.rollback()
-        return None
+    queued_at = _queued_at() if was_received else None
+    with svc.writer.held():
+        res = conn.execute(CLAIM_LEAD, {"lead_id": lead.id, "at": at})
+        if res.rowcount != 1:  # another worker claimed it between our read and this update
+            s.rollback()
+            return None
+        try:
+            conn.execute(INSERT_ATTEMPT, row)
+            if was_received:
+                insert_event(conn, lead.id, EventType.QUEUED, at=queued_at)
+            s.commit()
+        except IntegrityError:  # another worker opened this attempt first
+            s.rollback()
+            return None
     set_committed_value(lead, "status", LeadStatus.CONTACTING.value)
     set_committed_value(lead, "updated_at", at)
     # Attach the row we just wrote as if loaded, so the failure paths can update it with the ORM.

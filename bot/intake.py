@@ -84,7 +84,7 @@ def create_lead():
     evidence = {"ip": request.remote_addr, "user_agent": request.user_agent.string}
     with raw_session(svc.engine) as conn:
         lead_id, status, created = lead_service.create_lead(
-            conn, lead_in, evidence, key, svc.settings.dedupe_window_seconds
+            conn, lead_in, evidence, key, svc.settings.dedupe_window_seconds, svc.writer
         )
     body: dict[str, Any] = {"id": lead_id, "status": status}
     if created and status == "received":

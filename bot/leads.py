@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
@@ -12,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from sqlalchemy import Connection, Table, bindparam, exists, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from bot.db import WriterLock
 from bot.models import Event, Lead, LeadStatus, OptOut, new_id, utcnow
 from bot.prepared import RawSession
 from bot.timeline import EventType
@@ -143,22 +145,26 @@ def insert_event(conn: Connection | RawSession, lead_id: str, type_: str, at: da
 
 
 def create_lead(
-    conn: RawSession, data: LeadIn, evidence: dict[str, Any], idempotency_key: str | None, window_s: int
+    conn: RawSession, data: LeadIn, evidence: dict[str, Any], idempotency_key: str | None, window_s: int,
+    writer: WriterLock | None = None,
 ) -> tuple[str, str, bool]:
     """Insert a lead (or find its earlier twin) and commit; returns (lead id, status, created).
 
     Prepared Core statements on the pooled DB-API connection (bot.prepared): an ORM session, or
     even SQLAlchemy's per-execute machinery, costs more than the SQL itself on this path, which
-    every lead takes.
+    every lead takes. `writer` (bot.db.WriterLock) is held around the writes and the commit.
     """
+    held = writer.held if writer is not None else nullcontext
     if idempotency_key and (found := conn.first(BY_KEY, {"key": idempotency_key})):
         return found.id, found.status, False
     since = utcnow() - timedelta(seconds=window_s)
     twin_id, opted_out = conn.first(TWIN_OR_OPT_OUT, {"phone": data.phone, "since": since})
     if twin_id:
         status = conn.first(STATUS, {"lead_id": twin_id}).status
-        insert_event(conn, twin_id, EventType.DUPLICATE, source=data.source, idempotency_key=idempotency_key)
-        conn.commit()
+        with held():
+            insert_event(conn, twin_id, EventType.DUPLICATE, source=data.source,
+                         idempotency_key=idempotency_key)
+            conn.commit()
         return twin_id, status, False
     now = utcnow()
     number = phonenumbers.parse(data.phone)
@@ -176,9 +182,10 @@ def create_lead(
         created_at=now, updated_at=now,
     )
     try:
-        conn.execute(INSERT_LEAD, lead)
-        insert_event(conn, lead_id, EventType.RECEIVED, at=now, source=data.source, channel=data.channel)
-        conn.commit()
+        with held():
+            conn.execute(INSERT_LEAD, lead)
+            insert_event(conn, lead_id, EventType.RECEIVED, at=now, source=data.source, channel=data.channel)
+            conn.commit()
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key won the race: return its lead.
         conn.rollback()

@@ -28,6 +28,11 @@ class Services:
     extras: dict[str, Any] = field(default_factory=dict)
 
     @cached_property
+    def writer(self) -> db.WriterLock:
+        """The cross-process lock around hot-path SQLite write transactions (no-op elsewhere)."""
+        return db.WriterLock(self.engine)
+
+    @cached_property
     def twilio(self) -> Client:
         """The official Twilio client (pointed at the simulator or an emulator when configured)."""
         return telephony.make_client(self.settings, timeout=self.settings.twilio_timeout_seconds)
@@ -49,6 +54,8 @@ class Services:
         stop = self.extras.pop("checkpointer", None)
         if stop is not None:
             stop.set()
+        if "writer" in self.__dict__:
+            self.writer.close()
         self.engine.dispose()
 
 

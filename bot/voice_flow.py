@@ -82,8 +82,9 @@ def turn(svc: Services, conv_id: str, speech: str | None, digits: str | None) ->
             return str(response)
         voice_render.render(prompts, outcome, action_url=_action_url(svc, row), response=response)
         if outcome is None:
-            conversation.save(conn, row, state)
-            conn.commit()
+            with svc.writer.held():
+                conversation.save(conn, row, state)
+                conn.commit()
             return str(response)
     with svc.sessions() as s:
         conversation.save(s.connection(), row, state)

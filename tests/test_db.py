@@ -52,3 +52,24 @@ def test_one_checkpointer_copies_the_wal_and_hands_over_when_it_stops(tmp_path: 
 
 def test_no_checkpointer_for_memory_databases():
     assert db.start_checkpointer(db.make_engine("sqlite:///:memory:")) is None
+
+
+def test_writer_lock_excludes_another_process_until_released(tmp_path: Path):
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    lock = db.WriterLock(engine)
+    probe = os.open(f"{tmp_path / 'w.db'}-write.lock", os.O_RDWR)
+    try:
+        with lock.held():
+            try:  # another open file description stands for another process
+                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                raised = False
+            except BlockingIOError:
+                raised = True
+            assert raised
+        fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again after the block
+        fcntl.flock(probe, fcntl.LOCK_UN)
+    finally:
+        os.close(probe)
+        lock.close()
+        engine.dispose()
+
