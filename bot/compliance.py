@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from typing import cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from bot.flows import answers
+from bot.leads import OPT_OUTS
 from bot.models import Lead, OptOut
 from bot.prepared import joined
 
 # Every outbound attempt asks this: a prepared statement, not an ORM get (see bot.prepared).
-OPTED_OUT = select(cast(Table, OptOut.__table__).c.phone).where(
-    cast(Table, OptOut.__table__).c.phone == bindparam("phone"))
+OPTED_OUT = select(OPT_OUTS.c.phone).where(OPT_OUTS.c.phone == bindparam("phone"))
 
 
 

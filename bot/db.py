@@ -58,6 +58,14 @@ def checkpoint(engine: Engine) -> None:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
+def _lock_file(engine: Engine, name: str) -> int | None:
+    """An open `<db>-<name>.lock` beside a SQLite file, for flock; None for other databases."""
+    path = engine.url.database
+    if engine.dialect.name != "sqlite" or path in (None, "", ":memory:"):
+        return None
+    return os.open(f"{path}-{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+
+
 def start_checkpointer(engine: Engine, interval: float = CHECKPOINT_INTERVAL_S) -> threading.Event | None:
     """Checkpoint a SQLite file's WAL every `interval` seconds in a daemon thread; set the event to stop.
 
@@ -68,11 +76,10 @@ def start_checkpointer(engine: Engine, interval: float = CHECKPOINT_INTERVAL_S) 
     run, and another takes over when that process exits. The thread holds the engine weakly and
     ends when the engine is gone.
     """
-    path = engine.url.database
-    if engine.dialect.name != "sqlite" or path in (None, "", ":memory:"):
+    lock_fd = _lock_file(engine, "checkpoint")
+    if lock_fd is None:
         return None
     stop, ref = threading.Event(), weakref.ref(engine)
-    lock_fd = os.open(f"{path}-checkpoint.lock", os.O_RDWR | os.O_CREAT, 0o600)
 
     def loop() -> None:
         owner = False
@@ -111,10 +118,7 @@ class WriterLock:
     """
 
     def __init__(self, engine: Engine) -> None:
-        path = engine.url.database
-        self._fd: int | None = None
-        if engine.dialect.name == "sqlite" and path not in (None, "", ":memory:"):
-            self._fd = os.open(f"{path}-write.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        self._fd = _lock_file(engine, "write")
         self._threads = threading.Lock()  # an flock is shared by every thread of the process
 
     @contextmanager
