@@ -39,6 +39,7 @@ from common import (
     temp_dir,
     wait_for_quiet,
 )
+from stages import Lead, stage_table, stage_times
 
 P99_TARGET_MS = 30.0
 P50_TARGET_RATIO = 2.0
@@ -67,6 +68,7 @@ class Stats:
     post_p50: float
     other_load: float  # share of the machine other people's processes used meanwhile
     cpu_ms: float  # CPU per lead of the stack's web and job-worker processes (not Valkey, not the bench)
+    leads: list[Lead]  # each lead's wall-clock send and arrival, for --stages
 
 
 def measure(stack: Stack, path: str, fake: FakeTwilio, phones: Iterator[str], sc: Scenario) -> Stats:
@@ -81,9 +83,12 @@ def measure(stack: Stack, path: str, fake: FakeTwilio, phones: Iterator[str], sc
     cpu_ms = (process_tree_cpu(roots) - cpu0) / len(batch) * 1000
     dial = [(arrivals[p] - r.sent) * 1000 for p, r in zip(batch, results, strict=True) if p in arrivals]
     post = [(r.answered - r.sent) * 1000 for r in results if r.status == 202]
+    wall = time.time() - time.perf_counter()
+    leads = [Lead(p, r.sent + wall, arrivals[p] + wall if p in arrivals else None)
+             for p, r in zip(batch, results, strict=True)]
     return Stats(len(batch), sum(r.status == 202 for r in results), len(dial), percentile(dial, 50),
                  percentile(dial, 95), percentile(dial, 99), max(dial, default=float("nan")),
-                 percentile(post, 50), other, cpu_ms)
+                 percentile(post, 50), other, cpu_ms, leads)
 
 
 def drain(redis_url: str, timeout: float = 30) -> None:
@@ -101,7 +106,8 @@ def drain(redis_url: str, timeout: float = 30) -> None:
 
 
 def run(stacks: list[tuple[Stack, str]], redis_url: str, fake: FakeTwilio, phones: Iterator[str],
-        scenarios: list[Scenario], quiet_wait: float) -> dict[str, dict[str, Stats]]:
+        scenarios: list[Scenario], quiet_wait: float,
+        stages_db: Path | None = None) -> dict[str, dict[str, Stats]]:
     """Warm every stack up (excluded), then run each scenario on each stack in turn.
 
     Alternating stacks scenario by scenario, rather than one stack after the other, keeps a
@@ -118,6 +124,10 @@ def run(stacks: list[tuple[Stack, str]], redis_url: str, fake: FakeTwilio, phone
                 st = out[stack.name][sc.name] = measure(stack, path, fake, phones, sc)
                 print(f"  {stack.name:8} {sc.name:12} p50 {fmt(st.p50)} ms  p99 {fmt(st.p99)} ms  "
                       f"dialed {st.dialed}/{sc.leads}  other load {st.other_load:.0%}", flush=True)
+                if stages_db is not None and stack.name == "leadbot":
+                    time.sleep(0.5)  # the jobs' own records land after the call is placed
+                    print("\n" + stage_table(f"leadbot, {sc.name}: where the time goes",
+                                             stage_times(stages_db, redis_url, st.leads)) + "\n", flush=True)
     except BaseException:
         for stack, _ in stacks:
             print(stack.logs(), file=sys.stderr)
@@ -169,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="wait up to this many seconds for other processes to go quiet before each scenario "
                          "(default 60, 10 with --quick)")
     ap.add_argument("--only", choices=["floor", "leadbot"], help="run one stack (no ratio, no verdict)")
+    ap.add_argument("--stages", action="store_true",
+                    help="after each leadbot scenario, print where each lead's time went (bench/stages.py)")
     ap.add_argument("--out", type=Path, help="also write the table to this file")
     args = ap.parse_args(argv)
     leads, burst = (100, 50) if args.quick else (args.leads, args.burst)
@@ -189,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
             bot_stack = start_leadbot(tmp / "leadbot", url, fake.url, tmp, args.web_workers,
                                       args.worker_processes)
             stacks.append((ctx.enter_context(bot_stack), "/leads"))
-        results = run(stacks, url, fake, phone_stream(), scenarios, quiet_wait)
+        stages_db = tmp / "leadbot" / "leadbot.db" if args.stages else None
+        results = run(stacks, url, fake, phone_stream(), scenarios, quiet_wait, stages_db)
     floor, bot = results.get("floor", {}), results.get("leadbot", {})
     text = table(scenarios, floor, bot)
     return emit(text, args.out)

@@ -91,7 +91,8 @@ def start_floor(log_dir: Path, web_workers: int) -> Stack:
     port = free_port()
     stack = Stack("floor", {"FLOOR_TOKEN": TOKEN, "FLOOR_BASE_URL": f"http://127.0.0.1:{port}",
                             "PYTHONPATH": str(BENCH)}, log_dir, port)
-    stack.spawn("web", gunicorn_args(port, "webhook_turn:floor_app()", web_workers, "--pythonpath", str(BENCH)))
+    stack.spawn("web", gunicorn_args(port, "webhook_turn:floor_app()", web_workers,
+                                     "--pythonpath", str(BENCH)))
     try:
         stack.wait_ready("/ping")
     except BaseException:
@@ -111,7 +112,8 @@ def turn_request(url: str, call: dict[str, str], speech: str) -> bytes:
               "To": call["To"], "CallStatus": "in-progress", "SpeechResult": speech, "Confidence": "0.92"}
     body = urlencode(params).encode()
     parts = urlsplit(url)
-    return (f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nX-Twilio-Signature: {sign(TOKEN, url, params)}"
+    return (f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            f"X-Twilio-Signature: {sign(TOKEN, url, params)}"
             f"\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n"
             "Connection: keep-alive\r\n\r\n").encode() + body
 
@@ -269,7 +271,8 @@ def table(levels: list[int], res: dict[tuple[str, int], Level]) -> str:
             if name == "leadbot" and f is not None:
                 vs = (f"p50 {p50 / percentile(f.latencies, 50):.2f}×, "
                       f"p99 {p99 / percentile(f.latencies, 99):.2f}×, req/s {r.rps / f.rps:.0%}")
-            rows.append([name, str(c), f"{len(r.latencies):,}" + (f" ({r.failed} failed)" if r.failed else ""),
+            turns = f"{len(r.latencies):,}" + (f" ({r.failed} failed)" if r.failed else "")
+            rows.append([name, str(c), turns,
                          fmt(p50), fmt(p99), f"{r.rps:.0f}", vs, f"{r.other_load:.0%}"])
     text = markdown_table(["stack", "concurrent calls", "turns", "p50 ms", "p99 ms", "req/s", "vs floor",
                            "other load"], rows)
@@ -288,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--turns", type=int, default=2000, help="turns per concurrency level (default 2,000)")
     ap.add_argument("--clients", default="8,32", help="concurrency levels (default 8,32)")
     ap.add_argument("--web-workers", type=int, default=CORES, help="gunicorn sync workers (default: cores)")
-    ap.add_argument("--quiet-wait", type=float, default=None, help="seconds to wait for quiet (default 60, 10 quick)")
+    ap.add_argument("--quiet-wait", type=float, default=None,
+                    help="seconds to wait for quiet (default 60, 10 quick)")
     ap.add_argument("--only", choices=["floor", "leadbot"], help="run one stack")
     ap.add_argument("--out", type=Path, help="also write the table to this file")
     args = ap.parse_args(argv)
@@ -308,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
             floor = ctx.enter_context(start_floor(tmp, args.web_workers))
             stacks.append((floor, floor_requests(floor, need), b"<Gather"))
         if args.only != "floor":
-            bot = ctx.enter_context(start_leadbot(tmp / "leadbot", url, fake.url, tmp, args.web_workers, None))
+            bot = ctx.enter_context(start_leadbot(tmp / "leadbot", url, fake.url, tmp, args.web_workers,
+                                                  None))
             try:
                 stacks.append((bot, setup_conversations(bot, fake, need), b"budget"))
             except BaseException:
