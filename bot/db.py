@@ -11,7 +11,7 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -147,10 +147,12 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 
 def init_db(engine: Engine, tries: int = 5) -> None:
-    """Create every table that does not exist yet.
+    """Create every table that does not exist yet, and every declared index a table lacks.
 
+    `create_all` creates a table's indexes only with the table, so an index added in a later
+    release would never reach an existing database; `_add_missing_indexes` brings it there.
     Every gunicorn worker runs this at boot: on a new database two of them can race between
-    "does the table exist?" and CREATE TABLE, so the loser retries and then finds it there.
+    "does it exist?" and CREATE, so the loser retries and then finds it there.
     """
     from bot import models  # noqa: F401 - registers the tables
     from handoff import models as handoff_models  # noqa: F401
@@ -158,11 +160,27 @@ def init_db(engine: Engine, tries: int = 5) -> None:
     for attempt in range(tries):
         try:
             Base.metadata.create_all(engine)
+            _add_missing_indexes(engine)
             return
         except (OperationalError, ProgrammingError, IntegrityError):
             if attempt == tries - 1:
                 raise
             time.sleep(0.05 * (attempt + 1))
+
+
+def _add_missing_indexes(engine: Engine) -> list[str]:
+    """CREATE INDEX for each declared index its existing table lacks; returns their names."""
+    inspector = inspect(engine)
+    added = []
+    for table in Base.metadata.sorted_tables:
+        have = {ix["name"] for ix in inspector.get_indexes(table.name)}
+        for index in table.indexes:
+            if index.name not in have:
+                index.create(engine)
+                added.append(str(index.name))
+    if added:
+        log.info("created missing indexes: %s", ", ".join(added))
+    return added
 
 
 @contextmanager

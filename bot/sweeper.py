@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import redis
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 
 from bot.models import Attempt, Lead, LeadStatus, utcnow
 from bot.queueing import JOB_TIMEOUT_S, contact_job_id, enqueue_contact
@@ -31,6 +31,14 @@ def _job_alive(svc: Services, lead_id: str) -> bool:
         return False
 
 
+def stale_attempts(now: datetime) -> Select[tuple[Attempt]]:
+    """Attempts left 'placing' or 'retry' past any live job's time (index ix_attempts_status_updated)."""
+    return select(Attempt).where(
+        Attempt.status.in_(("placing", "retry")),
+        Attempt.updated_at < now - timedelta(seconds=PLACING_STALE_S),
+    ).limit(500)
+
+
 def sweep(svc: Services) -> int:
     """Re-enqueue stranded leads and attempts; returns how many were handed back."""
     now = utcnow()
@@ -41,10 +49,7 @@ def sweep(svc: Services) -> int:
             Lead.created_at < now - timedelta(seconds=RECEIVED_GRACE_S),
         ).limit(500)).all()
         # A worker that died mid-request leaves 'placing': a call may exist, so check before redialling.
-        stale = s.scalars(select(Attempt).where(
-            Attempt.status.in_(("placing", "retry")),
-            Attempt.updated_at < now - timedelta(seconds=PLACING_STALE_S),
-        ).limit(500)).all()
+        stale = s.scalars(stale_attempts(now)).all()
         for attempt in stale:
             if _job_alive(svc, attempt.lead_id):
                 continue

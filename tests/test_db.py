@@ -1,4 +1,4 @@
-"""The SQLite checkpointer: one process at a time copies the WAL into the database, off the hot path."""
+"""The database layer: the SQLite checkpointer and writer lock, and schema upkeep at boot."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import os
 import time
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from bot import db
+from bot.models import utcnow
+from bot.sweeper import stale_attempts
 
 
 def lock_is_free(path: Path) -> bool:
@@ -73,3 +75,35 @@ def test_writer_lock_excludes_another_process_until_released(tmp_path: Path):
         lock.close()
         engine.dispose()
 
+
+
+def index_names(engine, table: str) -> set[str]:  # noqa: ANN001
+    return {ix["name"] for ix in inspect(engine).get_indexes(table)}
+
+
+def test_init_db_adds_an_index_that_an_existing_table_lacks(db_url: str):
+    """A database made before an index was declared gets it at the next boot (create_all would not)."""
+    engine = db.make_engine(db_url)
+    try:
+        db.init_db(engine)
+        with engine.begin() as conn:
+            conn.execute(text("DROP INDEX ix_attempts_status_updated"))
+        assert "ix_attempts_status_updated" not in index_names(engine, "attempts")
+        db.init_db(engine)
+        assert "ix_attempts_status_updated" in index_names(engine, "attempts")
+        assert db._add_missing_indexes(engine) == []  # nothing left to add: a second boot is a no-op
+    finally:
+        engine.dispose()
+
+
+def test_the_sweepers_stale_attempt_lookup_uses_an_index_not_a_scan(tmp_path: Path):
+    """The sweeper runs every few seconds for the life of the install: it must not read every attempt."""
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'plan.db'}")
+    try:
+        db.init_db(engine)
+        sql = str(stale_attempts(utcnow()).compile(engine, compile_kwargs={"literal_binds": True}))
+        with engine.connect() as conn:
+            plan = " ".join(row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+        assert "ix_attempts_status_updated" in plan and "SCAN attempts" not in plan, plan
+    finally:
+        engine.dispose()
