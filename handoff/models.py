@@ -54,7 +54,8 @@ class Handoff(Base):
     rep_call_sid: Mapped[str | None] = mapped_column(String(64), index=True)
     reason: Mapped[str | None] = mapped_column(Text)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Indexed: every match reads the last ACK_HISTORY_DAYS of handoffs, and reports take a date range.
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     acked_at: Mapped[datetime | None] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     # Naive UTC, like every other timestamp; null means "no SLA" (e.g. a scheduled next-shift handoff).

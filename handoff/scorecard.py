@@ -47,11 +47,17 @@ def _filtered(query: Select[Any], since: datetime | None, until: datetime | None
     return query
 
 
+def ack_query(since: datetime | None = None, until: datetime | None = None,
+              reps: Iterable[str] | None = None) -> Select[Any]:
+    """Acknowledged handoffs' rep phone, offer and acknowledgement times, in [since, until)."""
+    return _filtered(select(Handoff.rep_phone, Handoff.created_at, Handoff.acked_at)
+                     .where(Handoff.acked_at.is_not(None)), since, until, reps)
+
+
 def ack_durations(session: Session, since: datetime | None = None, until: datetime | None = None,
                   reps: Iterable[str] | None = None) -> dict[str, list[float]]:
     """Seconds from offer to acknowledgement, per rep phone."""
-    query = _filtered(select(Handoff.rep_phone, Handoff.created_at, Handoff.acked_at)
-                      .where(Handoff.acked_at.is_not(None)), since, until, reps)
+    query = ack_query(since, until, reps)
     out: dict[str, list[float]] = defaultdict(list)
     for phone, created, acked in session.execute(query):
         out[phone].append(max((acked - created).total_seconds(), 0.0))

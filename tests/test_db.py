@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import inspect, text
@@ -12,6 +13,8 @@ from sqlalchemy import inspect, text
 from bot import db
 from bot.models import utcnow
 from bot.sweeper import stale_attempts
+from handoff.defaults import ACK_HISTORY_DAYS
+from handoff.scorecard import ack_query
 
 
 def lock_is_free(path: Path) -> bool:
@@ -96,14 +99,25 @@ def test_init_db_adds_an_index_that_an_existing_table_lacks(db_url: str):
         engine.dispose()
 
 
-def test_the_sweepers_stale_attempt_lookup_uses_an_index_not_a_scan(tmp_path: Path):
-    """The sweeper runs every few seconds for the life of the install: it must not read every attempt."""
+def query_plan(tmp_path: Path, stmt) -> str:  # noqa: ANN001
+    """SQLite's plan for a statement on a fresh, fully migrated database."""
     engine = db.make_engine(f"sqlite:///{tmp_path / 'plan.db'}")
     try:
         db.init_db(engine)
-        sql = str(stale_attempts(utcnow()).compile(engine, compile_kwargs={"literal_binds": True}))
+        sql = str(stmt.compile(engine, compile_kwargs={"literal_binds": True}))
         with engine.connect() as conn:
-            plan = " ".join(row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
-        assert "ix_attempts_status_updated" in plan and "SCAN attempts" not in plan, plan
+            return " ".join(row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
     finally:
         engine.dispose()
+
+
+def test_the_sweepers_stale_attempt_lookup_uses_an_index_not_a_scan(tmp_path: Path):
+    """The sweeper runs every few seconds for the life of the install: it must not read every attempt."""
+    plan = query_plan(tmp_path, stale_attempts(utcnow()))
+    assert "ix_attempts_status_updated" in plan and "SCAN attempts" not in plan, plan
+
+
+def test_matchings_response_speed_history_reads_only_its_window(tmp_path: Path):
+    """Every qualified lead's match reads the reps' recent acknowledgements, not every handoff ever made."""
+    plan = query_plan(tmp_path, ack_query(since=utcnow() - timedelta(days=ACK_HISTORY_DAYS)))
+    assert "ix_handoffs_created_at" in plan and "SCAN handoffs" not in plan, plan
