@@ -50,7 +50,8 @@ class Handoff(Base):
     mode: Mapped[str] = mapped_column(String(16), default=HandoffMode.SMS.value)
     status: Mapped[str] = mapped_column(String(20), default=HandoffStatus.OPEN.value, index=True)
     try_number: Mapped[int] = mapped_column(Integer, default=1)
-    conference: Mapped[str | None] = mapped_column(String(80))
+    # Indexed: every warm-transfer webhook finds the offers of its conference by name.
+    conference: Mapped[str | None] = mapped_column(String(80), index=True)
     rep_call_sid: Mapped[str | None] = mapped_column(String(64), index=True)
     reason: Mapped[str | None] = mapped_column(Text)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from bot.models import Lead, LeadStatus, new_id, utcnow
@@ -53,10 +53,14 @@ def transfer_of(s: Session, h: Handoff) -> Transfer | None:
     return s.scalar(select(Transfer).where(Transfer.conference == h.conference)) if h.conference else None
 
 
+def tries_query(conference: str) -> Select[tuple[Handoff]]:
+    """The tries of the transfer parked in `conference`, first to last (index ix_handoffs_conference)."""
+    return select(Handoff).where(Handoff.conference == conference).order_by(Handoff.try_number)
+
+
 def tries_of(s: Session, t: Transfer) -> list[Handoff]:
     """The transfer's tries, first to last."""
-    rows = s.scalars(select(Handoff).where(Handoff.conference == t.conference).order_by(Handoff.try_number))
-    return list(rows)
+    return list(s.scalars(tries_query(t.conference)))
 
 
 def _move(s: Session, t: Transfer, from_: tuple[str, ...], **values: Any) -> bool:

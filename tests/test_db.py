@@ -15,6 +15,7 @@ from bot.models import utcnow
 from bot.sweeper import stale_attempts
 from handoff.defaults import ACK_HISTORY_DAYS
 from handoff.scorecard import ack_query
+from handoff.transfer import tries_query
 
 
 def lock_is_free(path: Path) -> bool:
@@ -121,3 +122,9 @@ def test_matchings_response_speed_history_reads_only_its_window(tmp_path: Path):
     """Every qualified lead's match reads the reps' recent acknowledgements, not every handoff ever made."""
     plan = query_plan(tmp_path, ack_query(since=utcnow() - timedelta(days=ACK_HISTORY_DAYS)))
     assert "ix_handoffs_created_at" in plan and "SCAN handoffs" not in plan, plan
+
+
+def test_a_warm_transfer_finds_its_tries_by_conference_through_an_index(tmp_path: Path):
+    """Each rep-leg and conference webhook looks up the transfer's tries while the prospect is on hold."""
+    plan = query_plan(tmp_path, tries_query("lead-abc"))
+    assert "ix_handoffs_conference" in plan and "SCAN handoffs" not in plan, plan
