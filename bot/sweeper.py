@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import redis
 from rq.exceptions import NoSuchJobError
@@ -20,15 +20,30 @@ log = logging.getLogger(__name__)
 LOCK_KEY = "leadbot:sweeper:lock"
 RECEIVED_GRACE_S = 10  # a healthy queue dispatches in milliseconds; 10 s means it was lost
 PLACING_STALE_S = 2 * JOB_TIMEOUT_S + 10  # longer than any live request can take
+STARTED_GRACE_S = 10  # past its timeout, a job still 'started' belongs to a dead worker
 LIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
-def _job_alive(svc: Services, lead_id: str) -> bool:
-    """True when Redis still holds a live contact job for the lead."""
+def _job_alive(svc: Services, lead_id: str, now: datetime) -> bool:
+    """True when Redis holds a contact job for the lead that is waiting or really running.
+
+    A job still 'started' longer after its start than its timeout allows ran in a worker that
+    died (SIGKILL, out of memory, a lost machine): a live worker's death penalty would have ended
+    it. RQ notices such a job only at a maintenance pass (every 10 minutes), so the sweeper treats
+    it as dead after the timeout plus a grace instead of leaving the lead waiting that long.
+    """
     try:
-        return Job.fetch(contact_job_id(lead_id), connection=svc.redis).get_status() in LIVE
+        job = Job.fetch(contact_job_id(lead_id), connection=svc.redis)
     except NoSuchJobError:
         return False
+    status = job.get_status()
+    if status == JobStatus.STARTED and job.started_at is not None:
+        started = job.started_at.astimezone(UTC).replace(tzinfo=None)
+        if started < now - timedelta(seconds=(job.timeout or JOB_TIMEOUT_S) + STARTED_GRACE_S):
+            log.warning("contact job for lead %s started at %s and never ended: its worker died",
+                        lead_id, started)
+            return False
+    return status in LIVE
 
 
 def stale_attempts(now: datetime) -> Select[tuple[Attempt]]:
@@ -50,15 +65,16 @@ def sweep(svc: Services) -> int:
         ).limit(500)).all()
         # A worker that died mid-request leaves 'placing': a call may exist, so check before redialling.
         stale = s.scalars(stale_attempts(now)).all()
+        checked = []  # stale attempts' leads: their job was just found dead, no need to look again
         for attempt in stale:
-            if _job_alive(svc, attempt.lead_id):
+            if _job_alive(svc, attempt.lead_id, now):
                 continue
             if attempt.status == "placing":
                 s.execute(update(Attempt).where(Attempt.id == attempt.id, Attempt.status == "placing")
                           .values(status="retry", error="ambiguous"))
-            stranded.append(attempt.lead_id)
-        for lead_id in stranded:
-            if _job_alive(svc, lead_id):
+            checked.append(attempt.lead_id)
+        for lead_id in [*stranded, *checked]:
+            if lead_id not in checked and _job_alive(svc, lead_id, now):
                 continue
             if not enqueue_contact(svc.queue, lead_id):
                 break  # Redis is still down; try again next sweep

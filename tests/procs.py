@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -55,6 +57,19 @@ class Stack:
         logs = self.logs()
         self.stop()
         raise RuntimeError("web did not start:\n" + logs)
+
+    def start_worker(self, name: str, processes: int = 1) -> subprocess.Popen:
+        """Another `leadbot worker`, e.g. the one that takes over from a killed worker."""
+        return self._spawn(name, [str(BIN / "leadbot"), "worker", "--processes", str(processes)])
+
+    def kill_worker(self, proc: subprocess.Popen) -> None:
+        """SIGKILL a worker and the processes it forked (RQ's scheduler): no cleanup runs anywhere."""
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        proc.kill()
+        proc.wait(timeout=10)
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(self.log_dir.glob("*.log")))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 
+import redis
 import requests
 
 from tests.conftest import API_KEY, lead_body
@@ -17,23 +19,29 @@ def stack_env(tmp_path, db_url, redis_url, emulator) -> dict[str, str]:  # noqa:
             "CALLING_HOURS": "00:00-23:59:59", "SWEEP_INTERVAL_SECONDS": "1", "SECRET_KEY": "x"}
 
 
+def post_and_wait_for_dial(stack: Stack, emulator) -> str:  # noqa: ANN001
+    """POST a lead to the running stack and wait until its Calls.json reaches the emulator."""
+    resp = requests.post(stack.url + "/leads", json=lead_body(),
+                         headers={"Authorization": f"Bearer {API_KEY}"}, timeout=5)
+    assert resp.status_code == 202, resp.text
+    emulator.wait_for(lambda reqs: any(r["path"].endswith("/Calls.json") for r in reqs), timeout=15)
+    return resp.json()["id"]
+
+
 def test_lead_post_reaches_twilio_calls_json(tmp_path, db_url, redis_url, emulator):
     stack = Stack(stack_env(tmp_path, db_url, redis_url, emulator), tmp_path).start()
     try:
-        resp = requests.post(stack.url + "/leads", json=lead_body(),
-                             headers={"Authorization": f"Bearer {API_KEY}"}, timeout=5)
-        assert resp.status_code == 202, resp.text
-        lead_id = resp.json()["id"]
-        emulator.wait_for(lambda reqs: any(r["path"].endswith("/Calls.json") for r in reqs), timeout=15)
+        lead_id = post_and_wait_for_dial(stack, emulator)
         call = emulator.of("/Calls.json")[0]
         assert call["auth"] == "AC" + "1" * 32
         assert call["form"]["To"] == "+15125550100" and call["form"]["From"] == "+15125550000"
-        assert call["form"]["Url"] == f"{stack.url}/twilio/voice/answer/" + call["form"]["Url"].rsplit("/", 1)[1]
+        attempt_id = call["form"]["Url"].rsplit("/", 1)[1]
+        assert call["form"]["Url"] == f"{stack.url}/twilio/voice/answer/{attempt_id}"
         # The SID is saved after Twilio's reply, a moment after the request reached the emulator.
         deadline = time.monotonic() + 10
         while True:
-            view = requests.get(f"{stack.url}/leads/{lead_id}", headers={"Authorization": f"Bearer {API_KEY}"},
-                                timeout=5).json()
+            view = requests.get(f"{stack.url}/leads/{lead_id}",
+                                headers={"Authorization": f"Bearer {API_KEY}"}, timeout=5).json()
             if view["attempts"] and view["attempts"][0]["sid"] or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
@@ -91,3 +99,63 @@ def test_voice_flow_reaches_each_outcome_over_http(tmp_path, db_url, redis_url, 
         raise
     finally:
         stack.stop()
+
+
+def test_worker_killed_mid_request_its_call_is_adopted_never_placed_twice(tmp_path, db_url, redis_url,
+                                                                          emulator):
+    """SIGKILL the real worker while Twilio is creating the call; a new worker and the sweeper finish it.
+
+    Twilio got the request (the call exists) but the worker died before reading the answer, so the
+    attempt is left 'placing' and RQ's job 'started'. After the stale-attempt and dead-job windows
+    (fast-forwarded by moving the stored timestamps ten minutes back, as if that long had passed),
+    the sweeper hands the lead back and the new worker adopts the existing call instead of dialling.
+    """
+    from rq.utils import utcformat
+    from sqlalchemy import create_engine, select, update
+
+    from bot.models import Attempt, Event, Lead
+    from bot.queueing import contact_job_id
+
+    emulator.script("call", "slow:3")  # the call is created, but its answer comes too late
+    stack = Stack(stack_env(tmp_path, db_url, redis_url, emulator), tmp_path).start()
+    engine = create_engine(db_url)
+    try:
+        lead_id = post_and_wait_for_dial(stack, emulator)
+        stack.kill_worker(stack.procs[1])  # mid-request: Twilio has the call, we have no SID
+        [sid] = emulator.calls
+        with engine.begin() as conn:
+            status = conn.execute(select(Attempt.status).where(Attempt.lead_id == lead_id)).scalar_one()
+        assert status == "placing"
+        stack.start_worker("worker2")
+
+        # Ten minutes pass: in the database, and on the dead worker's job in Redis.
+        old = datetime.now(UTC) - timedelta(minutes=10)
+        with engine.begin() as conn:
+            conn.execute(update(Lead).where(Lead.id == lead_id).values(created_at=old.replace(tzinfo=None)))
+            conn.execute(update(Attempt).where(Attempt.lead_id == lead_id)
+                         .values(updated_at=old.replace(tzinfo=None)))
+        job_key = f"rq:job:{contact_job_id(lead_id)}"
+        redis.Redis.from_url(redis_url).hset(job_key, "started_at", utcformat(old))
+
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                attempt = conn.execute(select(Attempt).where(Attempt.lead_id == lead_id)).one()
+            if attempt.status == "placed":
+                break
+            time.sleep(0.1)
+        assert attempt.status == "placed" and attempt.provider_sid == sid, attempt
+        assert len(emulator.of("/Calls.json")) == 1  # adopted, never dialled again
+        assert emulator.of("/Calls.json", method="GET")  # found through Twilio's call list
+        with engine.connect() as conn:
+            events = conn.execute(select(Event.type, Event.data).where(Event.lead_id == lead_id)
+                                  .order_by(Event.id)).all()
+        # The dead worker never recorded its dial; the adoption does, once.
+        assert [e.type for e in events] == ["received", "queued", "requeued", "dialing"]
+        assert events[-1].data["sid"] == sid and events[-1].data["adopted"] is True
+    except BaseException:
+        print(stack.logs())
+        raise
+    finally:
+        stack.stop()
+        engine.dispose()

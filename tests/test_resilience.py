@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+from rq.job import Job, JobStatus
 from sqlalchemy import select, update
 
 from bot.models import Attempt, Event, Lead
+from bot.queueing import JOB_TIMEOUT_S, contact_job_id
 from bot.sweeper import sweep
 from tests.conftest import API_KEY, drain, lead_body
 
@@ -59,7 +61,8 @@ def test_worker_died_mid_request_is_reconciled_without_redialling(client, servic
     assert len(emulator.of("/Calls.json")) == 1
     # Simulate a crash after Twilio created the call but before we saved its SID.
     with services.sessions() as s:
-        s.execute(update(Attempt).where(Attempt.lead_id == lead_id).values(status="placing", provider_sid=None))
+        s.execute(update(Attempt).where(Attempt.lead_id == lead_id)
+                  .values(status="placing", provider_sid=None))
         s.commit()
     services.redis.flushall()  # and the job is gone from Redis
     age(services, lead_id, 600)
@@ -76,6 +79,33 @@ def test_sweeper_leaves_live_jobs_alone(client, services, emulator):
     age(services, lead_id, 60)
     assert sweep(services) == 0  # the job is still queued in Redis
     assert services.queue.count == 1
+
+
+def left_started(services, lead_id: str, seconds_ago: int) -> None:  # noqa: ANN001
+    """What a worker killed mid-job leaves in Redis: the job out of the queue, 'started', never ended."""
+    job = Job.fetch(contact_job_id(lead_id), connection=services.redis)
+    services.queue.remove(job.id)
+    job.started_at = datetime.now(UTC) - timedelta(seconds=seconds_ago)
+    job.save()
+    job.set_status(JobStatus.STARTED)
+
+
+def test_a_job_left_started_by_a_dead_worker_is_swept_once_its_timeout_has_passed(client, services, emulator):
+    lead_id = post_lead(client)
+    age(services, lead_id, 600)
+    assert JOB_TIMEOUT_S == 30  # a contact job runs at most 30 s (one Twilio request of at most 10)
+    left_started(services, lead_id, 25)
+    assert sweep(services) == 0  # within its timeout the job may still be running somewhere
+    assert services.queue.count == 0
+    # A minute on, no live worker can still hold it (RQ itself would notice at its 10-minute maintenance).
+    left_started(services, lead_id, 60)
+    assert sweep(services) == 1
+    drain(services)
+    assert len(emulator.of("/Calls.json")) == 1
+    with services.sessions() as s:
+        assert s.get(Lead, lead_id).status == "contacting"
+        types = [e.type for e in s.scalars(select(Event).where(Event.lead_id == lead_id).order_by(Event.id))]
+    assert types == ["received", "requeued", "queued", "dialing"]
 
 
 def test_sweeper_lock_allows_one_sweeper_per_interval(services):
