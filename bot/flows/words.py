@@ -74,7 +74,8 @@ UNKNOWN_PHRASES = (
     "no idea | i have no idea | depends | it depends | that depends | hard to say | cant say | "
     "perhaps | possibly | kind of | sort of | somewhat | not sure yet | i dont know yet | havent decided | "
     "i havent decided | "
-    "havent figured that out | no clue | who knows | we will see | well see | todavia no se | no se | "
+    "havent figured that out | no clue | who knows | we will see | well see | you tell me | youd tell me | "
+    "hoping you would tell me | what do you think | todavia no se | no se | "
     "tal vez | quizas | quiza | a lo mejor | depende | ni idea | no estoy seguro | no estoy segura"
 )
 
