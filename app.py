@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from flask import Flask, jsonify, request
 from flask.sessions import SecureCookieSessionInterface
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from bot.settings import Settings
 
 MAX_BODY_BYTES = 64 * 1024
+DB_RETRY_AFTER_S = 5
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -55,6 +58,21 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
 
 def _register_errors(app: Flask) -> None:
     """API and webhook errors are JSON with a clear message, never an HTML page."""
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(PoolTimeout)
+    def database_unavailable(exc: Exception):
+        """The database is down or unreachable: nothing was saved, so say so and ask for a retry.
+
+        A 503 with Retry-After makes lead sources and Twilio retry (or use their fallback URL);
+        a lead is only ever answered 202 once it is committed.
+        """
+        app.logger.error("database unavailable on %s %s: %s", request.method, request.path, exc)
+        resp = jsonify({"error": "database unavailable: nothing was saved; retry shortly"})
+        resp.status_code = 503
+        resp.headers["Retry-After"] = str(DB_RETRY_AFTER_S)
+        return resp
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -46,6 +46,8 @@ def document(lead_model: Any) -> dict[str, Any]:
                     "413": {"description": "Body over 64 KiB", **err},
                     "415": {"description": "Unsupported content type", **err},
                     "422": {"description": "Invalid fields (each named)", **err},
+                    "503": {"description": "Database unreachable: nothing was saved; retry after Retry-After "
+                                           "seconds", **err},
                 },
             }},
             "/leads/{id}": {"get": {

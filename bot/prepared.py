@@ -116,8 +116,16 @@ def joined(conn: Connection) -> RawSession:
 
 @contextmanager
 def raw_session(engine: Engine) -> Iterator[RawSession]:
-    """Check a connection out of the engine's pool; anything uncommitted is rolled back on return."""
-    conn = engine.raw_connection()
+    """Check a connection out of the engine's pool; anything uncommitted is rolled back on return.
+
+    A failure to connect raises SQLAlchemy's exception class for it (OperationalError, …), as
+    `engine.connect()` would; the pool's `raw_connection()` alone lets the driver's own escape.
+    """
+    dbapi_error = engine.dialect.loaded_dbapi.Error
+    try:
+        conn = engine.raw_connection()
+    except dbapi_error as exc:
+        raise DBAPIError.instance("(connect)", None, exc, dbapi_error) from exc
     try:
         yield RawSession(conn, engine.dialect)
     finally:

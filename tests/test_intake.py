@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import func, select
 
@@ -10,7 +12,8 @@ from tests.conftest import API_KEY, lead_body
 
 
 def post(client, body, headers=None, **kw):  # noqa: ANN001, ANN201
-    return client.post("/leads", json=body, headers={"Authorization": f"Bearer {API_KEY}", **(headers or {})}, **kw)
+    headers = {"Authorization": f"Bearer {API_KEY}", **(headers or {})}
+    return client.post("/leads", json=body, headers=headers, **kw)
 
 
 def test_valid_lead_is_committed_and_queued(client, services):
@@ -145,7 +148,8 @@ def test_same_phone_within_window_returns_existing_lead(client, services):
     assert second["id"] == first["id"] and second["duplicate"]
     assert services.queue.count == 1
     with services.sessions() as s:
-        types = [e.type for e in s.scalars(select(Event).where(Event.lead_id == first["id"]).order_by(Event.id))]
+        events = s.scalars(select(Event).where(Event.lead_id == first["id"]).order_by(Event.id))
+        types = [e.type for e in events]
     assert types == ["received", "duplicate"]
 
 
@@ -190,3 +194,22 @@ def test_opted_out_number_is_accepted_but_never_queued(client, services):
     resp = post(client, lead_body())
     assert resp.status_code == 202 and resp.get_json()["status"] == "opted_out"
     assert services.queue.count == 0
+
+
+def test_database_unreachable_is_a_503_to_retry_and_nothing_is_queued(client, services, settings):
+    """The lead cannot be made durable, so it is not accepted: a JSON 503 with Retry-After, no job."""
+    if services.engine.dialect.name != "sqlite":
+        pytest.skip("makes the SQLite file unreachable; PostgreSQL is a shared service here")
+    data_dir = Path(services.engine.url.database).parent
+    services.engine.dispose()  # pooled connections would keep the old file open
+    moved = data_dir.with_name(data_dir.name + "-away")
+    data_dir.rename(moved)
+    try:
+        resp = post(client, lead_body())
+        assert resp.status_code == 503
+        assert resp.headers["Retry-After"] == "5"
+        assert "database" in resp.get_json()["error"] and "nothing was saved" in resp.get_json()["error"]
+        assert services.queue.count == 0
+    finally:
+        moved.rename(data_dir)
+    assert post(client, lead_body()).status_code == 202  # back as soon as the database is
