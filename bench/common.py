@@ -77,7 +77,10 @@ def lead_json(phone: str) -> bytes:
 class FakeTwilio:
     """Answers Twilio's Calls.json like Twilio and records when each `To` number's call arrived."""
 
-    def __init__(self) -> None:
+    def __init__(self, latency: float = 0.0) -> None:
+        """`latency` (s): how long Twilio takes to answer after the request arrived (real Twilio:
+        ~0.1-0.3 s to create a call); the arrival is stamped first, so it delays the worker, not the stamp."""
+        self.latency = latency
         self.arrivals: dict[str, float] = {}
         self.calls: dict[str, dict[str, str]] = {}  # To -> the Calls.json form plus the Sid we answered
         self.cond = threading.Condition()
@@ -100,6 +103,8 @@ class FakeTwilio:
                         fake.arrivals.setdefault(form["To"], at)
                         fake.calls.setdefault(form["To"], {**form, "Sid": sid})
                         fake.cond.notify_all()
+                    if fake.latency:
+                        time.sleep(fake.latency)
                     self._send(201, {"sid": sid, "account_sid": account,
                                      "to": form["To"], "from": form.get("From"), "status": "queued"})
                 elif self.path.endswith("/Messages.json"):

@@ -176,12 +176,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--web-workers", type=int, default=CORES, help="gunicorn sync workers (default: cores)")
     ap.add_argument("--worker-processes", type=int, default=None,
                     help="leadbot worker --processes (default: leadbot's own default)")
-    ap.add_argument("--floor-workers", type=int, default=2,
-                    help="floor SimpleWorker processes (default 2, as many as leadbot's default)")
+    ap.add_argument("--floor-workers", type=int, default=8,
+                    help="floor SimpleWorker processes (default 8, as many as leadbot's default)")
     ap.add_argument("--quiet-wait", type=float, default=None,
                     help="wait up to this many seconds for other processes to go quiet before each scenario "
                          "(default 60, 10 with --quick)")
     ap.add_argument("--only", choices=["floor", "leadbot"], help="run one stack (no ratio, no verdict)")
+    ap.add_argument("--twilio-latency", type=float, default=0.0,
+                    help="ms the fake Twilio takes to answer Calls.json (default 0; real Twilio ~100-300)")
     ap.add_argument("--stages", action="store_true",
                     help="after each leadbot scenario, print where each lead's time went (bench/stages.py)")
     ap.add_argument("--out", type=Path, help="also write the table to this file")
@@ -194,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet_wait = args.quiet_wait if args.quiet_wait is not None else (10 if args.quick else 60)
     with contextlib.ExitStack() as ctx:
         tmp = ctx.enter_context(temp_dir("leadbot-bench-"))
-        fake = ctx.enter_context(FakeTwilio())
+        fake = ctx.enter_context(FakeTwilio(args.twilio_latency / 1000))
         url = ctx.enter_context(embedded_valkey(tmp / "valkey"))
         print(f"speed to dial: {machine_line()}; gunicorn sync workers={args.web_workers}", flush=True)
         stacks = []

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="start web + worker with embedded defaults").set_defaults(func=cmd_run)
     w = sub.add_parser("worker", help="run job workers (non-forking) with scheduler and sweeper")
-    w.add_argument("--processes", type=int, default=int(os.environ.get("WORKER_PROCESSES", "2")))
+    w.add_argument("--processes", type=int, default=int(os.environ.get("WORKER_PROCESSES", "8")))
     w.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     w.set_defaults(func=cmd_worker)
     f = sub.add_parser("flows", help="check or try the flow scripts in ivr_flows/")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -110,6 +111,23 @@ class LeadWorker(SimpleWorker):
             stop.set()
 
 
+def _preload() -> None:
+    """Import the job code (and with it SQLAlchemy, twilio, the flow engine) in the pool's parent.
+
+    The pool forks its workers, so they share these pages instead of each importing its own copy.
+    Measured with 8 workers: 1,284 MB PSS in all without this, ~600 MB with the imports, ~475 MB
+    when the import garbage is also collected before the fork (a child's first collection would
+    otherwise free it and copy the pages it sits on). `gc.freeze()` keeps later full collections out
+    of the shared objects (no difference yet in the first seconds).
+    """
+    import bot.dispatch  # noqa: F401
+    import bot.services  # noqa: F401
+    import handoff.jobs  # noqa: F401
+
+    gc.collect()
+    gc.freeze()
+
+
 def run(settings: Settings, processes: int = 1, burst: bool = False) -> None:
     """Run one LeadWorker in this process, or a pool of them."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
@@ -122,6 +140,7 @@ def run(settings: Settings, processes: int = 1, burst: bool = False) -> None:
         return
     # The pool forks its workers: build no DB engine here, or they would share its SQLite
     # connections across fork. Each worker builds its own services in LeadWorker.work().
+    _preload()
     pool = WorkerPool([settings.queue_name], connection=queueing.connect(settings), num_workers=processes,
                       worker_class=LeadWorker)
     pool.start(burst=burst)
