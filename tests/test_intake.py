@@ -199,7 +199,7 @@ def test_opted_out_number_is_accepted_but_never_queued(client, services):
 def test_database_unreachable_is_a_503_to_retry_and_nothing_is_queued(client, services, settings):
     """The lead cannot be made durable, so it is not accepted: a JSON 503 with Retry-After, no job."""
     if services.engine.dialect.name != "sqlite":
-        pytest.skip("makes the SQLite file unreachable; PostgreSQL is a shared service here")
+        pytest.skip("the PostgreSQL case is test_postgresql_unreachable_is_a_503_and_recovers")
     data_dir = Path(services.engine.url.database).parent
     services.engine.dispose()  # pooled connections would keep the old file open
     moved = data_dir.with_name(data_dir.name + "-away")
@@ -213,3 +213,36 @@ def test_database_unreachable_is_a_503_to_retry_and_nothing_is_queued(client, se
     finally:
         moved.rename(data_dir)
     assert post(client, lead_body()).status_code == 202  # back as soon as the database is
+
+
+def test_postgresql_unreachable_is_a_503_and_recovers(tmp_path, db_url, redis_url, emulator):
+    """PostgreSQL behind a TCP proxy the test cuts: pooled connections die, new ones are refused."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("the SQLite case is test_database_unreachable_is_a_503_to_retry_and_nothing_is_queued")
+    from sqlalchemy.engine import make_url
+
+    from app import create_app
+    from bot import runtime
+    from tests.conftest import make_settings
+    from tests.netproxy import TcpProxy
+
+    url = make_url(db_url)
+    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432)).start()
+    proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    app = create_app(make_settings(tmp_path, proxied, redis_url, emulator.url))
+    services = app.extensions["leadbot"]
+    runtime.use(services)
+    client = app.test_client()
+    try:
+        assert post(client, lead_body()).status_code == 202
+        proxy.cut()
+        resp = post(client, lead_body(phone="+15125550111"))
+        assert resp.status_code == 503 and resp.headers["Retry-After"] == "5"
+        assert "nothing was saved" in resp.get_json()["error"]
+        proxy.start()
+        assert post(client, lead_body(phone="+15125550111")).status_code == 202
+        assert services.queue.count == 2  # the refused lead was never queued
+    finally:
+        runtime.use(None)
+        services.close()
+        proxy.cut()
