@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 
 import redis
 from rq import Queue, Retry
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 
 from bot.settings import Settings
 
@@ -13,6 +16,7 @@ log = logging.getLogger(__name__)
 
 CONTACT_JOB = "bot.dispatch.contact"
 JOB_TIMEOUT_S = 30  # a stuck Twilio request must not starve the queue
+STARTED_GRACE_S = 10  # past its timeout, a job still 'started' belongs to a dead worker
 # Transient failures (5xx, 429, connection) back off: 1 s, 3 s, 10 s, 30 s, 60 s.
 CONTACT_RETRY = Retry(max=5, interval=[1, 3, 10, 30, 60])
 
@@ -29,6 +33,26 @@ def connect(settings: Settings) -> redis.Redis:
 def make_queue(conn: redis.Redis, settings: Settings) -> Queue:
     """The one queue leadbot's jobs go through."""
     return Queue(settings.queue_name, connection=conn, default_timeout=JOB_TIMEOUT_S)
+
+
+def job_state(conn: redis.Redis, job_id: str, now: datetime) -> str:
+    """RQ's status of a job, or 'missing' (not in Redis), or 'dead' (its worker died running it).
+
+    A job still 'started' longer after its start than its timeout allows ran in a worker that died
+    (SIGKILL, out of memory, a lost machine): a live worker's death penalty would have ended it. RQ
+    notices such a job only at a maintenance pass, every 10 minutes; the sweepers act sooner.
+    """
+    try:
+        job = Job.fetch(job_id, connection=conn)
+    except NoSuchJobError:
+        return "missing"
+    status = job.get_status()
+    if status == JobStatus.STARTED and job.started_at is not None:
+        started = job.started_at.astimezone(UTC).replace(tzinfo=None)
+        if started < now - timedelta(seconds=(job.timeout or JOB_TIMEOUT_S) + STARTED_GRACE_S):
+            log.warning("job %s started at %s and never ended: its worker died", job_id, started)
+            return "dead"
+    return status  # a JobStatus, which is a str
 
 
 def contact_job_id(lead_id: str) -> str:

@@ -1,49 +1,36 @@
-"""The sweeper: finds work the DB says is pending but Redis lost, and hands it back to the queue."""
+"""The sweeper: finds work the DB says is pending but Redis lost, and hands it back to the queue.
+
+Contact jobs here; the SMS handoff's text and escalation in `handoff.ladder.sweep_lost` (a warm
+transfer heals itself from the hold webhook, `handoff.transfer.heal`).
+"""
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import redis
-from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
+from rq.job import JobStatus
 from sqlalchemy import Select, select, update
 
+from bot import queueing
 from bot.models import Attempt, Lead, LeadStatus, utcnow
 from bot.queueing import JOB_TIMEOUT_S, contact_job_id, enqueue_contact
 from bot.services import Services
 from bot.timeline import EventType, record
+from handoff.ladder import sweep_lost as sweep_lost_handoffs
 
 log = logging.getLogger(__name__)
 
 LOCK_KEY = "leadbot:sweeper:lock"
 RECEIVED_GRACE_S = 10  # a healthy queue dispatches in milliseconds; 10 s means it was lost
 PLACING_STALE_S = 2 * JOB_TIMEOUT_S + 10  # longer than any live request can take
-STARTED_GRACE_S = 10  # past its timeout, a job still 'started' belongs to a dead worker
 LIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
 def _job_alive(svc: Services, lead_id: str, now: datetime) -> bool:
-    """True when Redis holds a contact job for the lead that is waiting or really running.
-
-    A job still 'started' longer after its start than its timeout allows ran in a worker that
-    died (SIGKILL, out of memory, a lost machine): a live worker's death penalty would have ended
-    it. RQ notices such a job only at a maintenance pass (every 10 minutes), so the sweeper treats
-    it as dead after the timeout plus a grace instead of leaving the lead waiting that long.
-    """
-    try:
-        job = Job.fetch(contact_job_id(lead_id), connection=svc.redis)
-    except NoSuchJobError:
-        return False
-    status = job.get_status()
-    if status == JobStatus.STARTED and job.started_at is not None:
-        started = job.started_at.astimezone(UTC).replace(tzinfo=None)
-        if started < now - timedelta(seconds=(job.timeout or JOB_TIMEOUT_S) + STARTED_GRACE_S):
-            log.warning("contact job for lead %s started at %s and never ended: its worker died",
-                        lead_id, started)
-            return False
-    return status in LIVE
+    """True when Redis holds a contact job for the lead that is waiting or really running."""
+    return queueing.job_state(svc.redis, contact_job_id(lead_id), now) in LIVE
 
 
 def stale_attempts(now: datetime) -> Select[tuple[Attempt]]:
@@ -87,10 +74,11 @@ def sweep(svc: Services) -> int:
 
 
 def sweep_once_locked(svc: Services, interval_s: float) -> int | None:
-    """Sweep if no other process has this interval (shared Redis lock); None when skipped or down."""
+    """Sweep leads and handoffs if no other process has this interval (shared Redis lock); None when
+    skipped or Redis is down."""
     try:
         if not svc.redis.set(LOCK_KEY, "1", nx=True, ex=max(1, int(interval_s))):
             return None
     except redis.RedisError:
         return None
-    return sweep(svc)
+    return sweep(svc) + sweep_lost_handoffs(svc)

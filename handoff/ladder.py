@@ -15,18 +15,19 @@ from typing import Any
 
 import requests
 from rq import Retry, get_current_job
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 from twilio.base.exceptions import TwilioRestException
 
 from bot.models import Event, Lead, utcnow
+from bot.queueing import job_state
 from bot.timeline import record
 from handoff.answers import readable_answers
-from handoff.defaults import EMAIL_JOB, ESCALATE_JOB, REMIND_JOB
+from handoff.defaults import EMAIL_JOB, ESCALATE_JOB, REMIND_JOB, SEND_JOB
 from handoff.events import HandoffEvent as Ev
 from handoff.mail import MailError, send_mail
 from handoff.matching import open_handoff_counts
-from handoff.models import Handoff, HandoffStatus
+from handoff.models import Handoff, HandoffMode, HandoffStatus
 from handoff.notify import (
     escalation_email,
     handoff_email,
@@ -36,10 +37,10 @@ from handoff.notify import (
     reminder_sms_text,
     unassigned_email,
 )
-from handoff.offers import lead_link, lead_of, offer_sms, sla_seconds
+from handoff.offers import SEND_RETRY, lead_link, lead_of, offer_sms, sla_seconds
 from handoff.roster import HandoffError, Rep, Roster
 from handoff.rosters import rep_for, roster_for
-from handoff.scheduling import enqueue
+from handoff.scheduling import enqueue, job_id
 
 log = logging.getLogger(__name__)
 
@@ -270,3 +271,45 @@ def report_unassigned(svc: Any, lead_id: str) -> str:
     if sent.error is not None:
         raise MailError(f"lead {lead_id}: unassigned-lead email failed: {sent.error}")
     return "sent"
+
+
+LOST_GRACE_S = 30  # a job that should have run this long ago and is not in Redis was lost
+
+
+def lost_steps(now: datetime) -> list[tuple[str, Select[tuple[str]]]]:
+    """Open SMS handoffs whose next step is overdue: a text never sent, a deadline never escalated.
+
+    Offer times are when a handoff is due to go out (a next-shift one is offered at the shift's
+    start), so neither query picks one up early. Both use ix_handoffs_status_due.
+    """
+    cutoff = now - timedelta(seconds=LOST_GRACE_S)
+    open_sms = (Handoff.status == HandoffStatus.OPEN.value, Handoff.mode == HandoffMode.SMS.value)
+    unsent = (Handoff.due_at.is_(None), Handoff.created_at < cutoff)
+    unescalated = (Handoff.due_at < cutoff, Handoff.escalated_at.is_(None))
+    return [
+        (SEND_JOB, select(Handoff.id).where(*open_sms, *unsent).limit(500)),
+        (ESCALATE_JOB, select(Handoff.id).where(*open_sms, *unescalated).limit(500)),
+    ]
+
+
+def sweep_lost(svc: Any, now: datetime | None = None) -> int:
+    """Re-enqueue the handoff texts and escalations Redis lost (it was down when they were queued).
+
+    Only a job missing from Redis, or left 'started' by a dead worker, counts as lost: a failed
+    one waits in RQ's failed registry for a person rather than failing again every sweep. The
+    jobs claim their step with a conditional UPDATE, so one that races the original does nothing.
+    """
+    now = now or utcnow()
+    with svc.sessions() as s:
+        overdue = [(func, list(s.scalars(query))) for func, query in lost_steps(now)]
+    handed = 0
+    for func, ids in overdue:
+        for handoff_id in ids:
+            if job_state(svc.redis, job_id(func, handoff_id), now) not in ("missing", "dead"):
+                continue
+            retry = SEND_RETRY if func == SEND_JOB else None
+            if not enqueue(svc.queue, func, handoff_id, retry=retry):
+                return handed  # Redis is still down; the next sweep tries again
+            log.warning("handoff %s: %s was lost from Redis; enqueued again", handoff_id, func)
+            handed += 1
+    return handed

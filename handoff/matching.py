@@ -10,12 +10,14 @@ With equal weights this cycles through the reps, never the same one twice in a r
 
 from __future__ import annotations
 
+import logging
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from redis import Redis
+from redis import Redis, RedisError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -23,6 +25,8 @@ from handoff.models import OPEN_STATUSES, Handoff
 from handoff.roster import HandoffError, Rep, Roster
 from handoff.shifts import as_utc
 from handoff.territory import lead_territories
+
+log = logging.getLogger(__name__)
 
 DEFAULT_RR_KEY = "leadbot:handoff:rr"
 TERRITORY_POINTS = 4
@@ -159,10 +163,16 @@ def _pick(scored: Sequence[tuple[Rep, int]], redis: Redis, rr_key: str, why: dic
                   key=lambda rs: (-rs[1], -rs[0].weight, rs[0].name))
     seq = None
     if len(tied) > 1:
-        winner, seq, credits = rotate(redis, rr_key, tied)
+        try:
+            winner, seq, credits = rotate(redis, rr_key, tied)
+            why["rule"] = "round_robin"
+        except RedisError as exc:
+            # The rotation lives in Redis; a qualified prospect must not wait for it to come back.
+            log.warning("round-robin unavailable (%s): picking among %d tied reps at random", exc, len(tied))
+            winner, credits = random.choice(tied).key, {rep.key: 0 for rep in tied}
+            why["rule"], why["rotation_error"] = "random_tie_break", str(exc)[:200]
         # Next in line among the tied: who the rotation would pick next.
         tied.sort(key=lambda r: (r.key != winner, -credits[r.key] - r.weight, r.name))
-        why["rule"] = "round_robin"
     else:
         why["rule"] = "top_score"
     why.update({"top_score": top, "tied": [r.name for r in tied], "picked": tied[0].name, "rotation": seq})

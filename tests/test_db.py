@@ -14,6 +14,7 @@ from bot import db
 from bot.models import utcnow
 from bot.sweeper import stale_attempts
 from handoff.defaults import ACK_HISTORY_DAYS
+from handoff.ladder import lost_steps
 from handoff.scorecard import ack_query
 from handoff.transfer import tries_query
 
@@ -128,3 +129,10 @@ def test_a_warm_transfer_finds_its_tries_by_conference_through_an_index(tmp_path
     """Each rep-leg and conference webhook looks up the transfer's tries while the prospect is on hold."""
     plan = query_plan(tmp_path, tries_query("lead-abc"))
     assert "ix_handoffs_conference" in plan and "SCAN handoffs" not in plan, plan
+
+
+def test_the_handoff_sweepers_lookups_use_an_index_not_a_scan(tmp_path: Path):
+    """Every sweep asks which open SMS handoffs are unsent or overdue: never by reading them all."""
+    for func, stmt in lost_steps(utcnow()):
+        plan = query_plan(tmp_path, stmt)
+        assert "USING INDEX" in plan and "SCAN handoffs" not in plan, (func, plan)

@@ -8,11 +8,13 @@ from email.message import EmailMessage
 from email.policy import default
 
 import pytest
+from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 
 from bot.models import Lead
 from handoff import jobs
+from handoff.ladder import sweep_lost
 from handoff.models import Handoff
 from handoff.scorecard import rep_scorecard
 from handoff.service import begin_sms_handoff, rep_reply
@@ -241,3 +243,51 @@ def test_opt_out_cancels_the_open_handoff_and_its_timers(services, emulator, inb
     assert not [j for j in scheduled(services) if h.id in j]
     assert jobs.escalate(h.id) == "skipped" and reply(services, ALICE, "1").startswith("Thanks! You have no")
     assert event(services, lead_id, "handoff_cancelled")["handoffs"] == [h.id]
+
+
+def test_a_handoff_queued_while_redis_was_down_is_sent_and_escalated_by_the_sweeper(services, emulator, inbox,
+                                                                                    valkey):
+    lead_id = make_lead(services)
+    valkey.stop()  # the outcome lands in a Redis outage: no rotation, and the text's job cannot be queued
+    try:
+        hand_off(services, lead_id)
+    finally:
+        valkey.start()
+    services.redis.connection_pool.reset()
+    services.redis.connection_pool.connection_kwargs["port"] = valkey.port  # it may come back on a new port
+    services.redis.flushall()
+    matched = event(services, lead_id, "handoff_matched")
+    assert matched["why"]["rule"] == "random_tie_break"  # the shared rotation was down: still matched
+    with services.sessions() as s:
+        first = s.scalars(select(Handoff).where(Handoff.lead_id == lead_id)).one()
+    assert first.status == "open" and first.due_at is None and services.queue.count == 0
+
+    now = datetime.now(UTC).replace(tzinfo=None)
+    assert sweep_lost(services, now) == 0  # just offered: its job may still be on its way
+    assert sweep_lost(services, now + timedelta(seconds=60)) == 1
+    assert sweep_lost(services, now + timedelta(seconds=60)) == 0  # queued now: not lost twice
+    run_jobs(services)
+    assert len(texts_to(emulator, first.rep_phone)) == 1
+
+    # Redis loses its data again (no AOF, say): the escalation timer goes with it.
+    services.redis.flushall()
+    with services.sessions() as s:
+        due = s.get(Handoff, first.id).due_at
+    assert sweep_lost(services, due) == 0  # not overdue yet
+    assert sweep_lost(services, due + timedelta(seconds=60)) == 1
+    run_jobs(services)
+    (_, first_status), (second_name, second_status) = handoffs(services, lead_id)
+    assert (first_status, second_status) == ("reassigned", "open") and second_name != first.rep_name
+    assert len(texts_to(emulator, first.rep_phone)) == 2  # the handoff, then "reassigned to ..."
+    # The second rep's own timer is in Redis: nothing is lost, nothing is sent twice.
+    assert sweep_lost(services, due + timedelta(seconds=400)) == 0
+
+
+def test_a_failed_handoff_job_is_left_for_a_person_not_retried_every_sweep(services, emulator, inbox):
+    lead_id = make_lead(services)
+    hand_off(services, lead_id)
+    with services.sessions() as s:
+        alice = s.scalars(select(Handoff).where(Handoff.lead_id == lead_id)).one()
+    services.queue.remove(f"handoff-send-{alice.id}")  # it ran and failed, as far as Redis knows
+    Job.fetch(f"handoff-send-{alice.id}", connection=services.redis).set_status(JobStatus.FAILED)
+    assert sweep_lost(services, datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=60)) == 0
