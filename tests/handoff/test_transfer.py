@@ -372,3 +372,33 @@ def test_hold_webhook_redials_when_the_dial_job_was_lost(client, services, emula
     assert "still connecting you" in resp.get_data(as_text=True)
     run_jobs(services)
     assert dialled(emulator) == [ALICE]
+
+
+def test_a_transfer_starting_in_a_redis_outage_still_holds_the_prospect_and_dials_when_it_is_back(
+        client, services, emulator, valkey):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    lead_id = make_lead(services)
+    valkey.stop()  # no rotation, no dial job: the prospect must still be put on hold, not dropped
+    try:
+        verbs = start_transfer(services, lead_id)
+    finally:
+        valkey.start()
+    services.redis.connection_pool.reset()
+    services.redis.connection_pool.connection_kwargs["port"] = valkey.port  # it may come back on a new port
+    services.redis.flushall()
+    assert [v["verb"] for v in verbs] == ["Say", "Dial"] and verbs[1]["children"][0]["verb"] == "Conference"
+    first, = try_ids(services, lead_id)
+    with services.sessions() as s:
+        rep_phone = s.get(Handoff, first).rep_phone
+        earlier = s.get(Handoff, first).created_at - timedelta(seconds=30)
+        s.execute(update(Handoff).where(Handoff.id == first).values(created_at=earlier))
+        s.commit()
+    t = transfer_row(services, lead_id)
+    hold_url = f"{PUBLIC}/twilio/handoff/hold/{t.id}?n=3"
+    resp = twilio_post(client, services, hold_url, {"CallSid": "CAprospect"})
+    assert "still connecting you" in resp.get_data(as_text=True)
+    run_jobs(services)
+    assert dialled(emulator) == [rep_phone]
