@@ -13,6 +13,7 @@ from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 
 from bot.models import Lead
+from bot.worker import LeadWorker
 from handoff import jobs
 from handoff.ladder import sweep_lost
 from handoff.models import Handoff
@@ -291,3 +292,23 @@ def test_a_failed_handoff_job_is_left_for_a_person_not_retried_every_sweep(servi
     services.queue.remove(f"handoff-send-{alice.id}")  # it ran and failed, as far as Redis knows
     Job.fetch(f"handoff-send-{alice.id}", connection=services.redis).set_status(JobStatus.FAILED)
     assert sweep_lost(services, datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=60)) == 0
+
+
+def test_a_lost_backup_email_and_reminder_are_sent_by_the_sweeper_once(services, emulator, inbox):
+    lead_id = make_lead(services)
+    hand_off(services, lead_id)
+    LeadWorker([services.queue], connection=services.redis).work(burst=True, max_jobs=1)  # the text only
+    services.redis.flushall()  # Redis loses the queued email and the scheduled reminder and escalation
+    with services.sessions() as s:
+        h = s.scalars(select(Handoff).where(Handoff.lead_id == lead_id)).one()
+    assert len(texts_to(emulator, ALICE)) == 1 and mails(inbox) == []
+
+    assert sweep_lost(services, h.created_at + timedelta(seconds=60)) == 1  # the email; too early to remind
+    run_jobs(services)
+    assert [m["X-Leadbot-Kind"] for m, _ in mails(inbox)] == ["handoff"]
+    halfway = h.created_at + (h.due_at - h.created_at) / 2
+    assert sweep_lost(services, halfway + timedelta(seconds=31)) == 1  # the reminder, not the email again
+    run_jobs(services)
+    assert texts_to(emulator, ALICE)[-1].startswith("Reminder: Maria Lopez")
+    assert sweep_lost(services, halfway + timedelta(seconds=60)) == 0
+    assert len(mails(inbox)) == 1 and len(texts_to(emulator, ALICE)) == 2
