@@ -41,11 +41,13 @@ def _whisper(s: Any, h: Handoff) -> str:
 
 
 def hold(svc: Any, transfer_id: str, visit: int) -> str:
-    """The prospect's hold loop; each visit also repairs a lost dial or watchdog job."""
+    """The prospect's hold loop; each visit also repairs a lost dial, watchdog or end-of-hold job."""
     with svc.sessions() as s:
         t = s.get(Transfer, transfer_id)
         if t is not None and t.status == TransferStatus.HOLDING.value:
             transfer.heal(svc, s, t, utcnow())
+        elif t is not None and t.status == TransferStatus.FAILED.value:
+            transfer.heal_failed(svc, t, utcnow())
         voice = t.voice if t else None
     again = transfer.webhook_url(svc, "hold", transfer_id, n=visit + 1)
     return str(hold_message(visit, again, voice))

@@ -16,10 +16,12 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+import redis
 from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from bot.models import Lead, LeadStatus, new_id, utcnow
+from bot.queueing import job_state
 from bot.timeline import record
 from handoff.defaults import (
     DEFAULT_RING_SECONDS,
@@ -36,7 +38,7 @@ from handoff.models import WAITING_STATUSES, Handoff, HandoffMode, HandoffStatus
 from handoff.notify import hung_up_reason
 from handoff.offers import lead_of, offer, offer_sms, sla_seconds
 from handoff.rosters import rep_for, roster_for
-from handoff.scheduling import after_commit, cancel, enqueue, enqueue_after_commit
+from handoff.scheduling import after_commit, cancel, enqueue, enqueue_after_commit, job_id
 from handoff.twiml import nobody_free
 
 NOBODY_ACCEPTED = "Live transfer missed: no rep picked up"
@@ -210,6 +212,18 @@ def ended(s: Session, t: Transfer, now: datetime) -> None:
     if _move(s, t, (TransferStatus.CONNECTED.value,), status=TransferStatus.ENDED.value, ended_at=now):
         talk = (now - t.connected_at).total_seconds() if t.connected_at else None
         record(s, t.lead_id, Ev.TRANSFER_ENDED, transfer=t.id, talk_seconds=round(talk, 1) if talk else None)
+
+
+def heal_failed(svc: Any, t: Transfer, now: datetime) -> None:
+    """Called while a prospect still holds on a failed transfer: re-enqueue the end of hold Redis lost."""
+    if t.ended_at is None or (now - t.ended_at).total_seconds() <= DIAL_STALE_SECONDS:
+        return
+    try:
+        lost = job_state(svc.redis, job_id(END_HOLD_JOB, t.id), now) in ("missing", "dead")
+    except redis.RedisError:
+        return  # still down: the next hold visit tries again
+    if lost:
+        enqueue(svc.queue, END_HOLD_JOB, t.id)
 
 
 def heal(svc: Any, s: Session, t: Transfer, now: datetime) -> None:

@@ -402,3 +402,38 @@ def test_a_transfer_starting_in_a_redis_outage_still_holds_the_prospect_and_dial
     assert "still connecting you" in resp.get_data(as_text=True)
     run_jobs(services)
     assert dialled(emulator) == [rep_phone]
+
+
+def test_hold_webhook_ends_the_hold_when_that_job_was_lost(client, services, emulator):
+    from datetime import timedelta
+
+    from rq.job import Job
+    from sqlalchemy import update
+
+    lead_id = make_lead(services)
+    start_transfer(services, lead_id)
+    for _ in range(3):  # the default three tries: every rep's phone rings out
+        run_jobs(services)
+        last_try = try_ids(services, lead_id)[-1]
+        assert rep_status(client, services, last_try, "no-answer", CallSid="CArep").status_code == 204
+    t = transfer_row(services, lead_id)
+    assert t.status == "failed"
+    Job.fetch(f"transfer-end-{t.id}", connection=services.redis).delete()  # Redis lost it
+    hold_url = f"{PUBLIC}/twilio/handoff/hold/{t.id}?n=5"
+    assert twilio_post(client, services, hold_url, {"CallSid": "CAprospect"}).status_code == 200
+    run_jobs(services)
+
+    def told() -> list[dict[str, str]]:
+        return [r["form"] for r in emulator.requests if r["path"].endswith("/Calls/CAprospect.json")]
+
+    assert told() == []  # it only just failed: the job may still be on its way
+    with services.sessions() as s:
+        earlier = t.ended_at - timedelta(seconds=30)
+        s.execute(update(Transfer).where(Transfer.id == t.id).values(ended_at=earlier))
+        s.commit()
+    assert twilio_post(client, services, hold_url, {"CallSid": "CAprospect"}).status_code == 200
+    run_jobs(services)
+    assert told() == [{"Url": f"{PUBLIC}/twilio/handoff/after/{t.id}", "Method": "POST"}]
+    assert twilio_post(client, services, hold_url, {"CallSid": "CAprospect"}).status_code == 200
+    run_jobs(services)
+    assert len(told()) == 1  # its job is in Redis now (finished): not sent again
