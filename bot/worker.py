@@ -50,6 +50,9 @@ class LeadWorker(SimpleWorker):
     """
 
     log_result_lifespan = False  # one "Job OK" line per job is enough
+    # RQ backs off up to 60 s between reconnects while Redis is down, so leads queued just after it
+    # came back waited up to a minute (measured: 50 s after a 70 s outage). Retry every 5 s at most.
+    max_connection_wait_time = 5.0
 
     def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
         super().__init__(*args, **kwargs)
