@@ -63,7 +63,8 @@ def _payload() -> dict[str, Any] | Response:
         return data
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         return request.form.to_dict()
-    return json_error(415, "send application/json or a form post", {"body": f"unsupported {request.mimetype!r}"})
+    unsupported = {"body": f"unsupported {request.mimetype!r}"}
+    return json_error(415, "send application/json or a form post", unsupported)
 
 
 @bp.post("/leads")
@@ -88,7 +89,7 @@ def create_lead():
         )
     body: dict[str, Any] = {"id": lead_id, "status": status}
     if created and status == "received":
-        enqueue_contact(svc.queue, lead_id)  # on failure the sweeper picks it up
+        enqueue_contact(svc.queue, lead_id, skip_while_down=True)  # on failure the sweeper picks it up
     if not created:
         body["duplicate"] = True
     resp = jsonify(body)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+import weakref
 from datetime import UTC, datetime, timedelta
 
 import redis
@@ -22,11 +24,16 @@ CONTACT_RETRY = Retry(max=5, interval=[1, 3, 10, 30, 60])
 
 
 def connect(settings: Settings) -> redis.Redis:
-    """A Redis client with short timeouts so a dead Redis fails fast instead of hanging intake."""
+    """A Redis client with short timeouts so a dead Redis fails fast instead of hanging intake.
+
+    Every command leadbot sends outside RQ's own dequeue takes well under a millisecond, so a
+    second without an answer means Redis is gone (RQ raises the timeout on the worker's own
+    connection for its blocking dequeue).
+    """
     if not settings.redis_url:
         raise RuntimeError("REDIS_URL is not set (leadbot run starts an embedded Valkey and sets it)")
     return redis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=1.0, socket_timeout=5.0, health_check_interval=30
+        settings.redis_url, socket_connect_timeout=1.0, socket_timeout=1.0, health_check_interval=30
     )
 
 
@@ -60,8 +67,22 @@ def contact_job_id(lead_id: str) -> str:
     return f"contact-{lead_id}"
 
 
-def enqueue_contact(queue: Queue, lead_id: str) -> bool:
-    """Hand a committed lead to the workers; False (never an exception) when Redis is down."""
+# Per Redis client: until when (monotonic) intake skips enqueueing after a failure.
+_redis_down_until: weakref.WeakKeyDictionary[redis.Redis, float] = weakref.WeakKeyDictionary()
+REDIS_DOWN_HOLD_S = 5.0
+
+
+def enqueue_contact(queue: Queue, lead_id: str, skip_while_down: bool = False) -> bool:
+    """Hand a committed lead to the workers; False (never an exception) when Redis is down.
+
+    With `skip_while_down` (intake), a lead does not try Redis within REDIS_DOWN_HOLD_S of a
+    failure on this client: each would otherwise wait out the timeouts again (a Redis that drops
+    packets instead of refusing costs a second a lead), and the sweeper dispatches every lead left
+    in 'received' once Redis is back.
+    """
+    conn = queue.connection
+    if skip_while_down and time.monotonic() < _redis_down_until.get(conn, 0.0):
+        return False
     try:
         # One MULTI/EXEC round trip: on its own, enqueue registers the queue in one transaction
         # and saves and pushes the job in a second.
@@ -73,5 +94,6 @@ def enqueue_contact(queue: Queue, lead_id: str) -> bool:
             pipe.execute()
         return True
     except redis.RedisError as exc:
-        log.warning("enqueue failed for lead %s (sweeper will retry): %s", lead_id, exc)
+        _redis_down_until[conn] = time.monotonic() + REDIS_DOWN_HOLD_S
+        log.warning("enqueue failed for lead %s (the sweeper will dispatch it): %s", lead_id, exc)
         return False

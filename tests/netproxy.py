@@ -10,7 +10,8 @@ import threading
 class TcpProxy:
     """Forward 127.0.0.1:<port> to an upstream address; `cut()` drops every connection, refuses new ones."""
 
-    def __init__(self, upstream: tuple[str, int]) -> None:
+    def __init__(self, upstream: tuple[str, int] | None) -> None:
+        """`upstream` None: a black hole that accepts connections and never answers (dropped packets)."""
         self.upstream = upstream
         self.port = 0
         self._socks: set[socket.socket] = set()
@@ -48,6 +49,10 @@ class TcpProxy:
                 client, _ = listener.accept()
             except OSError:
                 return  # cut
+            if self.upstream is None:
+                with self._lock:
+                    self._socks.add(client)  # held open, never read: the client waits for its timeout
+                continue
             try:
                 server = socket.create_connection(self.upstream)
             except OSError:

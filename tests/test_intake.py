@@ -246,3 +246,34 @@ def test_postgresql_unreachable_is_a_503_and_recovers(tmp_path, db_url, redis_ur
         runtime.use(None)
         services.close()
         proxy.cut()
+
+
+def test_a_redis_that_drops_packets_slows_one_lead_not_every_lead(tmp_path, db_url, emulator):
+    """Redis answers nothing at all: the first lead waits out the 1 s timeout, the next ones skip Redis
+    (the sweeper dispatches them), and every one is committed and accepted."""
+    import time
+
+    from app import create_app
+    from bot import runtime
+    from tests.conftest import make_settings
+    from tests.netproxy import TcpProxy
+
+    hole = TcpProxy(None).start()
+    app = create_app(make_settings(tmp_path, db_url, f"redis://127.0.0.1:{hole.port}/0", emulator.url))
+    services = app.extensions["leadbot"]
+    runtime.use(services)
+    client = app.test_client()
+    try:
+        took = []
+        for n in range(5):
+            start = time.monotonic()
+            assert post(client, lead_body(phone=f"+1512555013{n}")).status_code == 202
+            took.append(time.monotonic() - start)
+        assert took[0] >= 0.9 and max(took[1:]) < 0.5, took
+        with services.sessions() as s:
+            statuses = s.scalars(select(Lead.status).where(Lead.phone.like("+1512555013%"))).all()
+        assert statuses == ["received"] * 5  # all durable, waiting for the sweeper
+    finally:
+        runtime.use(None)
+        services.close()
+        hole.cut()
