@@ -6,7 +6,8 @@ from typing import Any
 
 ERROR = {
     "type": "object",
-    "properties": {"error": {"type": "string"}, "fields": {"type": "object", "additionalProperties": {"type": "string"}}},
+    "properties": {"error": {"type": "string"},
+                   "fields": {"type": "object", "additionalProperties": {"type": "string"}}},
     "required": ["error"],
 }
 
@@ -17,7 +18,8 @@ def document(lead_model: Any) -> dict[str, Any]:
     err = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     accepted = {
         "type": "object",
-        "properties": {"id": {"type": "string"}, "status": {"type": "string"}, "duplicate": {"type": "boolean"}},
+        "properties": {"id": {"type": "string"}, "status": {"type": "string"},
+                       "duplicate": {"type": "boolean"}},
         "required": ["id", "status"],
     }
     return {
@@ -39,8 +41,8 @@ def document(lead_model: Any) -> dict[str, Any]:
                     "application/x-www-form-urlencoded": {"schema": {"$ref": "#/components/schemas/LeadIn"}},
                 }},
                 "responses": {
-                    "202": {"description": "Committed; contact is under way",
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}}},
+                    "202": {"description": "Committed; contact is under way", "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}}},
                     "400": {"description": "Malformed body", **err},
                     "401": {"description": "Missing or wrong API key", **err},
                     "413": {"description": "Body over 64 KiB", **err},
@@ -53,7 +55,8 @@ def document(lead_model: Any) -> dict[str, Any]:
             "/leads/{id}": {"get": {
                 "summary": "A lead with its attempts, answers, handoff and timeline",
                 "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
-                "responses": {"200": {"description": "The lead"}, "401": {"description": "Unauthorized", **err},
+                "responses": {"200": {"description": "The lead"},
+                              "401": {"description": "Unauthorized", **err},
                               "404": {"description": "No such lead", **err}},
             }},
         },
