@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
@@ -146,7 +145,7 @@ def insert_event(conn: Connection | RawSession, lead_id: str, type_: str, at: da
 
 def create_lead(
     conn: RawSession, data: LeadIn, evidence: dict[str, Any], idempotency_key: str | None, window_s: int,
-    writer: WriterLock | None = None,
+    writer: WriterLock,
 ) -> tuple[str, str, bool]:
     """Insert a lead (or find its earlier twin) and commit; returns (lead id, status, created).
 
@@ -154,14 +153,13 @@ def create_lead(
     even SQLAlchemy's per-execute machinery, costs more than the SQL itself on this path, which
     every lead takes. `writer` (bot.db.WriterLock) is held around the writes and the commit.
     """
-    held = writer.held if writer is not None else nullcontext
     if idempotency_key and (found := conn.first(BY_KEY, {"key": idempotency_key})):
         return found.id, found.status, False
     since = utcnow() - timedelta(seconds=window_s)
     twin_id, opted_out = conn.first(TWIN_OR_OPT_OUT, {"phone": data.phone, "since": since})
     if twin_id:
         status = conn.first(STATUS, {"lead_id": twin_id}).status
-        with held():
+        with writer.held():
             insert_event(conn, twin_id, EventType.DUPLICATE, source=data.source,
                          idempotency_key=idempotency_key)
             conn.commit()
@@ -182,7 +180,7 @@ def create_lead(
         created_at=now, updated_at=now,
     )
     try:
-        with held():
+        with writer.held():
             conn.execute(INSERT_LEAD, lead)
             insert_event(conn, lead_id, EventType.RECEIVED, at=now, source=data.source, channel=data.channel)
             conn.commit()

@@ -62,6 +62,15 @@ def job_state(conn: redis.Redis, job_id: str, now: datetime) -> str:
     return status  # a JobStatus, which is a str
 
 
+def job_lost(conn: redis.Redis, job_id: str, now: datetime) -> bool:
+    """True when Redis has no trace of the job, or its worker died running it: enqueue it again.
+
+    A *failed* job is not lost: it waits in RQ's failed registry for a person, rather than being
+    retried by a sweeper on every pass.
+    """
+    return job_state(conn, job_id, now) in ("missing", "dead")
+
+
 def contact_job_id(lead_id: str) -> str:
     """Deterministic job id, so the sweeper can see whether a lead's job is already in Redis."""
     return f"contact-{lead_id}"

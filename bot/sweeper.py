@@ -50,19 +50,16 @@ def sweep(svc: Services) -> int:
             Lead.status == LeadStatus.RECEIVED.value,
             Lead.created_at < now - timedelta(seconds=RECEIVED_GRACE_S),
         ).limit(500)).all()
+        handing = [lead_id for lead_id in stranded if not _job_alive(svc, lead_id, now)]
         # A worker that died mid-request leaves 'placing': a call may exist, so check before redialling.
-        stale = s.scalars(stale_attempts(now)).all()
-        checked = []  # stale attempts' leads: their job was just found dead, no need to look again
-        for attempt in stale:
+        for attempt in s.scalars(stale_attempts(now)).all():
             if _job_alive(svc, attempt.lead_id, now):
                 continue
             if attempt.status == "placing":
                 s.execute(update(Attempt).where(Attempt.id == attempt.id, Attempt.status == "placing")
                           .values(status="retry", error="ambiguous"))
-            checked.append(attempt.lead_id)
-        for lead_id in [*stranded, *checked]:
-            if lead_id not in checked and _job_alive(svc, lead_id, now):
-                continue
+            handing.append(attempt.lead_id)
+        for lead_id in handing:
             if not enqueue_contact(svc.queue, lead_id):
                 break  # Redis is still down; try again next sweep
             record(s, lead_id, EventType.REQUEUED, by="sweeper")

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from twilio.base.exceptions import TwilioRestException
 
 from bot.models import Event, Lead, utcnow
-from bot.queueing import job_state
+from bot.queueing import job_lost
 from bot.timeline import record
 from handoff.answers import readable_answers
 from handoff.defaults import EMAIL_JOB, ESCALATE_JOB, REMIND_JOB, SEND_JOB
@@ -327,7 +327,7 @@ def sweep_lost(svc: Any, now: datetime | None = None) -> int:
         steps += _lost_followups(s, now)
     handed = 0
     for func, handoff_id in steps:
-        if job_state(svc.redis, job_id(func, handoff_id), now) not in ("missing", "dead"):
+        if not job_lost(svc.redis, job_id(func, handoff_id), now):
             continue
         retry = {SEND_JOB: SEND_RETRY, EMAIL_JOB: EMAIL_RETRY}.get(func)
         if not enqueue(svc.queue, func, handoff_id, retry=retry):

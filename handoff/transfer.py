@@ -21,7 +21,7 @@ from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from bot.models import Lead, LeadStatus, new_id, utcnow
-from bot.queueing import job_state
+from bot.queueing import job_lost
 from bot.timeline import record
 from handoff.defaults import (
     DEFAULT_RING_SECONDS,
@@ -219,7 +219,7 @@ def heal_failed(svc: Any, t: Transfer, now: datetime) -> None:
     if t.ended_at is None or (now - t.ended_at).total_seconds() <= DIAL_STALE_SECONDS:
         return
     try:
-        lost = job_state(svc.redis, job_id(END_HOLD_JOB, t.id), now) in ("missing", "dead")
+        lost = job_lost(svc.redis, job_id(END_HOLD_JOB, t.id), now)
     except redis.RedisError:
         return  # still down: the next hold visit tries again
     if lost:
