@@ -18,9 +18,10 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(BIN)/leadbot run
 
-## Validate every shipped flow, then run the whole suite.
+## Validate every shipped flow, hold the import layering, then run the whole suite.
 test: $(STAMP)
 	$(BIN)/leadbot flows check
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: $(STAMP)

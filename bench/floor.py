@@ -71,7 +71,7 @@ def _twilio():  # noqa: ANN202
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from twilio.rest import Client
 
-    from bot.telephony import RebasedHttpClient
+    from bot.runtime.twilio_client import RebasedHttpClient
 
     http = RebasedHttpClient(os.environ["TWILIO_API_BASE_URL"], timeout=10)
     return Client(os.environ["TWILIO_ACCOUNT_SID"], os.environ["TWILIO_AUTH_TOKEN"], http_client=http)

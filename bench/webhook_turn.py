@@ -106,7 +106,7 @@ def start_floor(log_dir: Path, web_workers: int) -> Stack:
 
 def turn_request(url: str, call: dict[str, str], speech: str) -> bytes:
     """A complete signed Gather-action POST, as Twilio sends it."""
-    from bot.webhooks import sign
+    from bot.twilio.signature import sign
 
     params = {"AccountSid": ACCOUNT_SID, "CallSid": call["Sid"], "From": call.get("From", CALLER_ID),
               "To": call["To"], "CallStatus": "in-progress", "SpeechResult": speech, "Confidence": "0.92"}
@@ -122,7 +122,7 @@ def setup_conversations(stack: Stack, fake: FakeTwilio, count: int) -> list[byte
     """count leads -> dialed -> answered; one signed `yes` turn request per conversation."""
     import requests
 
-    from bot.twiml_driver import last, parse_twiml
+    from bot.twilio.twiml_player import last, parse_twiml
 
     phones = us_numbers(count)
     headers = {"Authorization": f"Bearer {API_KEY}"}
@@ -147,7 +147,7 @@ def setup_conversations(stack: Stack, fake: FakeTwilio, count: int) -> list[byte
 
     def answer(phone: str) -> bytes:
         call = fake.calls[phone]
-        from bot.webhooks import sign
+        from bot.twilio.signature import sign
 
         params = {"AccountSid": ACCOUNT_SID, "CallSid": call["Sid"], "From": call["From"], "To": phone,
                   "CallStatus": "in-progress", "AnsweredBy": "human"}

@@ -1,6 +1,6 @@
 """Which RQ worker model runs the contact job best: LeadWorker (non-forking) or RQ's forking Worker.
 
-One worker process of each kind takes real `bot.dispatch.contact` jobs (leads written straight to
+One worker process of each kind takes real `bot.jobs.dispatch.contact` jobs (leads written straight to
 the DB and enqueued, no web tier) and dials a loopback fake Twilio. Reports enqueue -> Calls.json
 latency for leads one at a time, and jobs/s for a burst.
 
@@ -38,8 +38,8 @@ def serve(model: str) -> None:
     """Worker process body: run one worker of the given model until SIGTERM."""
     import rq
 
-    from bot import runtime
-    from bot.worker import LeadWorker
+    from bot.jobs.worker import LeadWorker
+    from bot.runtime import services as runtime
 
     class ForkingLeadWorker(rq.Worker):
         """RQ's default model: a fresh fork (a 'work horse') per job."""
@@ -63,11 +63,11 @@ def run_model(model: str, tmp: Path, redis_url: str, fake: FakeTwilio, sequentia
     """Start a worker of this model, measure it, stop it; returns one table row."""
     import redis
 
-    from bot.leads import LeadIn, create_lead
-    from bot.prepared import raw_session
-    from bot.queueing import enqueue_contact
-    from bot.services import build_services
+    from bot.runtime.queueing import enqueue_contact
+    from bot.runtime.services import build_services
     from bot.settings import Settings
+    from bot.store.leads import LeadIn, create_lead
+    from bot.store.prepared import raw_session
 
     redis.Redis.from_url(redis_url).flushall()
     data = tmp / model

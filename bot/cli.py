@@ -13,17 +13,17 @@ from bot.settings import ROOT, Settings
 
 def cmd_run(_args: argparse.Namespace) -> int:
     """Start the embedded defaults, then web and worker from the Procfile through honcho."""
-    from bot import devdefaults
+    from bot.runtime import dev_defaults
 
     settings = Settings()
     settings.check()
     server = None
     env = dict(os.environ)
     if not settings.redis_url and not settings.production:
-        from bot.embedded import start_embedded
+        from bot.runtime.embedded_valkey import start_embedded
 
         env["REDIS_URL"], server = start_embedded(settings.data_dir / "valkey")
-    settings = devdefaults.apply(settings.model_copy(update={"redis_url": env.get("REDIS_URL")}))
+    settings = dev_defaults.apply(settings.model_copy(update={"redis_url": env.get("REDIS_URL")}))
     env.setdefault("LEAD_API_KEYS", settings.lead_api_keys or "")
     env.setdefault("SECRET_KEY", settings.secret_key or "")
     env.setdefault("PUBLIC_BASE_URL", settings.base_url)
@@ -47,9 +47,10 @@ def cmd_run(_args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run RQ worker(s) with the scheduler and the sweeper."""
-    from bot import devdefaults, worker
+    from bot.jobs import worker
+    from bot.runtime import dev_defaults
 
-    settings = devdefaults.apply(Settings())
+    settings = dev_defaults.apply(Settings())
     os.environ["REDIS_URL"] = settings.redis_url or ""
     worker.run(settings, processes=args.processes, burst=args.burst)
     return 0

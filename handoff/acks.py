@@ -9,11 +9,11 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from bot.models import Lead, LeadStatus, utcnow
-from bot.timeline import record
+from bot.store.handoff_tables import Handoff, HandoffMode, HandoffStatus
+from bot.store.tables import Lead, LeadStatus, utcnow
+from bot.store.timeline import record
 from handoff.defaults import ACK_WORDS, ESCALATE_JOB, REMIND_JOB
 from handoff.events import HandoffEvent as Ev
-from handoff.models import Handoff, HandoffMode, HandoffStatus
 from handoff.notify import e164
 from handoff.offers import lead_of
 from handoff.roster import Rep

@@ -6,11 +6,11 @@ from typing import Any
 
 from sqlalchemy import or_, update
 
-from bot.models import Lead, utcnow
+from bot.store.handoff_tables import WAITING_STATUSES, Handoff, HandoffStatus, Transfer, TransferStatus
+from bot.store.tables import Lead, utcnow
 from handoff import transfer
 from handoff.defaults import DIALING
 from handoff.events import HandoffEvent as Ev
-from handoff.models import WAITING_STATUSES, Handoff, HandoffStatus, Transfer, TransferStatus
 from handoff.twiml import (
     AFTER_CALL,
     REP_PASSED,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.runtime import current
+from bot.runtime.services import current
 from handoff import ladder, legs
 
 

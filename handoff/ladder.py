@@ -19,15 +19,15 @@ from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 from twilio.base.exceptions import TwilioRestException
 
-from bot.models import Event, Lead, utcnow
-from bot.queueing import job_lost
-from bot.timeline import record
+from bot.runtime.queueing import job_lost
+from bot.store.handoff_tables import Handoff, HandoffMode, HandoffStatus
+from bot.store.tables import Event, Lead, utcnow
+from bot.store.timeline import record
 from handoff.answers import readable_answers
 from handoff.defaults import EMAIL_JOB, ESCALATE_JOB, REMIND_JOB, SEND_JOB
 from handoff.events import HandoffEvent as Ev
 from handoff.mail import MailError, send_mail
 from handoff.matching import open_handoff_counts
-from handoff.models import Handoff, HandoffMode, HandoffStatus
 from handoff.notify import (
     escalation_email,
     handoff_email,

@@ -9,12 +9,12 @@ import requests
 from sqlalchemy import update
 from twilio.base.exceptions import TwilioRestException
 
-from bot.models import utcnow
-from bot.timeline import record
+from bot.store.handoff_tables import Handoff, HandoffMode, HandoffStatus, Transfer, TransferStatus
+from bot.store.tables import utcnow
+from bot.store.timeline import record
 from handoff import transfer
 from handoff.defaults import DEFAULT_RING_SECONDS, DIALING, WATCH_JOB, WATCHDOG_GRACE_SECONDS
 from handoff.events import HandoffEvent as Ev
-from handoff.models import Handoff, HandoffMode, HandoffStatus, Transfer, TransferStatus
 from handoff.scheduling import enqueue
 
 log = logging.getLogger(__name__)

@@ -23,8 +23,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.db import session_scope
-from handoff.models import MailOutbox
+from bot.store.database import session_scope
+from bot.store.handoff_tables import MailOutbox
 from handoff.roster import HandoffError
 
 DEFAULT_TIMEOUT = 15.0

@@ -21,7 +21,7 @@ from redis import Redis, RedisError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from handoff.models import OPEN_STATUSES, Handoff
+from bot.store.handoff_tables import OPEN_STATUSES, Handoff
 from handoff.roster import HandoffError, Rep, Roster
 from handoff.shifts import as_utc
 from handoff.territory import lead_territories
@@ -69,7 +69,7 @@ class NoRepError(HandoffError):
 
 
 class LeadLike(Protocol):
-    """What matching reads from a lead (bot.models.Lead fits)."""
+    """What matching reads from a lead (bot.store.tables.Lead fits)."""
 
     phone: str
     service: str | None

@@ -31,7 +31,7 @@ ACK_PROMPT = "Reply 1 when you've called"
 
 
 class LeadLike(Protocol):
-    """What notifications read from a lead (bot.models.Lead fits)."""
+    """What notifications read from a lead (bot.store.tables.Lead fits)."""
 
     name: str
     phone: str

@@ -10,12 +10,12 @@ from typing import Any
 from rq import Retry
 from sqlalchemy.orm import Session
 
-from bot.models import Lead, new_id, utcnow
-from bot.timeline import record
+from bot.store.handoff_tables import Handoff, HandoffMode, HandoffStatus
+from bot.store.tables import Lead, new_id, utcnow
+from bot.store.timeline import record
 from handoff.defaults import ACK_HISTORY_DAYS, SEND_JOB, UNASSIGNED_JOB
 from handoff.events import HandoffEvent as Ev
 from handoff.matching import Match, NoRepError, match_rep, open_handoff_counts
-from handoff.models import Handoff, HandoffMode, HandoffStatus
 from handoff.roster import DEFAULT_SLA_MINUTES, HandoffError, Rep, Roster
 from handoff.scheduling import enqueue_after_commit
 from handoff.scorecard import median_ack_seconds

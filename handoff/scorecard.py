@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import Select, and_, case, func, select
 from sqlalchemy.orm import Session
 
-from bot.models import utcnow
-from handoff.models import Handoff, HandoffMode, HandoffStatus
+from bot.store.handoff_tables import Handoff, HandoffMode, HandoffStatus
+from bot.store.tables import utcnow
 from handoff.shifts import as_utc
 
 

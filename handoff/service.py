@@ -14,13 +14,13 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from twilio.twiml.voice_response import VoiceResponse
 
-from bot.models import Lead, utcnow
-from bot.timeline import record
+from bot.store.handoff_tables import Handoff, HandoffMode, HandoffStatus
+from bot.store.tables import Lead, utcnow
+from bot.store.timeline import record
 from handoff import acks, transfer
 from handoff.answers import readable_answers
 from handoff.defaults import DEFAULT_TRANSFER_TRIES, ESCALATE_JOB, REMIND_JOB, SEND_JOB
 from handoff.events import HandoffEvent as Ev
-from handoff.models import Handoff, HandoffMode, HandoffStatus
 from handoff.notify import spoken_time
 from handoff.offers import find_match, offer_sms, record_match, unassigned
 from handoff.roster import HandoffError

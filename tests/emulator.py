@@ -7,8 +7,8 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from email.utils import format_datetime
 from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any
 
 from flask import Flask, Response, request

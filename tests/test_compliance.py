@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot import compliance
-from bot.leads import lead_timezone
-from bot.models import Lead
+from bot.compliance import gate as compliance
+from bot.store.leads import lead_timezone
+from bot.store.tables import Lead
 
 HOURS = compliance.parse_hours("08:00-21:00")
 
@@ -57,7 +57,7 @@ def test_opt_out_keywords(text, expected):
 
 
 def test_gate_blocks_without_consent_and_after_opt_out(services):
-    from bot.models import OptOut
+    from bot.store.tables import OptOut
 
     lead = Lead(name="A", phone="+15125550100", channel="call", consent=False, timezone="America/Chicago")
     noon = datetime(2026, 1, 15, 18, 0, tzinfo=UTC)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from bot.models import Attempt, Conversation, Lead, OptOut
-from bot.twiml_driver import CallLeg, last
+from bot.store.tables import Conversation, Lead, OptOut
+from bot.twilio.twiml_player import CallLeg, last
 from tests.conftest import API_KEY, PUBLIC, drain, lead_body
 
 
@@ -128,7 +128,7 @@ def sms(client, signed, frm: str, body: str) -> str:  # noqa: ANN001
     params = {"From": frm, "To": "+15005550006", "Body": body, "MessageSid": "SM1"}
     resp = client.post("/twilio/sms", data=params, headers=signed("/twilio/sms", params))
     assert resp.status_code == 200
-    from bot.twiml_driver import parse_twiml
+    from bot.twilio.twiml_player import parse_twiml
 
     return "\n".join(v["text"] for v in parse_twiml(resp.get_data(as_text=True)) if v["verb"] == "Message")
 

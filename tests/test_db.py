@@ -10,9 +10,9 @@ from pathlib import Path
 
 from sqlalchemy import inspect, text
 
-from bot import db
-from bot.models import utcnow
-from bot.sweeper import stale_attempts
+from bot.jobs.sweeper import stale_attempts
+from bot.store import database as db
+from bot.store.tables import utcnow
 from handoff.defaults import ACK_HISTORY_DAYS
 from handoff.ladder import lost_steps
 from handoff.scorecard import ack_query

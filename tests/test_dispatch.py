@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from bot import dispatch
-from bot.models import Attempt, Event, Lead
+from bot.jobs import dispatch
+from bot.store.tables import Attempt, Event, Lead
 from tests.conftest import API_KEY, drain, lead_body
 
 
@@ -87,7 +87,7 @@ def test_permanent_errors_fail_the_lead_with_reason(client, services, emulator, 
 
 
 def test_unsubscribed_recipient_is_recorded_as_opt_out(client, services, emulator):
-    from bot.models import OptOut
+    from bot.store.tables import OptOut
 
     emulator.script("call", (400, {"code": 21610, "message": "unsubscribed", "status": 400}))
     new_lead(client)
@@ -119,7 +119,7 @@ def test_twilio_unreachable_is_retried(client, services, emulator):
 def test_lost_response_adopts_the_call_instead_of_redialling(tmp_path, db_url, redis_url, emulator):
     """Twilio created the call but the response never came back: we must not dial again."""
     from app import create_app
-    from bot import runtime
+    from bot.runtime import services as runtime
     from tests.conftest import make_settings
 
     app = create_app(make_settings(tmp_path, db_url, redis_url, emulator.url, TWILIO_TIMEOUT_SECONDS=0.5))
@@ -144,9 +144,10 @@ def test_lost_response_adopts_the_call_instead_of_redialling(tmp_path, db_url, r
 
 
 def test_outside_calling_hours_is_scheduled_not_called(tmp_path, db_url, redis_url, emulator):
-    from app import create_app
-    from bot import runtime
     from rq.registry import ScheduledJobRegistry
+
+    from app import create_app
+    from bot.runtime import services as runtime
     from tests.conftest import make_settings
 
     app = create_app(make_settings(tmp_path, db_url, redis_url, emulator.url, CALLING_HOURS="08:00-21:00"))
@@ -173,7 +174,7 @@ def test_outside_calling_hours_is_scheduled_not_called(tmp_path, db_url, redis_u
 
 def test_lost_sms_response_adopts_the_message_instead_of_resending(tmp_path, db_url, redis_url, emulator):
     from app import create_app
-    from bot import runtime
+    from bot.runtime import services as runtime
     from tests.conftest import make_settings
 
     app = create_app(make_settings(tmp_path, db_url, redis_url, emulator.url, TWILIO_TIMEOUT_SECONDS=0.5))
@@ -193,7 +194,7 @@ def test_lost_sms_response_adopts_the_message_instead_of_resending(tmp_path, db_
 
 
 def test_email_lead_gets_the_questions_by_email(client, services):
-    from handoff.models import MailOutbox
+    from bot.store.handoff_tables import MailOutbox
 
     lead_id = new_lead(client, channel="email", consent=False, service="kitchen remodel")
     drain(services)
@@ -208,7 +209,7 @@ def test_email_lead_gets_the_questions_by_email(client, services):
 
 def test_smtp_down_is_retried_not_lost(tmp_path, db_url, redis_url, emulator):
     from app import create_app
-    from bot import runtime
+    from bot.runtime import services as runtime
     from tests.conftest import make_settings
     from tests.procs import free_port
 

@@ -62,7 +62,7 @@ def http_post(url: str, params: dict[str, str], headers: dict[str, str]) -> tupl
 
 def test_voice_flow_reaches_each_outcome_over_http(tmp_path, db_url, redis_url, emulator):
     """The emulator answers each call and drives the Gathers with speech and keys."""
-    from bot.twiml_driver import CallLeg
+    from bot.twilio.twiml_player import CallLeg
 
     stack = Stack(stack_env(tmp_path, db_url, redis_url, emulator), tmp_path).start()
     scripts = {
@@ -113,8 +113,8 @@ def test_worker_killed_mid_request_its_call_is_adopted_never_placed_twice(tmp_pa
     from rq.utils import utcformat
     from sqlalchemy import create_engine, select, update
 
-    from bot.models import Attempt, Event, Lead
-    from bot.queueing import contact_job_id
+    from bot.runtime.queueing import contact_job_id
+    from bot.store.tables import Attempt, Event, Lead
 
     emulator.script("call", "slow:3")  # the call is created, but its answer comes too late
     stack = Stack(stack_env(tmp_path, db_url, redis_url, emulator), tmp_path).start()

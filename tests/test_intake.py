@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from bot.models import Event, Lead
+from bot.store.tables import Event, Lead
 from tests.conftest import API_KEY, lead_body
 
 
@@ -27,7 +27,7 @@ def test_valid_lead_is_committed_and_queued(client, services):
         assert lead.consent and lead.consent_at is not None and lead.consent_ip == "127.0.0.1"
         assert [e.type for e in s.scalars(select(Event).where(Event.lead_id == lead.id))] == ["received"]
     assert services.queue.count == 1
-    assert services.queue.jobs[0].func_name == "bot.dispatch.contact"
+    assert services.queue.jobs[0].func_name == "bot.jobs.dispatch.contact"
 
 
 def test_form_encoded_post_works_with_checkbox_consent(client, services):
@@ -186,7 +186,7 @@ def test_openapi_document_describes_intake(client):
 
 
 def test_opted_out_number_is_accepted_but_never_queued(client, services):
-    from bot.models import OptOut
+    from bot.store.tables import OptOut
 
     with services.sessions() as s:
         s.add(OptOut(phone="+15125550100", source="sms"))
@@ -222,7 +222,7 @@ def test_postgresql_unreachable_is_a_503_and_recovers(tmp_path, db_url, redis_ur
     from sqlalchemy.engine import make_url
 
     from app import create_app
-    from bot import runtime
+    from bot.runtime import services as runtime
     from tests.conftest import make_settings
     from tests.netproxy import TcpProxy
 
@@ -254,7 +254,7 @@ def test_a_redis_that_drops_packets_slows_one_lead_not_every_lead(tmp_path, db_u
     import time
 
     from app import create_app
-    from bot import runtime
+    from bot.runtime import services as runtime
     from tests.conftest import make_settings
     from tests.netproxy import TcpProxy
 

@@ -7,11 +7,11 @@ from datetime import datetime
 import pytest
 from sqlalchemy import select
 
-from bot import db
-from bot.conversation import OPEN_CONVERSATION, SAVE_STATE
-from bot.leads import INSERT_EVENT, insert_event
-from bot.models import Conversation, Event, Lead
-from bot.prepared import raw_session
+from bot.channels.conversation import OPEN_CONVERSATION, SAVE_STATE
+from bot.store import database as db
+from bot.store.leads import INSERT_EVENT, insert_event
+from bot.store.prepared import raw_session
+from bot.store.tables import Conversation, Event, Lead
 
 NEW_YEAR = datetime(2026, 1, 1)
 
@@ -78,7 +78,7 @@ def test_first_refuses_a_statement_without_rows(engine):
 def test_driver_errors_surface_as_sqlalchemy_exceptions(engine):
     from sqlalchemy.exc import IntegrityError
 
-    from bot.leads import INSERT_LEAD
+    from bot.store.leads import INSERT_LEAD
 
     seed(engine)
     row = {"id": "dup-id", "name": "X", "phone": "+15125550101", "channel": "call", "language": "en",
@@ -95,7 +95,7 @@ def test_driver_errors_surface_as_sqlalchemy_exceptions(engine):
 def test_statements_with_their_own_values_and_unsupported_ones(engine):
     from sqlalchemy import update
 
-    from bot.leads import TWIN_OR_OPT_OUT
+    from bot.store.leads import TWIN_OR_OPT_OUT
 
     seed(engine)
     with raw_session(engine) as conn:  # LIMIT 1 travels as a bind value of the statement itself
@@ -108,7 +108,7 @@ def test_statements_with_their_own_values_and_unsupported_ones(engine):
 
 
 def test_joined_statements_commit_and_roll_back_with_the_orm_session(engine):
-    from bot.prepared import joined
+    from bot.store.prepared import joined
 
     conv_id = seed(engine)
     sessions = db.make_sessionmaker(engine)

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 from rq.job import Job, JobStatus
 from sqlalchemy import select, update
 
-from bot.models import Attempt, Event, Lead
-from bot.queueing import JOB_TIMEOUT_S, contact_job_id
-from bot.sweeper import sweep
+from bot.jobs.sweeper import sweep
+from bot.runtime.queueing import JOB_TIMEOUT_S, contact_job_id
+from bot.store.tables import Attempt, Event, Lead
 from tests.conftest import API_KEY, drain, lead_body
 
 
@@ -109,7 +109,7 @@ def test_a_job_left_started_by_a_dead_worker_is_swept_once_its_timeout_has_passe
 
 
 def test_sweeper_lock_allows_one_sweeper_per_interval(services):
-    from bot.sweeper import sweep_once_locked
+    from bot.jobs.sweeper import sweep_once_locked
 
     assert sweep_once_locked(services, 5) == 0
     assert sweep_once_locked(services, 5) is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot import devdefaults
+from bot.runtime import dev_defaults
 from bot.settings import ConfigError, Settings
 
 
@@ -32,10 +32,10 @@ def test_create_app_refuses_production_without_secrets():
 
 
 def test_dev_secrets_are_random_per_install(tmp_path):
-    a = devdefaults.apply(Settings(LEADBOT_DATA_DIR=str(tmp_path / "a"), REDIS_URL="redis://x"))
-    b = devdefaults.apply(Settings(LEADBOT_DATA_DIR=str(tmp_path / "b"), REDIS_URL="redis://x"))
+    a = dev_defaults.apply(Settings(LEADBOT_DATA_DIR=str(tmp_path / "a"), REDIS_URL="redis://x"))
+    b = dev_defaults.apply(Settings(LEADBOT_DATA_DIR=str(tmp_path / "b"), REDIS_URL="redis://x"))
     assert a.api_keys and b.api_keys and a.api_keys != b.api_keys and a.secret_key != b.secret_key
-    again = devdefaults.apply(Settings(LEADBOT_DATA_DIR=str(tmp_path / "a"), REDIS_URL="redis://x"))
+    again = dev_defaults.apply(Settings(LEADBOT_DATA_DIR=str(tmp_path / "a"), REDIS_URL="redis://x"))
     assert again.api_keys == a.api_keys  # stable across restarts
     assert oct((tmp_path / "a" / "dev_api_key").stat().st_mode)[-3:] == "600"
 
@@ -47,7 +47,7 @@ def test_api_keys_split_and_trimmed():
 def test_embedded_valkey_is_shared_and_persistent(tmp_path):
     import redis
 
-    from bot.embedded import start_embedded
+    from bot.runtime.embedded_valkey import start_embedded
 
     url, server = start_embedded(tmp_path / "valkey")
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from bot.models import Attempt, Event, Lead
+from bot.store.tables import Attempt, Event, Lead
 from tests.conftest import API_KEY, drain, lead_body
 
 
@@ -66,12 +66,12 @@ def test_forged_signature_is_403_and_changes_nothing(client, services, signed):
         resp = client.post(path, data=tampered, headers=headers)
         assert resp.status_code == 403 and "X-Twilio-Signature" in resp.get_json()["error"]
     # signed for another path (replay against a different attempt)
-    assert client.post(f"/twilio/status/call/other", data=params, headers=good).status_code == 403
+    assert client.post("/twilio/status/call/other", data=params, headers=good).status_code == 403
     assert call_events(services, a.lead_id) == []
 
 
 def test_signature_uses_public_base_url_not_request_url(client, services):
-    from bot.webhooks import sign
+    from bot.twilio.signature import sign
 
     a = placed_attempt(client, services)
     path = f"/twilio/status/call/{a.id}"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import responses
 
+from bot.runtime.twilio_client import api_base, make_client
 from bot.settings import Settings
-from bot.telephony import api_base, make_client
 
 
 @responses.activate

@@ -5,7 +5,7 @@ from __future__ import annotations
 import redis
 from rq import Queue, SimpleWorker
 
-from bot.worker import LeadWorker
+from bot.jobs.worker import LeadWorker
 
 
 def commands_per_job(worker_class: type[SimpleWorker], conn: redis.Redis, jobs: int = 10) -> float:

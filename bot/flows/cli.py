@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from bot.flows import engine, sms
+from bot.flows import engine, sms_render
 from bot.flows.errors import FlowError, FlowNotFound
 from bot.flows.loader import load_flow
 from bot.flows.model import Flow
@@ -117,10 +117,10 @@ def chat(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
         "phone": args.phone,
     }
     state, prompts, outcome = engine.start(flow, lead, "sms")
-    print(f"bot> {sms.render(prompts)}", file=out)
+    print(f"bot> {sms_render.render(prompts)}", file=out)
     for line in stdin:
-        state, prompts, outcome = engine.step(flow, state, sms.event_from_sms(line))
-        print(f"bot> {sms.render(prompts, outcome)}", file=out)
+        state, prompts, outcome = engine.step(flow, state, sms_render.event_from_sms(line))
+        print(f"bot> {sms_render.render(prompts, outcome)}", file=out)
         if outcome is not None:
             print(f"outcome: {outcome.id} ({outcome.action}) - {outcome.reason}", file=out)
             print(f"answers: {outcome.answers}", file=out)

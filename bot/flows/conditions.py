@@ -7,41 +7,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bot.flows.model import UNKNOWN, AnswerType, Step
+from bot.flows.model import UNKNOWN, AnswerType, Condition, Group, Leaf, Step
 from bot.flows.yamlmarks import MarkedDict, MarkedList, shown
 
 T = AnswerType
 NUMERIC = frozenset({T.NUMBER, T.MONEY})
 EQUALITY = frozenset({T.YES_NO, T.CHOICE, T.TEXT, T.EMAIL, T.PHONE, T.NUMBER})
-
-
-@dataclass(frozen=True)
-class Leaf:
-    """`{answer: step, op: arg}`."""
-
-    answer: str
-    op: str
-    arg: Any
-
-    def describe(self) -> str:
-        """Readable form for outcome reasons."""
-        return f"{self.answer} {self.op} {self.arg}"
-
-
-@dataclass(frozen=True)
-class Group:
-    """`all: [...]`, `any: [...]` or `not: {...}` (one item)."""
-
-    kind: str
-    items: tuple[Condition, ...]
-
-    def describe(self) -> str:
-        """Readable form for outcome reasons."""
-        inner = ", ".join(item.describe() for item in self.items)
-        return f"not ({inner})" if self.kind == "not" else f"{self.kind}({inner})"
-
-
-Condition = Leaf | Group
 
 
 def _low(value: Any) -> float:

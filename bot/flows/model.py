@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.flows.templates import Text
-
-if TYPE_CHECKING:
-    from bot.flows.conditions import Condition
 
 DECIDE = "decide"  # target meaning "evaluate outcomes in order"
 OUTCOME_PREFIX = "outcome:"
@@ -161,3 +158,32 @@ class Flow:
     def voice_for(self, language: str) -> str:
         """The TTS voice for a language, else the flow language's."""
         return self.voice.get(language) or self.voice.get(self.language) or DEFAULT_VOICE
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """`{answer: step, op: arg}`."""
+
+    answer: str
+    op: str
+    arg: Any
+
+    def describe(self) -> str:
+        """Readable form for outcome reasons."""
+        return f"{self.answer} {self.op} {self.arg}"
+
+
+@dataclass(frozen=True)
+class Group:
+    """`all: [...]`, `any: [...]` or `not: {...}` (one item)."""
+
+    kind: str
+    items: tuple[Condition, ...]
+
+    def describe(self) -> str:
+        """Readable form for outcome reasons."""
+        inner = ", ".join(item.describe() for item in self.items)
+        return f"not ({inner})" if self.kind == "not" else f"{self.kind}({inner})"
+
+
+Condition = Leaf | Group

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from bot.flows import engine, sms, voice
+from bot.channels import voice_render as voice
+from bot.flows import engine
+from bot.flows import sms_render as sms
 from bot.flows.engine import Event, EventKind
 from bot.flows.model import Flow
 

@@ -257,7 +257,7 @@ def test_engine_imports_no_web_or_queue_code() -> None:
 
 
 def test_one_turn_is_fast(prequal: Flow) -> None:
-    from bot.flows import sms
+    from bot.flows import sms_render as sms
 
     state, _, _ = run(prequal, ["yes"])
     engine.step(prequal, state, Event.answer("warm up: about five grand"), now=NOW)

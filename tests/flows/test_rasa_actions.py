@@ -59,7 +59,7 @@ def leadbot() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 
 @pytest.fixture(scope="module")
 def action_server(leadbot: tuple[str, list[dict[str, Any]]]) -> Iterator[str]:
-    """`python -m rasa_sdk --actions bot.rasa_actions` on a free loopback port."""
+    """`python -m rasa_sdk --actions bot.channels.rasa_actions` on a free loopback port."""
     port = free_port()
     env = {
         **os.environ,
@@ -70,7 +70,7 @@ def action_server(leadbot: tuple[str, list[dict[str, Any]]]) -> Iterator[str]:
         "PYTHONPATH": str(ROOT),
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rasa_sdk", "--actions", "bot.rasa_actions", "--port", str(port)],
+        [sys.executable, "-m", "rasa_sdk", "--actions", "bot.channels.rasa_actions", "--port", str(port)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

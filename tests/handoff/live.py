@@ -11,10 +11,10 @@ from sqlalchemy import select
 from twilio.twiml.voice_response import VoiceResponse
 
 from bot.flows.engine import Outcome
-from bot.models import Event, Lead, LeadStatus
-from bot.twiml_driver import CallLeg, parse_twiml
-from bot.webhooks import sign
-from bot.worker import LeadWorker
+from bot.jobs.worker import LeadWorker
+from bot.store.tables import Event, Lead, LeadStatus
+from bot.twilio.signature import sign
+from bot.twilio.twiml_player import CallLeg, parse_twiml
 from tests.conftest import PUBLIC
 
 ANSWERS = {"budget": {"min": 12000, "max": 12000, "currency": "USD"}, "timing": "right away",

@@ -12,11 +12,11 @@ from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 
-from bot.models import Lead
-from bot.worker import LeadWorker
+from bot.jobs.worker import LeadWorker
+from bot.store.handoff_tables import Handoff
+from bot.store.tables import Lead
 from handoff import jobs
 from handoff.ladder import sweep_lost
-from handoff.models import Handoff
 from handoff.scorecard import rep_scorecard
 from handoff.service import begin_sms_handoff, rep_reply
 from tests.conftest import drain

@@ -12,8 +12,8 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from bot.settings import Settings
+from bot.store.handoff_tables import MailOutbox
 from handoff.mail import MailError, SmtpConfig, Transport, parse_smtp_url, send_mail
-from handoff.models import MailOutbox
 from handoff.notify import handoff_email
 from tests.handoff.conftest import Db, Inbox, free_port
 from tests.handoff.factories import MANAGERS, WEEKDAYS_9_TO_5, rep

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
-from bot.models import utcnow
+from bot.store.handoff_tables import Handoff, HandoffStatus
+from bot.store.tables import utcnow
 from handoff.matching import DEFAULT_RR_KEY, NoRepError, match_rep, open_handoff_counts
-from handoff.models import Handoff, HandoffStatus
 from handoff.territory import lead_territories
 from tests.handoff.conftest import Db
 from tests.handoff.factories import TUESDAY_10_CHICAGO, WEEKDAYS_9_TO_5, rep, roster

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from bot.models import Event, utcnow
-from handoff.models import Handoff
+from bot.store.handoff_tables import Handoff
+from bot.store.tables import Event, utcnow
 from tests.conftest import API_KEY, PUBLIC
 from tests.handoff.live import ALICE, BOB, make_lead, run_jobs, start_transfer, twilio_post
 
@@ -26,7 +26,7 @@ def test_forged_or_missing_signatures_are_403_and_change_nothing(client, service
     path = f"/twilio/handoff/{kind}/{key}"
     params = {"CallSid": "CAprospect", "CallStatus": "completed", "Digits": "1", "AnsweredBy": "human",
               "StatusCallbackEvent": "participant-leave"}
-    from bot.webhooks import sign
+    from bot.twilio.signature import sign
 
     good = sign(services.webhook_token, PUBLIC + path, params)
     for headers, data in (({}, params), ({"X-Twilio-Signature": "bm9wZQ=="}, params),

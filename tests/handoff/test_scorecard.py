@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from handoff.models import Handoff, HandoffMode, HandoffStatus
+from bot.store.handoff_tables import Handoff, HandoffMode, HandoffStatus
 from handoff.scorecard import median_ack_seconds, percentile, rep_scorecard
 from tests.handoff.conftest import Db
 

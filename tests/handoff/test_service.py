@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 
-from bot.models import Lead
-from handoff.models import Handoff, Transfer
+from bot.store.handoff_tables import Handoff, Transfer
+from bot.store.tables import Lead
 from handoff.service import rep_reply
 from tests.handoff.live import ALICE, event, events, fire, make_lead, run_jobs, start_transfer
 

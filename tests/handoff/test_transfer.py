@@ -6,9 +6,9 @@ import re
 
 from sqlalchemy import select
 
-from bot.models import Lead
-from bot.twiml_driver import last, parse_twiml
-from handoff.models import Handoff, Transfer
+from bot.store.handoff_tables import Handoff, Transfer
+from bot.store.tables import Lead
+from bot.twilio.twiml_player import last, parse_twiml
 from tests.conftest import PUBLIC
 from tests.handoff.live import (
     ALICE,
@@ -306,7 +306,7 @@ def test_only_one_rep_can_accept(client, services, emulator):
 
 def test_real_flow_qualified_prospect_is_transferred_live(client, services, emulator, roster_path):
     """From POST /leads to a rep in the conference: dispatch, the prequal flow, the handoff."""
-    from bot.twiml_driver import CallLeg
+    from bot.twilio.twiml_player import CallLeg
     from tests.conftest import API_KEY, drain, lead_body
     from tests.handoff.live import poster
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from twilio.twiml.voice_response import VoiceResponse
 
-from bot.twiml_driver import parse_twiml
+from bot.twilio.twiml_player import parse_twiml
 from handoff.answers import readable_answers
 from handoff.twiml import (
     hold_in_conference,

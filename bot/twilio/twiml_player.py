@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from typing import Any
 
-from bot.webhooks import sign
+from bot.twilio.signature import sign
 
 # post(url, params, headers) -> (status, body text)
 Poster = Callable[[str, dict[str, str], dict[str, str]], tuple[int, str]]

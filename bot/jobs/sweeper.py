@@ -13,11 +13,11 @@ import redis
 from rq.job import JobStatus
 from sqlalchemy import Select, select, update
 
-from bot import queueing
-from bot.models import Attempt, Lead, LeadStatus, utcnow
-from bot.queueing import JOB_TIMEOUT_S, contact_job_id, enqueue_contact
-from bot.services import Services
-from bot.timeline import EventType, record
+from bot.runtime import queueing
+from bot.runtime.queueing import JOB_TIMEOUT_S, contact_job_id, enqueue_contact
+from bot.runtime.services import Services
+from bot.store.tables import Attempt, Lead, LeadStatus, utcnow
+from bot.store.timeline import EventType, record
 from handoff.ladder import sweep_lost as sweep_lost_handoffs
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Clients built once from settings and shared by web and worker processes."""
+"""Clients built once from settings and shared by web and worker processes, and the worker's own copy."""
 
 from __future__ import annotations
 
@@ -9,11 +9,15 @@ from typing import Any
 import redis
 from rq import Queue
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from twilio.rest import Client
 
-from bot import db, queueing, telephony
+from bot.flows.registry import FlowRegistry
+from bot.runtime import queueing, twilio_client
 from bot.settings import Settings
+from bot.store import database as db
+from bot.store.tables import FlowVersion
 
 
 @dataclass
@@ -35,19 +39,17 @@ class Services:
     @cached_property
     def twilio(self) -> Client:
         """The official Twilio client (pointed at the simulator or an emulator when configured)."""
-        return telephony.make_client(self.settings, timeout=self.settings.twilio_timeout_seconds)
+        return twilio_client.make_client(self.settings, timeout=self.settings.twilio_timeout_seconds)
 
     @cached_property
-    def flows(self) -> Any:
+    def flows(self) -> FlowRegistry:
         """The flow registry (hot-reloads valid edits, keeps the last good version)."""
-        from bot.conversation import make_registry
-
         return make_registry(self)
 
     @cached_property
     def webhook_token(self) -> str:
         """The secret Twilio signs webhooks with."""
-        return telephony.auth_token(self.settings)
+        return twilio_client.auth_token(self.settings)
 
     def close(self) -> None:
         """Stop the background checkpointer and close pooled DB connections."""
@@ -57,6 +59,26 @@ class Services:
         if "writer" in self.__dict__:
             self.writer.close()
         self.engine.dispose()
+
+
+def make_registry(svc: Services) -> FlowRegistry:
+    """A flow registry that stores every valid version in the DB, so pinned versions survive restarts."""
+
+    def on_new_version(flow_id: str, version: str, source: str, path: str) -> None:
+        with svc.sessions() as s:
+            if s.get(FlowVersion, version) is None:
+                s.add(FlowVersion(hash=version, flow_id=flow_id, source=source, path=str(path)))
+                try:
+                    s.commit()
+                except IntegrityError:  # another process stored the same version first
+                    s.rollback()
+
+    def source_loader(version: str) -> str | None:
+        with svc.sessions() as s:
+            row = s.get(FlowVersion, version)
+            return row.source if row else None
+
+    return FlowRegistry(svc.settings.flows_dir, on_new_version=on_new_version, source_loader=source_loader)
 
 
 def build_services(settings: Settings) -> Services:
@@ -72,3 +94,20 @@ def build_services(settings: Settings) -> Services:
     if stop is not None:
         services.extras["checkpointer"] = stop
     return services
+
+
+_current: Services | None = None
+
+
+def current() -> Services:
+    """This worker process's services (the web process uses app.extensions instead)."""
+    global _current
+    if _current is None:
+        _current = build_services(Settings())
+    return _current
+
+
+def use(services: Services | None) -> None:
+    """Run job code in this process against given services (tests and in-process workers)."""
+    global _current
+    _current = services

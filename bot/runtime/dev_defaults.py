@@ -24,7 +24,7 @@ def apply(settings: Settings) -> Settings:
     updates: dict[str, object] = {}
     data = Path(settings.data_dir)
     if not settings.redis_url:
-        from bot.embedded import start_embedded
+        from bot.runtime.embedded_valkey import start_embedded
 
         updates["redis_url"], _ = start_embedded(data / "valkey")
     if not settings.lead_api_keys:

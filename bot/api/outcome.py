@@ -6,10 +6,10 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
-from bot.conversation import apply_outcome, flow_for, lead_fields
+from bot.api.intake import api_key_required, json_error
+from bot.channels.conversation import apply_outcome, flow_for, lead_fields
 from bot.flows import engine
-from bot.intake import api_key_required, json_error
-from bot.models import Conversation, Lead, LeadStatus
+from bot.store.tables import Conversation, Lead, LeadStatus
 
 bp = Blueprint("outcome", __name__)
 

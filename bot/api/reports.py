@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
-from bot.intake import api_key_required, json_error
+from bot.api.intake import api_key_required, json_error
 from handoff.roster import HandoffError
 from handoff.rosters import roster_for
 from handoff.scorecard import rep_scorecard

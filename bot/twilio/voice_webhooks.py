@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, request
 
-from bot import voice_flow
-from bot.webhooks import twilio_signed
+from bot.channels import voice as voice_flow
+from bot.twilio.signature import twilio_signed
 
 bp = Blueprint("voice", __name__, url_prefix="/twilio/voice")
 

@@ -9,8 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bot.db import Base
-from bot.models import new_id, utcnow
+from bot.store.tables import Base, new_id, utcnow
 
 
 class HandoffStatus(str, Enum):

@@ -9,15 +9,15 @@ from email.message import EmailMessage
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import compliance, conversation
-from bot.conversation import RESUMABLE
-from bot.flows import engine
-from bot.flows import sms as sms_render
+from bot.channels import conversation
+from bot.channels.conversation import RESUMABLE
+from bot.compliance import gate as compliance
+from bot.flows import engine, sms_render
 from bot.flows.errors import FlowsError
 from bot.flows.model import ActionKind
-from bot.models import Conversation, Lead, LeadStatus, OptOut
-from bot.services import Services
-from bot.timeline import EventType, record
+from bot.runtime.services import Services
+from bot.store.tables import Conversation, Lead, LeadStatus, OptOut
+from bot.store.timeline import EventType, record
 
 log = logging.getLogger(__name__)
 

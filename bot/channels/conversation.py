@@ -7,19 +7,17 @@ from datetime import timedelta
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from twilio.twiml.voice_response import VoiceResponse
 
-from bot import compliance
+from bot.compliance import gate as compliance
 from bot.flows import engine
 from bot.flows.model import ActionKind, Flow
-from bot.flows.registry import FlowRegistry
-from bot.leads import e164, insert_event, parse_phone
-from bot.models import Conversation, FlowVersion, Lead, LeadStatus, utcnow
-from bot.prepared import RawSession
-from bot.services import Services
-from bot.timeline import EventType, record
+from bot.runtime.services import Services
+from bot.store.leads import e164, insert_event, parse_phone
+from bot.store.prepared import RawSession
+from bot.store.tables import Conversation, Lead, LeadStatus, utcnow
+from bot.store.timeline import EventType, record
 
 log = logging.getLogger(__name__)
 
@@ -33,26 +31,6 @@ SAVE_STATE = (update(CONVERSATIONS).where(CONVERSATIONS.c.id == bindparam("cid")
               .values(state=bindparam("state"), updated_at=bindparam("at")))
 
 NURTURE_FIRST_FOLLOW_UP = timedelta(days=3)
-
-
-def make_registry(svc: Services) -> FlowRegistry:
-    """A flow registry that stores every valid version in the DB, so pinned versions survive restarts."""
-
-    def on_new_version(flow_id: str, version: str, source: str, path: str) -> None:
-        with svc.sessions() as s:
-            if s.get(FlowVersion, version) is None:
-                s.add(FlowVersion(hash=version, flow_id=flow_id, source=source, path=str(path)))
-                try:
-                    s.commit()
-                except IntegrityError:  # another process stored the same version first
-                    s.rollback()
-
-    def source_loader(version: str) -> str | None:
-        with svc.sessions() as s:
-            row = s.get(FlowVersion, version)
-            return row.source if row else None
-
-    return FlowRegistry(svc.settings.flows_dir, on_new_version=on_new_version, source_loader=source_loader)
 
 
 def lead_fields(lead: Lead) -> dict[str, Any]:

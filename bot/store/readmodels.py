@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.models import Attempt, Conversation, Lead
-from bot.timeline import timeline
+from bot.store.tables import Attempt, Conversation, Lead
+from bot.store.timeline import timeline
 
 
 def _iso(dt: Any) -> str | None:
@@ -21,7 +21,7 @@ def lead_view(session: Session, lead_id: str) -> dict[str, Any] | None:
     lead = session.get(Lead, lead_id)
     if lead is None:
         return None
-    from handoff.models import Handoff
+    from bot.store.handoff_tables import Handoff
 
     attempts = session.scalars(select(Attempt).where(Attempt.lead_id == lead_id).order_by(Attempt.number))
     convs = session.scalars(select(Conversation).where(Conversation.lead_id == lead_id)

@@ -8,15 +8,14 @@ from typing import Any
 from sqlalchemy import select
 from twilio.twiml.voice_response import VoiceResponse
 
-from bot import conversation
-from bot.conversation import RESUMABLE
-from bot.flows import voice as voice_render
+from bot.channels import conversation, voice_render
+from bot.channels.conversation import RESUMABLE
 from bot.flows.errors import FlowsError
-from bot.leads import insert_event
-from bot.models import Attempt, Conversation, Lead, LeadStatus, OptOut
-from bot.prepared import raw_session
-from bot.services import Services
-from bot.timeline import EventType, record
+from bot.runtime.services import Services
+from bot.store.leads import insert_event
+from bot.store.prepared import raw_session
+from bot.store.tables import Attempt, Conversation, Lead, LeadStatus, OptOut
+from bot.store.timeline import EventType, record
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +59,7 @@ def turn(svc: Services, conv_id: str, speech: str | None, digits: str | None) ->
     """One Gather result through the engine; returns the next TwiML.
 
     The prospect hears silence until this returns, so the common turn (another question) runs on
-    one pooled connection with prepared statements (bot.prepared): a SELECT, an UPDATE, an INSERT
+    one pooled connection with prepared statements (bot.store.prepared): a SELECT, an UPDATE, an INSERT
     per new answer and a commit. Only a turn that ends the conversation opens an ORM session, for
     the outcome's handoff or nurture work.
     """

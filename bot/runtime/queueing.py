@@ -16,7 +16,7 @@ from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
-CONTACT_JOB = "bot.dispatch.contact"
+CONTACT_JOB = "bot.jobs.dispatch.contact"
 JOB_TIMEOUT_S = 30  # a stuck Twilio request must not starve the queue
 STARTED_GRACE_S = 10  # past its timeout, a job still 'started' belongs to a dead worker
 # Transient failures (5xx, 429, connection) back off: 1 s, 3 s, 10 s, 30 s, 60 s.

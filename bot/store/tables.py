@@ -8,9 +8,11 @@ from enum import Enum
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from bot.db import Base
+
+class Base(DeclarativeBase):
+    """Declarative base for every leadbot table."""
 
 
 def utcnow() -> datetime:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, request
 from twilio.twiml.messaging_response import MessagingResponse
 
-from bot import texting
-from bot.webhooks import twilio_signed
+from bot.channels import text as texting
+from bot.twilio.signature import twilio_signed
 
 bp = Blueprint("sms", __name__, url_prefix="/twilio")
 

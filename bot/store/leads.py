@@ -12,10 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from sqlalchemy import Connection, Table, bindparam, exists, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from bot.db import WriterLock
-from bot.models import Event, Lead, LeadStatus, OptOut, new_id, utcnow
-from bot.prepared import RawSession
-from bot.timeline import EventType
+from bot.store.database import WriterLock
+from bot.store.prepared import RawSession
+from bot.store.tables import Event, Lead, LeadStatus, OptOut, new_id, utcnow
+from bot.store.timeline import EventType
 
 LEADS, EVENTS, OPT_OUTS = (cast(Table, m.__table__) for m in (Lead, Event, OptOut))
 
@@ -149,9 +149,9 @@ def create_lead(
 ) -> tuple[str, str, bool]:
     """Insert a lead (or find its earlier twin) and commit; returns (lead id, status, created).
 
-    Prepared Core statements on the pooled DB-API connection (bot.prepared): an ORM session, or
+    Prepared Core statements on the pooled DB-API connection (bot.store.prepared): an ORM session, or
     even SQLAlchemy's per-execute machinery, costs more than the SQL itself on this path, which
-    every lead takes. `writer` (bot.db.WriterLock) is held around the writes and the commit.
+    every lead takes. `writer` (bot.store.database.WriterLock) is held around the writes and the commit.
     """
     if idempotency_key and (found := conn.first(BY_KEY, {"key": idempotency_key})):
         return found.id, found.status, False

@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, current_app, request
 from sqlalchemy import update
 
-from bot.models import Attempt, Lead, LeadStatus, utcnow
-from bot.timeline import record
-from bot.webhooks import twilio_signed
+from bot.store.tables import Attempt, Lead, LeadStatus, utcnow
+from bot.store.timeline import record
+from bot.twilio.signature import twilio_signed
 
 bp = Blueprint("status", __name__, url_prefix="/twilio/status")
 

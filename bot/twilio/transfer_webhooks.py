@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, request
 
-from bot.webhooks import twilio_signed
+from bot.twilio.signature import twilio_signed
 from handoff import callbacks
 
 bp = Blueprint("handoff", __name__, url_prefix="/twilio/handoff")

@@ -12,8 +12,8 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 
-from bot.twiml_driver import CallLeg
-from bot.webhooks import sign
+from bot.twilio.signature import sign
+from bot.twilio.twiml_player import CallLeg
 
 bp = Blueprint("simulator", __name__, url_prefix="/simulator")
 API = "/api/2010-04-01/Accounts/<account>"

@@ -9,12 +9,12 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 from pydantic import ValidationError
 
-from bot import leads as lead_service
-from bot.leads import LeadIn, field_errors
-from bot.prepared import raw_session
-from bot.queueing import enqueue_contact
-from bot.services import Services
-from bot.views import lead_view
+from bot.runtime.queueing import enqueue_contact
+from bot.runtime.services import Services
+from bot.store import leads as lead_service
+from bot.store.leads import LeadIn, field_errors
+from bot.store.prepared import raw_session
+from bot.store.readmodels import lead_view
 
 bp = Blueprint("intake", __name__)
 
@@ -112,6 +112,6 @@ def get_lead(lead_id: str):
 @bp.get("/openapi.json")
 def openapi():
     """The OpenAPI 3.1 document for the intake API."""
-    from bot.openapi import document
+    from bot.api.openapi import document
 
     return jsonify(document(LeadIn))

@@ -14,17 +14,16 @@ from contextlib import contextmanager
 from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.store import handoff_tables  # noqa: F401 - registers the handoff tables on Base
+from bot.store.tables import Base
 
 log = logging.getLogger(__name__)
 
 # A safety net only (about 40 MB of WAL): every process checkpoints every second, off the hot path.
 WAL_AUTOCHECKPOINT_PAGES = 10_000
 CHECKPOINT_INTERVAL_S = 1.0
-
-
-class Base(DeclarativeBase):
-    """Declarative base for every leadbot table."""
 
 
 def make_engine(url: str) -> Engine:
@@ -154,9 +153,6 @@ def init_db(engine: Engine, tries: int = 5) -> None:
     Every gunicorn worker runs this at boot: on a new database two of them can race between
     "does it exist?" and CREATE, so the loser retries and then finds it there.
     """
-    from bot import models  # noqa: F401 - registers the tables
-    from handoff import models as handoff_models  # noqa: F401
-
     for attempt in range(tries):
         try:
             Base.metadata.create_all(engine)

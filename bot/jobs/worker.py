@@ -14,10 +14,10 @@ from rq.utils import now
 from rq.worker import WorkerStatus
 from rq.worker_pool import WorkerPool
 
-from bot import queueing
-from bot.runtime import current
+from bot.jobs.sweeper import sweep_once_locked
+from bot.runtime import queueing
+from bot.runtime.services import current
 from bot.settings import Settings
-from bot.sweeper import sweep_once_locked
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +123,8 @@ def _preload() -> None:
     otherwise free it and copy the pages it sits on). `gc.freeze()` keeps later full collections out
     of the shared objects (no difference yet in the first seconds).
     """
-    import bot.dispatch  # noqa: F401
-    import bot.services  # noqa: F401
+    import bot.jobs.dispatch  # noqa: F401
+    import bot.runtime.services  # noqa: F401
     import handoff.jobs  # noqa: F401
 
     gc.collect()

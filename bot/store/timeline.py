@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.models import Event, utcnow
+from bot.store.tables import Event, utcnow
 
 
 class EventType:

@@ -10,11 +10,11 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from bot.flows import answers
-from bot.leads import OPT_OUTS
-from bot.models import Lead, OptOut
-from bot.prepared import joined
+from bot.store.leads import OPT_OUTS
+from bot.store.prepared import joined
+from bot.store.tables import Lead, OptOut
 
-# Every outbound attempt asks this: a prepared statement, not an ORM get (see bot.prepared).
+# Every outbound attempt asks this: a prepared statement, not an ORM get (see bot.store.prepared).
 OPTED_OUT = select(OPT_OUTS.c.phone).where(OPT_OUTS.c.phone == bindparam("phone"))
 
 
