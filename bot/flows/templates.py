@@ -16,7 +16,6 @@ from jinja2.sandbox import SandboxedEnvironment
 log = logging.getLogger(__name__)
 
 LEAD_FIELDS = ("name", "first_name", "phone", "email", "service", "source", "language", "message")
-TEMPLATE_GLOBALS = ("lead", "answers")
 # A failing prompt must not end a live call: these are what a well-formed template can still raise.
 RENDER_ERRORS = (jinja2.TemplateError, ArithmeticError, TypeError, ValueError, LookupError)
 MARKUP = re.compile(r"\{[{%#]")
