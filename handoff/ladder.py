@@ -23,7 +23,7 @@ from bot.runtime.queueing import job_lost
 from bot.store.handoff_tables import Handoff, HandoffMode, HandoffStatus
 from bot.store.tables import Event, Lead, utcnow
 from bot.store.timeline import record
-from handoff.answers import readable_answers
+from handoff.answer_text import readable_answers
 from handoff.defaults import EMAIL_JOB, ESCALATE_JOB, REMIND_JOB, SEND_JOB
 from handoff.events import HandoffEvent as Ev
 from handoff.mail import MailError, send_mail
@@ -39,7 +39,7 @@ from handoff.notify import (
 )
 from handoff.offers import SEND_RETRY, lead_link, lead_of, offer_sms, sla_seconds
 from handoff.roster import HandoffError, Rep, Roster
-from handoff.rosters import rep_for, roster_for
+from handoff.roster_cache import rep_for, roster_for
 from handoff.scheduling import enqueue, job_id
 
 log = logging.getLogger(__name__)

@@ -18,13 +18,13 @@ from bot.store.handoff_tables import Handoff, HandoffMode, HandoffStatus
 from bot.store.tables import Lead, utcnow
 from bot.store.timeline import record
 from handoff import acks, transfer
-from handoff.answers import readable_answers
+from handoff.answer_text import readable_answers
 from handoff.defaults import DEFAULT_TRANSFER_TRIES, ESCALATE_JOB, REMIND_JOB, SEND_JOB
 from handoff.events import HandoffEvent as Ev
 from handoff.notify import spoken_time
 from handoff.offers import find_match, offer_sms, record_match, unassigned
 from handoff.roster import HandoffError
-from handoff.rosters import rep_for, roster_for
+from handoff.roster_cache import rep_for, roster_for
 from handoff.scheduling import after_commit, cancel
 from handoff.twiml import NEXT_SHIFT, NO_SPECIALIST, hold_in_conference
 

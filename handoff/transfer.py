@@ -44,7 +44,7 @@ from handoff.defaults import (
 from handoff.events import HandoffEvent as Ev
 from handoff.notify import hung_up_reason
 from handoff.offers import lead_of, offer, offer_sms, sla_seconds
-from handoff.rosters import rep_for, roster_for
+from handoff.roster_cache import rep_for, roster_for
 from handoff.scheduling import after_commit, cancel, enqueue, enqueue_after_commit, job_id
 from handoff.twiml import nobody_free
 

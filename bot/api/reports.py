@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from bot.api.intake import api_key_required, json_error
 from handoff.roster import HandoffError
-from handoff.rosters import roster_for
+from handoff.roster_cache import roster_for
 from handoff.scorecard import rep_scorecard
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")

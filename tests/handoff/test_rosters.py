@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from handoff.roster import RosterError
-from handoff.rosters import rep_for, roster_for
+from handoff.roster_cache import rep_for, roster_for
 
 ONE = """\
 managers: [{name: Priya Natarajan, email: priya@example.com}]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from twilio.twiml.voice_response import VoiceResponse
 
 from bot.twilio.twiml_player import parse_twiml
-from handoff.answers import readable_answers
+from handoff.answer_text import readable_answers
 from handoff.twiml import (
     hold_in_conference,
     hold_message,
