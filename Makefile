@@ -18,9 +18,10 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(BIN)/leadbot run
 
-## Validate every shipped flow, hold the import layering, then run the whole suite.
+## Validate every shipped flow and the roster, hold the import layering, then run the whole suite.
 test: $(STAMP)
 	$(BIN)/leadbot flows check
+	$(BIN)/leadbot roster check
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 

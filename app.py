@@ -26,11 +26,27 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=MAX_BODY_BYTES)
     services = build_services(settings)
     services.flows  # noqa: B018 - load and store the flows now, outside any request's transaction
+    _load_roster(services)
     app.extensions["leadbot"] = services
     app.session_interface = _NoSessionsForWebhooks()
     _register_blueprints(app, settings)
     _register_errors(app)
     return app
+
+
+def _load_roster(services) -> None:  # noqa: ANN001
+    """Refuse to start without a usable roster (RosterError lists every error as file:line).
+
+    Without one, every qualified lead would find nobody to go to; a later bad edit keeps this one.
+    """
+    from handoff.roster import RosterError
+    from handoff.rosters import roster_for
+
+    try:
+        roster_for(services)
+    except RosterError:
+        services.close()
+        raise
 
 
 class _NoSessionsForWebhooks(SecureCookieSessionInterface):

@@ -1,4 +1,4 @@
-"""The `leadbot` command: run (everything), web, worker, flows."""
+"""The `leadbot` command: run (everything), web, worker, flows, roster."""
 
 from __future__ import annotations
 
@@ -11,12 +11,29 @@ import sys
 from bot.settings import ROOT, Settings
 
 
+def roster_ok(settings: Settings) -> bool:
+    """Start only with a roster that loads: without one, every qualified lead would go nowhere."""
+    from handoff.roster import RosterError, load_roster
+
+    try:
+        load_roster(settings.roster_path, settings.default_region)
+    except RosterError as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        print(f"leadbot: not starting: the roster {settings.roster_path} has {len(exc.errors)} error(s); "
+              "fix it (check with `leadbot roster check`) or set ROSTER_PATH", file=sys.stderr)
+        return False
+    return True
+
+
 def cmd_run(_args: argparse.Namespace) -> int:
     """Start the embedded defaults, then web and worker from the Procfile through honcho."""
     from bot.runtime import dev_defaults
 
     settings = Settings()
     settings.check()
+    if not roster_ok(settings):
+        return 2
     server = None
     env = dict(os.environ)
     if not settings.redis_url and not settings.production:
@@ -51,6 +68,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from bot.runtime import dev_defaults
 
     settings = dev_defaults.apply(Settings())
+    if not roster_ok(settings):
+        return 2
     os.environ["REDIS_URL"] = settings.redis_url or ""
     worker.run(settings, processes=args.processes, burst=args.burst)
     return 0
@@ -61,6 +80,15 @@ def cmd_flows(args: argparse.Namespace) -> int:
     from bot.flows.cli import main as flows_main
 
     return flows_main(args.rest)
+
+
+def cmd_roster(args: argparse.Namespace) -> int:
+    """`leadbot roster check [FILE]`: validate the sales roster the way `flows check` does flows."""
+    from handoff.rosters import check_file
+
+    settings = Settings()
+    path = args.file or os.path.relpath(settings.roster_path)
+    return check_file(path, settings.default_region, sys.stdout)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     f = sub.add_parser("flows", help="check or try the flow scripts in ivr_flows/")
     f.add_argument("rest", nargs=argparse.REMAINDER)
     f.set_defaults(func=cmd_flows)
+    r = sub.add_parser("roster", help="check the sales roster (ROSTER_PATH or handoff/roster.yaml)")
+    r.add_argument("action", choices=["check"])
+    r.add_argument("file", nargs="?", help="a roster file (default: ROSTER_PATH)")
+    r.set_defaults(func=cmd_roster)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -6,6 +6,7 @@ See ``handoff/roster.yaml`` for every key and ``handoff/shifts.py`` for the hour
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,10 +49,11 @@ class RosterError(HandoffError):
 
 @dataclass(frozen=True)
 class Manager:
-    """Someone copied on handoff mail and told when a rep misses the SLA."""
+    """Copied on handoff mail, told when a rep misses the SLA, and when nobody can take a lead."""
 
     name: str
     email: str
+    phone: str | None = None  # E.164; managers with a phone are texted about unassigned leads
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,8 @@ class Roster:
     def to_dict(self) -> dict[str, Any]:
         """Plain data in the roster file format, with phones in E.164 and hours canonical."""
         out: dict[str, Any] = {"sla_minutes": self.sla_minutes}
-        out["managers"] = [{"name": m.name, "email": m.email} for m in self.managers]
+        out["managers"] = [{"name": m.name, "email": m.email, **({"phone": m.phone} if m.phone else {})}
+                           for m in self.managers]
         if self.teams:
             out["teams"] = [_team_dict(t) for t in self.teams]
         out["salespeople"] = [_rep_dict(r) for r in self.salespeople]
@@ -174,12 +177,28 @@ def normalize_phone(value: object, region: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
 def normalize_email(value: object) -> str:
-    """A syntactically valid address (no DNS lookup); ValueError otherwise."""
+    """A syntactically valid staff address; ValueError only when it cannot be delivered at all.
+
+    Staff mail goes through the company's own relay, so internal and reserved names
+    (``corp.local``, ``example.test``, ``localhost``) are fine: only the syntax is checked.
+    """
+    text = str(value).strip()
+    local, at, domain = text.rpartition("@")
+    if not at or not local or not domain:
+        raise ValueError(f"not a valid email address '{value}': it needs a name, an @ and a domain")
     try:
-        return validate_email(str(value), check_deliverability=False).normalized
-    except EmailNotValidError as exc:
+        # The local part is checked against a stand-in public domain; the domain label by label.
+        local = validate_email(f"{local}@example.com", check_deliverability=False).local_part
+        ascii_domain = domain.rstrip(".").encode("idna").decode("ascii").lower()
+    except (EmailNotValidError, UnicodeError) as exc:
         raise ValueError(f"not a valid email address '{value}': {exc}") from exc
+    if not all(_LABEL.match(label) for label in ascii_domain.split(".")):
+        raise ValueError(f"not a valid email address '{value}': the domain '{domain}' is not a host name")
+    return f"{local}@{domain.rstrip('.').lower()}"
 
 
 
@@ -209,7 +228,7 @@ def _roster(data: Any, report: Reporter, region: str, filename: str) -> Roster |
     if not mapping(data, (), report, _TOP_KEYS):
         return None
     sla = get(data, (), "sla_minutes", report, positive_number, DEFAULT_SLA_MINUTES)
-    managers = items(data, "managers", report, lambda m, p: _manager(m, p, report))
+    managers = items(data, "managers", report, lambda m, p: _manager(m, p, report, region))
     teams = items(data, "teams", report, lambda t, p: _team(t, p, report), required=False)
     reps = items(data, "salespeople", report, lambda r, p: _rep(r, p, report, region))
     manager_names = [m.name for m in managers if m]
@@ -236,13 +255,15 @@ def _roster(data: Any, report: Reporter, region: str, filename: str) -> Roster |
     return Roster(tuple(managers), tuple(reps), tuple(teams), sla, path=filename)  # type: ignore[arg-type]
 
 
-def _manager(item: Any, path: Path_, report: Reporter) -> Manager | None:
+def _manager(item: Any, path: Path_, report: Reporter, region: str) -> Manager | None:
     """One entry of ``managers``."""
-    if not mapping(item, path, report, ("name", "email")):
+    if not mapping(item, path, report, ("name", "email", "phone")):
         return None
+    before = len(report.errors)
     name = get(item, path, "name", report, text)
     email = get(item, path, "email", report, normalize_email)
-    return Manager(name, email) if name and email else None
+    phone = get(item, path, "phone", report, lambda v: normalize_phone(v, region), None)
+    return Manager(name, email, phone) if name and email and len(report.errors) == before else None
 
 
 def _team(item: Any, path: Path_, report: Reporter) -> Team | None:

@@ -6,7 +6,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from handoff.roster import Rep, Roster, RosterError, load_roster
 
@@ -24,6 +24,7 @@ class RosterCache:
     roster: Roster | None = None
     stamp: tuple[int, int] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    errors: list[str] = field(default_factory=list)  # why the file on disk is not the roster in use
 
     def get(self) -> Roster:
         """The current roster; RosterError only when no valid version was ever loaded."""
@@ -33,6 +34,7 @@ class RosterCache:
         except OSError as exc:
             if self.roster is not None:
                 log.error("roster %s unreadable (%s); keeping the last good version", self.path, exc)
+                self.errors = [f"{self.path}: cannot read roster: {exc.strerror or exc}"]
                 return self.roster
             raise RosterError([f"{self.path}: cannot read roster: {exc.strerror or exc}"]) from exc
         if stamp == self.stamp and self.roster is not None:
@@ -49,21 +51,52 @@ class RosterCache:
             self.roster = load_roster(self.path, self.region)
         except RosterError as exc:
             self.stamp = stamp  # do not re-parse (and re-log) the same broken file on every lead
+            self.errors = exc.errors
             if self.roster is None:
                 raise
             log.error("%s\nkeeping the last good roster", exc)
             return
-        self.stamp = stamp
+        self.stamp, self.errors = stamp, []
         log.info("roster %s loaded: %d salespeople", self.path, len(self.roster.salespeople))
 
 
-def roster_for(svc: Any) -> Roster:
-    """The roster at ``svc.settings.roster_path``, cached in ``svc.extras``."""
+def cache_for(svc: Any) -> RosterCache:
+    """This process's cache of the roster at ``svc.settings.roster_path``, kept in ``svc.extras``."""
     cache = svc.extras.get(_KEY)
     if cache is None:
         cache = svc.extras.setdefault(_KEY, RosterCache(Path(svc.settings.roster_path),
                                                         svc.settings.default_region))
-    return cache.get()
+    return cache
+
+
+def roster_for(svc: Any) -> Roster:
+    """The roster at ``svc.settings.roster_path`` (the last good version after a bad edit)."""
+    return cache_for(svc).get()
+
+
+def roster_health(svc: Any) -> dict[str, Any]:
+    """``{"roster": "ok"}``, else ``"stale"`` (a bad edit; the last good one serves) or ``"unusable"``."""
+    cache = cache_for(svc)
+    try:
+        cache.get()
+    except RosterError as exc:
+        return {"roster": "unusable", "roster_errors": exc.errors}
+    return {"roster": "stale", "roster_errors": list(cache.errors)} if cache.errors else {"roster": "ok"}
+
+
+def check_file(path: str | Path, region: str, out: TextIO) -> int:
+    """``leadbot roster check``: print every error as file:line, or a summary; 0 when the roster loads."""
+    try:
+        roster = load_roster(path, region)
+    except RosterError as exc:
+        for error in exc.errors:
+            print(error, file=out)
+        print(f"{len(exc.errors)} error(s) in {path}", file=out)
+        return 1
+    active = sum(r.active for r in roster.salespeople)
+    print(f"OK: {path}: {len(roster.salespeople)} salespeople ({active} active), "
+          f"{len(roster.managers)} manager(s)", file=out)
+    return 0
 
 
 def rep_for(roster: Roster, phone: str, name: str = "", email: str | None = None) -> Rep:

@@ -7,6 +7,8 @@ import time
 from flask import Blueprint, current_app, jsonify, render_template
 from sqlalchemy import text
 
+from handoff.rosters import roster_health
+
 bp = Blueprint("health", __name__)
 
 
@@ -28,8 +30,10 @@ def healthz():
         except Exception as exc:  # a health check reports every failure kind, it never raises
             checks[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
     ok = all(c["ok"] for c in checks.values())
+    # A stale roster (a bad edit; the last good one still serves) is reported, not a 503: taking
+    # every web node out of the load balancer would lose leads over a typo.
     resp = jsonify({"ok": ok, "checks": checks, "telephony": "simulator" if svc.settings.simulated_telephony
-                    else "twilio"})
+                    else "twilio", **roster_health(svc)})
     resp.status_code = 200 if ok else 503
     return resp
 
