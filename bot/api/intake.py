@@ -92,6 +92,8 @@ def create_lead():
         enqueue_contact(svc.queue, lead_id, skip_while_down=True)  # on failure the sweeper picks it up
     if not created:
         body["duplicate"] = True
+    if lead_in.warnings:
+        body["warnings"] = lead_in.warnings
     resp = jsonify(body)
     resp.status_code = 202
     resp.headers["Location"] = f"/leads/{body['id']}"

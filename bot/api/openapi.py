@@ -12,6 +12,13 @@ ERROR = {
 }
 
 
+# A lead is kept when an optional field is bad: for call and sms an unusable email is dropped (the raw
+# value goes in the timeline's input_warning event), and over-long optional text is cut.
+WARNINGS = {"type": "object", "additionalProperties": {"type": "string"},
+            "description": "Fields accepted in a changed form, each with why: an unusable email ignored "
+                           "(channel call or sms), over-long text cut to its limit"}
+
+
 def document(lead_model: Any) -> dict[str, Any]:
     """Build the OpenAPI 3.1 document."""
     schema = lead_model.model_json_schema()
@@ -19,7 +26,7 @@ def document(lead_model: Any) -> dict[str, Any]:
     accepted = {
         "type": "object",
         "properties": {"id": {"type": "string"}, "status": {"type": "string"},
-                       "duplicate": {"type": "boolean"}},
+                       "duplicate": {"type": "boolean"}, "warnings": WARNINGS},
         "required": ["id", "status"],
     }
     return {

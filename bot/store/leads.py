@@ -8,7 +8,15 @@ from typing import Any, Literal, cast
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from phonenumbers import timezone as pn_timezone
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy import Connection, Table, bindparam, exists, insert, select
 from sqlalchemy.exc import IntegrityError
 
@@ -53,10 +61,28 @@ def e164(number: phonenumbers.PhoneNumber) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+# Optional free text cut to its limit (with a warning) rather than refused: a lead from an ad
+# platform or Zapier that gets a 422 is never sent again.
+TRUNCATED = {"message": 2000, "service": 80, "source": 80, "consent_version": 80, "consent_text": 2000,
+             "page_url": 2048}
+INPUT_WARNING = "input_warning"  # timeline event: what was accepted in a changed form, and the raw value
+
+
+def check_email(value: str) -> str:
+    """Syntax check only (deliverability would put DNS on the hot path); ValueError with the reason."""
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc)) from None
+
+
 class LeadIn(BaseModel):
     """The public intake contract for POST /leads."""
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    # A bad optional field is dropped or cut, not refused: what changed, and the email as sent.
+    _warnings: dict[str, str] = PrivateAttr(default_factory=dict)
+    _email_raw: str | None = PrivateAttr(None)
 
     name: str = Field(min_length=1, max_length=120)
     phone: str = Field(min_length=3, max_length=40)
@@ -101,12 +127,47 @@ class LeadIn(BaseModel):
     @classmethod
     def _email(cls, v: str | None) -> str | None:
         """Syntax check only: deliverability would put DNS on the hot path."""
-        if v is None:
-            return None
-        try:
-            return validate_email(v, check_deliverability=False).normalized
-        except EmailNotValidError as exc:
-            raise ValueError(str(exc)) from None
+        return None if v is None else check_email(v)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_the_lead(cls, data: Any, handler: Any) -> LeadIn:
+        """A call or text lead with a bad email, or over-long optional text, is kept with a warning."""
+        warnings: dict[str, str] = {}
+        raw_email = None
+        if isinstance(data, dict):
+            data = dict(data)
+            email = data.get("email")
+            if data.get("channel") in (None, "", "call", "sms") and isinstance(email, str) and email.strip():
+                try:
+                    check_email(email.strip())
+                except ValueError as exc:  # the phone reaches them; the address is never used
+                    warnings["email"] = f"ignored, not a usable address: {exc}"
+                    raw_email, data["email"] = email[:254], None
+            language = data.get("language")
+            if isinstance(language, str) and language.strip().lower() not in ("", "en", "es"):
+                base = language.strip().lower().replace("_", "-").split("-")[0]
+                data["language"] = base if base in ("en", "es") else "en"
+                if base not in ("en", "es"):
+                    warnings["language"] = f"'{language[:20]}' is not offered; using en"
+            for key, limit in TRUNCATED.items():
+                value = data.get(key)
+                if isinstance(value, str) and len(value.strip()) > limit:
+                    data[key] = value.strip()[:limit]
+                    warnings[key] = f"cut to {limit} characters (was {len(value.strip())})"
+        model = handler(data)
+        model._warnings, model._email_raw = warnings, raw_email
+        return model
+
+    @property
+    def warnings(self) -> dict[str, str]:
+        """Fields accepted in a changed form, each with why (empty when the lead came in as sent)."""
+        return self._warnings
+
+    @property
+    def email_raw(self) -> str | None:
+        """The email as sent, when it was unusable and dropped."""
+        return self._email_raw
 
     @model_validator(mode="after")
     def _channel_needs(self) -> LeadIn:
@@ -183,6 +244,9 @@ def create_lead(
         with writer.held():
             conn.execute(INSERT_LEAD, lead)
             insert_event(conn, lead_id, EventType.RECEIVED, at=now, source=data.source, channel=data.channel)
+            if data.warnings:
+                insert_event(conn, lead_id, INPUT_WARNING, at=now, fields=data.warnings,
+                             **({"email_raw": data.email_raw} if data.email_raw else {}))
             conn.commit()
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key won the race: return its lead.
