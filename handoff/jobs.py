@@ -31,6 +31,11 @@ def send_handoff(handoff_id: str) -> str:
     return ladder.send(current(), handoff_id)
 
 
+def send_accepted(handoff_id: str) -> str:
+    """After a rep accepted the live transfer: the handoff text, then the backup email."""
+    return ladder.send_accepted(current(), handoff_id)
+
+
 def send_handoff_email(handoff_id: str) -> str:
     """The backup email to the rep with managers in Cc."""
     return ladder.send_email(current(), handoff_id)

@@ -29,6 +29,8 @@ from handoff.events import HandoffEvent as Ev
 from handoff.mail import MailError, send_mail
 from handoff.matching import open_handoff_counts
 from handoff.notify import (
+    accepted_email,
+    accepted_sms_text,
     escalation_email,
     handoff_email,
     handoff_sms_text,
@@ -101,6 +103,9 @@ def _note_text(s: Session, h: Handoff, kind: str, sent: Delivery, **data: Any) -
         record(s, h.lead_id, Ev.SMS_FAILED, kind=kind, rep=h.rep_name, handoff=h.id, error=sent.error)
     elif kind == "handoff":
         record(s, h.lead_id, Ev.SMS_SENT, rep=h.rep_name, handoff=h.id, to=h.rep_phone, sid=sent.ref, **data)
+    elif kind == "accepted":
+        record(s, h.lead_id, Ev.SMS_SENT, kind=kind, rep=h.rep_name, handoff=h.id, to=h.rep_phone,
+               sid=sent.ref, **data)
 
 
 def _note_email(s: Session, h: Handoff | None, lead_id: str, kind: str, msg: EmailMessage,
@@ -148,6 +153,27 @@ def send(svc: Any, handoff_id: str) -> str:
     return sent.ref or "sms-failed"
 
 
+def send_accepted(svc: Any, handoff_id: str) -> str:
+    """A rep accepted the live transfer: text them the lead (talking now, no reply needed), then the email."""
+    now = utcnow()
+    with svc.sessions() as s:
+        h = s.get(Handoff, handoff_id)
+        if (h is None or h.mode != HandoffMode.WARM_TRANSFER.value or h.status != HandoffStatus.ACKED.value
+                or _already(s, h, Ev.SMS_SENT, "accepted")):
+            return "skipped"
+        lead, _roster, rep = _context(svc, s, h)
+        text = accepted_sms_text(lead, h.details.get("answers"), rep, lead.created_at,
+                                 lead_link(svc, lead.id), now)
+    sent = _text(svc, h.rep_phone, text)
+    with svc.sessions() as s:
+        _note_text(s, h, "accepted", sent, chars=len(text))
+        s.commit()
+    if sent.transient and _retries_left() > 0:
+        raise TransientSendError(f"handoff {h.id}: text to {h.rep_phone} failed; RQ will retry")
+    enqueue(svc.queue, EMAIL_JOB, handoff_id, retry=EMAIL_RETRY)
+    return sent.ref or "sms-failed"
+
+
 def _already(s: Session, h: Handoff, type_: str, kind: str) -> bool:
     """True when this handoff already has an event of this type and kind (so a retry skips it)."""
     rows = s.scalars(select(Event.data).where(Event.lead_id == h.lead_id, Event.type == type_))
@@ -163,8 +189,13 @@ def send_email(svc: Any, handoff_id: str) -> str:
             return "skipped"
         lead, roster, rep = _context(svc, s, h)
         due = h.due_at or now + timedelta(seconds=sla_seconds(svc, roster, rep))
-        msg = handoff_email(lead, h.details.get("answers"), rep, roster.managers_for(rep), lead.created_at,
-                            lead_link(svc, lead.id), now, due, svc.settings.mail_from, h.reason)
+        if h.mode == HandoffMode.WARM_TRANSFER.value:  # accepted live: a record, no response timer
+            msg = accepted_email(lead, h.details.get("answers"), rep, roster.managers_for(rep),
+                                 lead.created_at, lead_link(svc, lead.id), now, svc.settings.mail_from)
+        else:
+            msg = handoff_email(lead, h.details.get("answers"), rep, roster.managers_for(rep),
+                                lead.created_at, lead_link(svc, lead.id), now, due, svc.settings.mail_from,
+                                h.reason)
     sent = _email(svc, msg)
     with svc.sessions() as s:
         _note_email(s, h, h.lead_id, "handoff", msg, sent)

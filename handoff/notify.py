@@ -28,6 +28,7 @@ REASON_MAX = 50
 LINK_MAX = 80  # longer links are left out of texts (the email carries them)
 ANSWER_LINE_MAX = 60
 ACK_PROMPT = "Reply 1 when you've called"
+TALKING_NOW = "Live transfer - you are talking with them now"
 
 
 class LeadLike(Protocol):
@@ -138,6 +139,15 @@ def handoff_sms_text(lead: LeadLike, answers: Mapping[str, Any] | None, rep: Rep
     return _fit(head, answer_lines(answers), tail)
 
 
+def accepted_sms_text(lead: LeadLike, answers: Mapping[str, Any] | None, rep: Rep, submitted_at: datetime,
+                      link: str, now: datetime) -> str:
+    """The handoff text after a rep accepted the live transfer: the same facts, and no reply needed."""
+    service = clean(lead.service or "General inquiry", SERVICE_MAX)
+    head = [f"{TALKING_NOW}: {clean(lead.name, NAME_MAX) or 'Unknown'} {e164(lead.phone)}",
+            f"{service} - form sent {elapsed(submitted_at, now)} ago"]
+    return _fit(head, answer_lines(answers), [link] if link and len(link) <= LINK_MAX else [])
+
+
 def reminder_sms_text(lead: LeadLike, rep: Rep, offered_at: datetime, due_at: datetime, link: str,
                       now: datetime) -> str:
     """The nudge sent before the SLA runs out."""
@@ -233,6 +243,18 @@ def handoff_email(lead: LeadLike, answers: Mapping[str, Any] | None, rep: Rep, m
         "Copied: " + (", ".join(m.name for m in managers) or "no managers"),
     ]
     subject = f"New lead for {rep.name}: {lead.name} ({lead.service or 'lead'}) - reply by {deadline}"
+    return _message(mail_from, [rep.email], [m.email for m in managers], subject, "\n".join(body),
+                    getattr(lead, "id", None), "handoff")
+
+
+def accepted_email(lead: LeadLike, answers: Mapping[str, Any] | None, rep: Rep, managers: Sequence[Manager],
+                   submitted_at: datetime, link: str, now: datetime, mail_from: str) -> EmailMessage:
+    """The record of a live transfer the rep accepted: to the rep, managers in Cc, every answer."""
+    body = [f"{rep.name} accepted the live transfer at {as_utc(now):%H:%M UTC} and is talking with the "
+            "prospect now. This is the record of who they are and what they told us.", "",
+            *_lead_block(lead, answers, submitted_at, now), "", f"Lead: {link}", "",
+            "Copied: " + (", ".join(m.name for m in managers) or "no managers")]
+    subject = f"Live transfer to {rep.name}: {lead.name} ({lead.service or 'lead'})"
     return _message(mail_from, [rep.email], [m.email for m in managers], subject, "\n".join(body),
                     getattr(lead, "id", None), "handoff")
 

@@ -32,6 +32,7 @@ from bot.store.handoff_tables import (
 from bot.store.tables import Lead, LeadStatus, new_id, utcnow
 from bot.store.timeline import record
 from handoff.defaults import (
+    ACCEPTED_JOB,
     DEFAULT_RING_SECONDS,
     DIAL_JOB,
     DIAL_STALE_SECONDS,
@@ -43,7 +44,7 @@ from handoff.defaults import (
 )
 from handoff.events import HandoffEvent as Ev
 from handoff.notify import hung_up_reason
-from handoff.offers import lead_of, offer, offer_sms, sla_seconds
+from handoff.offers import SEND_RETRY, lead_of, offer, offer_sms, sla_seconds
 from handoff.roster_cache import rep_for, roster_for
 from handoff.scheduling import after_commit, cancel, enqueue, enqueue_after_commit, job_id
 from handoff.twiml import nobody_free
@@ -173,6 +174,8 @@ def accept(svc: Any, s: Session, h: Handoff, t: Transfer, now: datetime) -> bool
            within_sla=h.due_at is None or now <= h.due_at)
     _set_lead(s, h.lead_id, LeadStatus.HANDED_OFF, None, LeadStatus.QUALIFIED, LeadStatus.TRANSFERRING)
     after_commit(s, lambda: cancel(svc.redis, (WATCH_JOB, h.id)))
+    # The rep has nothing in writing yet, and the managers have not heard of the lead.
+    enqueue_after_commit(s, svc.queue, ACCEPTED_JOB, h.id, retry=SEND_RETRY)
     return True
 
 
