@@ -40,7 +40,7 @@ def _load_roster(services) -> None:  # noqa: ANN001
     Without one, every qualified lead would find nobody to go to; a later bad edit keeps this one.
     """
     from handoff.roster import RosterError
-    from handoff.rosters import roster_for
+    from handoff.roster_cache import roster_for
 
     try:
         roster_for(services)

@@ -84,7 +84,7 @@ def cmd_flows(args: argparse.Namespace) -> int:
 
 def cmd_roster(args: argparse.Namespace) -> int:
     """`leadbot roster check [FILE]`: validate the sales roster the way `flows check` does flows."""
-    from handoff.rosters import check_file
+    from handoff.roster_cache import check_file
 
     settings = Settings()
     path = args.file or os.path.relpath(settings.roster_path)

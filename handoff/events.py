@@ -7,7 +7,8 @@ class HandoffEvent:
     """Every step of a handoff, as it appears in the lead's timeline."""
 
     MATCHED = "handoff_matched"  # who was picked and why (filters, scores, rotation)
-    UNASSIGNED = "handoff_unassigned"  # no rep offers the service on any shift; managers emailed
+    UNASSIGNED = "handoff_unassigned"  # nobody can take it now: on the unassigned list, managers told
+    OFFERED_FROM_LIST = "handoff_from_waiting"  # a rep became available: the waiting lead is offered
     SCHEDULED = "handoff_scheduled"  # nobody on shift: the text goes out when the next shift starts
     TRANSFER_STARTED = "transfer_started"  # prospect put on hold in the conference
     REP_DIALING = "rep_dialing"

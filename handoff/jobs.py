@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.runtime.services import current
-from handoff import ladder, legs
+from handoff import alerts, ladder, legs, waiting
 
 
 def dial_rep(handoff_id: str) -> str:
@@ -33,7 +33,7 @@ def send_handoff(handoff_id: str) -> str:
 
 def send_accepted(handoff_id: str) -> str:
     """After a rep accepted the live transfer: the handoff text, then the backup email."""
-    return ladder.send_accepted(current(), handoff_id)
+    return alerts.send_accepted(current(), handoff_id)
 
 
 def send_handoff_email(handoff_id: str) -> str:
@@ -52,5 +52,10 @@ def escalate(handoff_id: str) -> str:
 
 
 def report_unassigned(lead_id: str) -> str:
-    """Tell the managers nobody could take a lead."""
-    return ladder.report_unassigned(current(), lead_id)
+    """Tell the managers (email, and texts to those with a phone) nobody can take a lead now."""
+    return alerts.report_unassigned(current(), lead_id)
+
+
+def offer_waiting(_at: str) -> int:
+    """A shift starts: offer the unassigned leads, oldest first, to the reps now on shift."""
+    return waiting.drain(current())

@@ -23,21 +23,18 @@ from bot.runtime.queueing import job_lost
 from bot.store.handoff_tables import Handoff, HandoffMode, HandoffStatus
 from bot.store.tables import Event, Lead, utcnow
 from bot.store.timeline import record
-from handoff.answer_text import readable_answers
 from handoff.defaults import EMAIL_JOB, ESCALATE_JOB, REMIND_JOB, SEND_JOB
 from handoff.events import HandoffEvent as Ev
 from handoff.mail import MailError, send_mail
 from handoff.matching import open_handoff_counts
 from handoff.notify import (
     accepted_email,
-    accepted_sms_text,
     escalation_email,
     handoff_email,
     handoff_sms_text,
     reassigned_reason,
     reassigned_sms_text,
     reminder_sms_text,
-    unassigned_email,
 )
 from handoff.offers import SEND_RETRY, lead_link, lead_of, offer_sms, sla_seconds
 from handoff.roster import HandoffError, Rep, Roster
@@ -153,27 +150,6 @@ def send(svc: Any, handoff_id: str) -> str:
     return sent.ref or "sms-failed"
 
 
-def send_accepted(svc: Any, handoff_id: str) -> str:
-    """A rep accepted the live transfer: text them the lead (talking now, no reply needed), then the email."""
-    now = utcnow()
-    with svc.sessions() as s:
-        h = s.get(Handoff, handoff_id)
-        if (h is None or h.mode != HandoffMode.WARM_TRANSFER.value or h.status != HandoffStatus.ACKED.value
-                or _already(s, h, Ev.SMS_SENT, "accepted")):
-            return "skipped"
-        lead, _roster, rep = _context(svc, s, h)
-        text = accepted_sms_text(lead, h.details.get("answers"), rep, lead.created_at,
-                                 lead_link(svc, lead.id), now)
-    sent = _text(svc, h.rep_phone, text)
-    with svc.sessions() as s:
-        _note_text(s, h, "accepted", sent, chars=len(text))
-        s.commit()
-    if sent.transient and _retries_left() > 0:
-        raise TransientSendError(f"handoff {h.id}: text to {h.rep_phone} failed; RQ will retry")
-    enqueue(svc.queue, EMAIL_JOB, handoff_id, retry=EMAIL_RETRY)
-    return sent.ref or "sms-failed"
-
-
 def _already(s: Session, h: Handoff, type_: str, kind: str) -> bool:
     """True when this handoff already has an event of this type and kind (so a retry skips it)."""
     rows = s.scalars(select(Event.data).where(Event.lead_id == h.lead_id, Event.type == type_))
@@ -282,26 +258,6 @@ def escalate(svc: Any, handoff_id: str) -> str:
         _note_email(s, h, h.lead_id, "escalation", msg, mailed)
         s.commit()
     return status.value
-
-
-def report_unassigned(svc: Any, lead_id: str) -> str:
-    """Email every manager about a qualified lead nobody could take (RQ retries a failure)."""
-    now = utcnow()
-    with svc.sessions() as s:
-        lead = s.get(Lead, lead_id)
-        if lead is None:
-            return "skipped"
-        roster = roster_for(svc)
-        msg = unassigned_email(lead, readable_answers(lead.answers), roster.managers,
-                               lead.status_reason or "no rep on any shift", lead_link(svc, lead.id), now,
-                               svc.settings.mail_from)
-    sent = _email(svc, msg)
-    with svc.sessions() as s:
-        _note_email(s, None, lead_id, "unassigned", msg, sent)
-        s.commit()
-    if sent.error is not None:
-        raise MailError(f"lead {lead_id}: unassigned-lead email failed: {sent.error}")
-    return "sent"
 
 
 LOST_GRACE_S = 30  # a job that should have run this long ago and is not in Redis was lost

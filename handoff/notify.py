@@ -287,3 +287,14 @@ def unassigned_email(lead: LeadLike, answers: Mapping[str, Any] | None, managers
     subject = f"Unassigned lead: {lead.name} ({lead.service or 'lead'}) - nobody available"
     return _message(mail_from, [m.email for m in managers], [], subject, "\n".join(body),
                     getattr(lead, "id", None), "unassigned")
+
+
+def unassigned_sms_text(lead: LeadLike, reason: str, link: str, now: datetime) -> str:
+    """Told to managers with a phone: a qualified lead nobody can take now, and why."""
+    waited = elapsed(getattr(lead, "created_at", None) or now, now)
+    lines = [f"Unassigned lead: {clean(lead.name, NAME_MAX) or 'Unknown'} {e164(lead.phone)} "
+             f"({clean(lead.service or 'lead', SERVICE_MAX)}), form sent {waited} ago",
+             clean(reason, 120) + ".", "Please call them or free a rep; details by email."]
+    if link and len(link) <= LINK_MAX:
+        lines.append(link)
+    return "\n".join(lines)[:SMS_LIMIT]

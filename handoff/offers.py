@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from bot.store.handoff_tables import Handoff, HandoffMode, HandoffStatus
 from bot.store.tables import Lead, new_id, utcnow
 from bot.store.timeline import record
-from handoff.defaults import ACK_HISTORY_DAYS, SEND_JOB, UNASSIGNED_JOB
+from handoff.defaults import ACK_HISTORY_DAYS, SEND_JOB
 from handoff.events import HandoffEvent as Ev
 from handoff.matching import Match, NoRepError, match_rep, open_handoff_counts
 from handoff.roster import DEFAULT_SLA_MINUTES, HandoffError, Rep, Roster
@@ -53,24 +53,16 @@ def sla_seconds(svc: Any, roster: Roster, rep: Rep) -> int:
     return int(svc.settings.handoff_sla_seconds)
 
 
-def find_match(svc: Any, session: Session, roster: Roster, lead: Lead, now: datetime) -> Match | None:
-    """Match a rep using open handoffs and recent response speed; None (managers told) when nobody can."""
+def find_match(svc: Any, session: Session, roster: Roster, lead: Lead,
+               now: datetime) -> tuple[Match | None, dict[str, Any]]:
+    """Match a rep with open handoffs and response speed: (match, why), or (None, why) if nobody can."""
     try:
         speed = median_ack_seconds(session, since=now - timedelta(days=ACK_HISTORY_DAYS))
-        return match_rep(roster, lead, svc.redis, now=now, open_counts=open_handoff_counts(session),
-                         ack_seconds=speed, default_region=svc.settings.default_region)
+        match = match_rep(roster, lead, svc.redis, now=now, open_counts=open_handoff_counts(session),
+                          ack_seconds=speed, default_region=svc.settings.default_region)
     except NoRepError as exc:
-        unassigned(svc, session, lead, str(exc), exc.why)
-        return None
-
-
-def unassigned(svc: Any, session: Session, lead: Lead, reason: str,
-               why: Mapping[str, Any] | None = None) -> None:
-    """Nobody can take the lead: record why and email the managers."""
-    log.warning("lead %s: no rep: %s", lead.id, reason)
-    record(session, lead.id, Ev.UNASSIGNED, reason=reason, why=dict(why or {}))
-    lead.status_reason = "no salesperson available"
-    enqueue_after_commit(session, svc.queue, UNASSIGNED_JOB, lead.id)
+        return None, exc.why
+    return match, match.why
 
 
 def record_match(session: Session, lead: Lead, match: Match, mode: HandoffMode) -> None:

@@ -21,12 +21,14 @@ from handoff import acks, transfer
 from handoff.answer_text import readable_answers
 from handoff.defaults import DEFAULT_TRANSFER_TRIES, ESCALATE_JOB, REMIND_JOB, SEND_JOB
 from handoff.events import HandoffEvent as Ev
+from handoff.matching import Match
 from handoff.notify import spoken_time
-from handoff.offers import find_match, offer_sms, record_match, unassigned
+from handoff.offers import find_match, offer_sms, record_match
 from handoff.roster import HandoffError
 from handoff.roster_cache import rep_for, roster_for
 from handoff.scheduling import after_commit, cancel
 from handoff.twiml import NEXT_SHIFT, NO_SPECIALIST, hold_in_conference
+from handoff.waiting import offer_waiting, put_on_list, reason_from
 
 __all__ = ["begin_sms_handoff", "begin_warm_transfer", "cancel_handoffs", "rep_reply", "roster_for"]
 
@@ -39,36 +41,48 @@ def _say(response: VoiceResponse, text: str, outcome: Any) -> None:
     response.say(text, **({"voice": voice} if voice else {}))
 
 
+def _nobody_now(svc: Any, session: Session, lead: Lead, match: Match | None, why: dict[str, Any],
+                answers: dict[str, str]) -> datetime | None:
+    """No rep can be offered the lead now: the unassigned list and the managers. Returns the next shift's
+    start when that is what the lead waits for (so the prospect can be told when), else None."""
+    reason = reason_from(why, lead.service)
+    off_shift = match is not None and reason.endswith("off shift")
+    if off_shift and match is not None and match.available_at is not None:
+        reason += f"; first back: {match.rep.name} at {match.available_at.isoformat()}"
+    back = match.available_at if off_shift and match is not None else None
+    put_on_list(svc, session, lead, reason, why, answers, next_shift=back)
+    return back
+
+
 def begin_warm_transfer(svc: Any, session: Session, lead: Lead, outcome: Any, call_sid: str,
                         response: VoiceResponse, *, now: datetime | None = None) -> None:
     """Put the prospect on hold in a named conference and dial the matched rep (from a job).
 
-    With nobody on shift, the prospect hears when a specialist will call and the next
-    shift's rep gets the SMS handoff when they start; ``response`` then ends with a hangup.
+    With nobody free now the lead goes on the unassigned list (managers told at once) and the
+    prospect hears when a specialist will call; ``response`` then ends with a hangup.
     """
     now = now or utcnow()
     answers = readable_answers(lead.answers, getattr(outcome, "answers", None))
     try:
         roster = roster_for(svc)
     except HandoffError as exc:  # no valid roster was ever loaded: nobody to offer the lead to
-        unassigned(svc, session, lead, f"roster unusable: {exc}")
+        put_on_list(svc, session, lead, f"roster unusable: {exc}", answers=answers)
         _say(response, NO_SPECIALIST, outcome)
         response.hangup()
         return
-    match = find_match(svc, session, roster, lead, now)
-    if match is None:
-        _say(response, NO_SPECIALIST, outcome)
+    offer_waiting(svc, session, now, roster)  # leads that waited longer get a free rep first
+    match, why = find_match(svc, session, roster, lead, now)
+    if match is None or not match.immediate:
+        back = _nobody_now(svc, session, lead, match, why, answers)
+        if back is None or match is None:
+            _say(response, NO_SPECIALIST, outcome)
+        else:
+            zone = lead.timezone or (match.rep.hours.timezone if match.rep.hours else None)
+            when = spoken_time(back, zone, now)
+            _say(response, NEXT_SHIFT.format(rep=match.rep.name.split(" ")[0], when=when), outcome)
         response.hangup()
         return
-    record_match(session, lead, match, HandoffMode.WARM_TRANSFER if match.immediate else HandoffMode.SMS)
-    if not match.immediate:
-        zone = lead.timezone or (match.rep.hours.timezone if match.rep.hours else None)
-        when = spoken_time(match.available_at or now, zone, now)
-        _say(response, NEXT_SHIFT.format(rep=match.rep.name.split(" ")[0], when=when), outcome)
-        response.hangup()
-        offer_sms(svc, session, lead, match.rep, answers=answers, queue=[r.key for r in match.fallbacks],
-                  at=match.available_at)
-        return
+    record_match(session, lead, match, HandoffMode.WARM_TRANSFER)
     candidates = [match.rep.key, *(r.key for r in match.fallbacks)]
     t, _first = transfer.start(svc, session, lead, candidates, answers, call_sid,
                                getattr(outcome, "voice", "") or None, DEFAULT_TRANSFER_TRIES, now)
@@ -79,20 +93,22 @@ def begin_warm_transfer(svc: Any, session: Session, lead: Lead, outcome: Any, ca
 
 def begin_sms_handoff(svc: Any, session: Session, lead: Lead, outcome: Any, reason: str | None = None, *,
                       now: datetime | None = None) -> None:
-    """Text the lead to the matched rep (now, or when their shift starts), with the backup email and SLA."""
+    """Text the lead to the matched rep with the backup email and SLA; nobody free: the unassigned list."""
     now = now or utcnow()
     answers = readable_answers(lead.answers, getattr(outcome, "answers", None))
     try:
         roster = roster_for(svc)
     except HandoffError as exc:
-        unassigned(svc, session, lead, f"roster unusable: {exc}")
+        put_on_list(svc, session, lead, f"roster unusable: {exc}", answers=answers)
         return
-    match = find_match(svc, session, roster, lead, now)
-    if match is None:
+    offer_waiting(svc, session, now, roster)  # leads that waited longer get a free rep first
+    match, why = find_match(svc, session, roster, lead, now)
+    if match is None or not match.immediate:
+        _nobody_now(svc, session, lead, match, why, answers)
         return
     record_match(session, lead, match, HandoffMode.SMS)
     offer_sms(svc, session, lead, match.rep, answers=answers, queue=[r.key for r in match.fallbacks],
-              reason=reason, at=match.available_at)
+              reason=reason)
 
 
 def rep_reply(svc: Any, session: Session, from_phone: str, body: str, *,

@@ -7,7 +7,7 @@ import time
 from flask import Blueprint, current_app, jsonify, render_template
 from sqlalchemy import text
 
-from handoff.rosters import roster_health
+from handoff.roster_cache import roster_health
 
 bp = Blueprint("health", __name__)
 

@@ -19,6 +19,17 @@ WARNINGS = {"type": "object", "additionalProperties": {"type": "string"},
                            "(channel call or sms), over-long text cut to its limit"}
 
 
+UNASSIGNED = {
+    "type": "object", "required": ["leads", "count"],
+    "properties": {"count": {"type": "integer"}, "leads": {"type": "array", "items": {
+        "type": "object", "required": ["lead_id", "reason", "since", "waiting_seconds"],
+        "properties": {"lead_id": {"type": "string"}, "name": {"type": "string"}, "phone": {"type": "string"},
+                       "service": {"type": ["string", "null"]}, "status": {"type": "string"},
+                       "reason": {"type": "string"}, "since": {"type": "string", "format": "date-time"},
+                       "waiting_seconds": {"type": "integer"}, "answers": {"type": "object"}}}}},
+}
+
+
 def document(lead_model: Any) -> dict[str, Any]:
     """Build the OpenAPI 3.1 document."""
     schema = lead_model.model_json_schema()
@@ -35,7 +46,7 @@ def document(lead_model: Any) -> dict[str, Any]:
                  "description": "Post a lead; leadbot calls (or texts, or emails) it within seconds."},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"LeadIn": schema, "Accepted": accepted, "Error": ERROR},
+            "schemas": {"LeadIn": schema, "Accepted": accepted, "Error": ERROR, "Unassigned": UNASSIGNED},
         },
         "security": [{"bearer": []}],
         "paths": {
@@ -58,6 +69,12 @@ def document(lead_model: Any) -> dict[str, Any]:
                     "503": {"description": "Database unreachable: nothing was saved; retry after Retry-After "
                                            "seconds", **err},
                 },
+            }},
+            "/reports/unassigned": {"get": {
+                "summary": "Qualified leads nobody could take yet, oldest first, each with why",
+                "responses": {"200": {"description": "The unassigned list", "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/Unassigned"}}}},
+                              "401": {"description": "Unauthorized", **err}},
             }},
             "/leads/{id}": {"get": {
                 "summary": "A lead with its attempts, answers, handoff and timeline",

@@ -1,4 +1,4 @@
-"""Per-rep accountability figures as JSON: GET /reports/reps (same Bearer keys as intake)."""
+"""Reports as JSON (same Bearer keys as intake): per-rep accountability, and the unassigned leads."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from bot.api.intake import api_key_required, json_error
 from handoff.roster import HandoffError
 from handoff.roster_cache import roster_for
 from handoff.scorecard import rep_scorecard
+from handoff.waiting import unassigned_leads
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
@@ -56,6 +57,16 @@ def reps():
         roster_note = {"roster_error": str(exc)}
     return jsonify({"reps": cards, "since": _iso(window["since"]), "until": _iso(window["until"]),
                     **roster_note})
+
+
+@bp.get("/unassigned")
+@api_key_required
+def unassigned():
+    """Qualified leads nobody could take yet (oldest first), each with why; they go to the next free rep."""
+    svc = current_app.extensions["leadbot"]
+    with svc.sessions() as s:
+        leads = unassigned_leads(s)
+    return jsonify({"leads": leads, "count": len(leads)})
 
 
 def _iso(at: datetime | None) -> str | None:

@@ -1,7 +1,8 @@
 """The sweeper: finds work the DB says is pending but Redis lost, and hands it back to the queue.
 
 Contact jobs here; the SMS handoff's text and escalation in `handoff.ladder.sweep_lost` (a warm
-transfer heals itself from the hold webhook, `handoff.transfer.heal`).
+transfer heals itself from the hold webhook, `handoff.transfer.heal`). Each pass also offers the
+unassigned list to reps now available (`handoff.waiting.drain`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from bot.runtime.services import Services
 from bot.store.tables import Attempt, Lead, LeadStatus, utcnow
 from bot.store.timeline import EventType, record
 from handoff.ladder import sweep_lost as sweep_lost_handoffs
+from handoff.waiting import drain as offer_waiting_leads
 
 log = logging.getLogger(__name__)
 
@@ -78,4 +80,6 @@ def sweep_once_locked(svc: Services, interval_s: float) -> int | None:
             return None
     except redis.RedisError:
         return None
-    return sweep(svc) + sweep_lost_handoffs(svc)
+    # Last: the unassigned list is offered to reps who became free (a shift began, a handoff was
+    # acknowledged, the roster was fixed) before newer leads take them.
+    return sweep(svc) + sweep_lost_handoffs(svc) + offer_waiting_leads(svc)

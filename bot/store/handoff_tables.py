@@ -118,3 +118,19 @@ class Transfer(Base):
     connected_at: Mapped[datetime | None] = mapped_column(DateTime)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class WaitingLead(Base):
+    """A qualified lead nobody could take: on the unassigned list until a rep can be offered it."""
+
+    __tablename__ = "waiting_leads"
+    # The drain reads the unassigned ones oldest first on every sweep.
+    __table_args__ = (Index("ix_waiting_leads_assigned_since", "assigned_at", "since"),)
+
+    lead_id: Mapped[str] = mapped_column(ForeignKey("leads.id"), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)  # why nobody could take it, as the managers were told
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # answers, matching's why
+    since: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Set once, by the conditional UPDATE that offers the lead (or closes it: the lead withdrew).
+    assigned_at: Mapped[datetime | None] = mapped_column(DateTime)
+    assigned_to: Mapped[str | None] = mapped_column(String(120))

@@ -7,33 +7,35 @@ from zoneinfo import ZoneInfo
 
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
+from twilio.twiml.voice_response import VoiceResponse
 
 from bot.store.handoff_tables import Handoff, Transfer
 from bot.store.tables import Lead
 from handoff.service import rep_reply
+from handoff.waiting import drain, unassigned_leads
 from tests.handoff.live import ALICE, event, events, fire, make_lead, run_jobs, start_transfer
 
 CHICAGO = ZoneInfo("America/Chicago")
 
 
-def only_tomorrow_roster(path) -> datetime:  # noqa: ANN001
+def only_tomorrow_roster(path, capacity: int | None = None) -> datetime:  # noqa: ANN001
     """Alice works 9 to 5 tomorrow (Chicago) and no other day; returns when her shift starts."""
     tomorrow = datetime.now(CHICAGO) + timedelta(days=1)
     day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[tomorrow.weekday()]
     path.write_text(f"""\
-managers: [{{name: Priya Natarajan, email: priya@example.com}}]
+managers: [{{name: Priya Natarajan, email: priya@example.com, phone: "+15125550190"}}]
 salespeople:
   - name: Alice Able
     phone: "+15125550101"
     email: alice@example.com
     services: [roofing]
     hours: {{timezone: America/Chicago, {day}: "09:00-17:00"}}
-""")
+""" + (f"    capacity: {capacity}\n" if capacity else ""))
     return tomorrow.replace(hour=9, minute=0, second=0, microsecond=0).astimezone(UTC)
 
 
-def test_nobody_on_shift_prospect_hears_when_and_the_text_waits_for_the_shift(services, emulator,
-                                                                               roster_path):
+def test_nobody_on_shift_prospect_hears_when_managers_are_told_and_the_lead_waits_for_the_shift(
+        services, emulator, roster_path, smtp_server):
     starts = only_tomorrow_roster(roster_path)
     lead_id = make_lead(services)
     verbs = start_transfer(services, lead_id)
@@ -43,18 +45,51 @@ def test_nobody_on_shift_prospect_hears_when_and_the_text_waits_for_the_shift(se
     assert verbs[1]["voice"] == "Polly.Joanna"
     with services.sessions() as s:
         assert s.scalars(select(Transfer)).all() == []
-        h = s.scalars(select(Handoff).where(Handoff.lead_id == lead_id)).one()
+        assert s.scalars(select(Handoff).where(Handoff.lead_id == lead_id)).all() == []
         assert s.get(Lead, lead_id).status == "qualified"
-    assert (h.rep_name, h.mode, h.status, h.due_at) == ("Alice Able", "sms", "open", None)
-    assert h.created_at == starts.replace(tzinfo=None)  # the offer (and the SLA clock) starts with her shift
+        waiting, = unassigned_leads(s)
+    assert waiting["lead_id"] == lead_id and waiting["reason"].startswith("every matched rep is off shift")
+    # The managers hear of it at once: a text to the one with a phone, and the email.
     run_jobs(services)
-    assert emulator.requests == []  # no call, and no text at night
+    assert [(m["to"], m["body"].split(":")[0]) for m in emulator.messages] == [("+15125550190",
+                                                                                "Unassigned lead")]
+    assert events(services, lead_id) == ["handoff_unassigned", "handoff_sms_sent", "handoff_email_sent"]
+    envelope, = smtp_server[1].envelopes
+    assert envelope.rcpt_tos == ["priya@example.com"]
+    # Her shift starts (the drain is scheduled for then; the sweeper also runs it): she is offered the lead.
     registry = ScheduledJobRegistry(queue=services.queue)
-    assert registry.get_scheduled_time(f"handoff-send-{h.id}") == starts
-    assert events(services, lead_id) == ["handoff_matched", "handoff_scheduled"]
-    assert event(services, lead_id, "handoff_matched")["why"]["rule"].startswith("next_shift:")
-    fire(services, f"handoff-send-{h.id}")  # her shift starts
-    assert [m["to"] for m in emulator.messages] == [ALICE]
+    assert registry.get_scheduled_time(f"handoff-waiting-{starts:%Y%m%dT%H%M}") == starts
+    assert drain(services, now=starts - timedelta(minutes=1)) == 0
+    assert drain(services, now=starts + timedelta(minutes=1)) == 1
+    run_jobs(services)
+    assert [m["to"] for m in emulator.messages] == ["+15125550190", ALICE]
+    assert emulator.messages[-1]["body"].startswith("Waited ")
+    assert event(services, lead_id, "handoff_from_waiting")["rep"] == "Alice Able"
+    with services.sessions() as s:
+        assert unassigned_leads(s) == []
+
+
+def test_when_her_shift_starts_the_waiting_lead_is_offered_before_a_newer_one(services, emulator,
+                                                                               roster_path):
+    from handoff.service import begin_warm_transfer
+    from tests.handoff.live import outcome
+
+    starts = only_tomorrow_roster(roster_path, capacity=1)
+    older = make_lead(services)
+    start_transfer(services, older)
+    newer = make_lead(services, phone="+15125550111")
+    response = VoiceResponse()
+    with services.sessions() as s:  # the newer lead qualifies a minute into her shift, before any sweep
+        begin_warm_transfer(services, s, s.get(Lead, newer), outcome(), "CAnewer", response,
+                            now=starts + timedelta(minutes=1))
+        s.commit()
+    with services.sessions() as s:
+        offered = s.scalars(select(Handoff.lead_id).where(Handoff.rep_name == "Alice Able")).all()
+        waiting = unassigned_leads(s)
+    assert offered == [older]
+    assert [(w["lead_id"], w["reason"]) for w in waiting] == [
+        (newer, "every matched rep is at capacity (Alice Able)")]
+    assert "as soon as possible" in str(response)  # at capacity: no false promise of a time
 
 
 def test_nobody_sells_the_service_managers_are_emailed(services, emulator, smtp_server):
@@ -64,7 +99,7 @@ def test_nobody_sells_the_service_managers_are_emailed(services, emulator, smtp_
     assert verbs[-1]["verb"] == "Hangup"
     run_jobs(services)
     assert emulator.requests == []
-    assert events(services, lead_id) == ["handoff_unassigned", "handoff_email_sent"]
+    assert events(services, lead_id) == ["handoff_unassigned", "handoff_email_sent"]  # no manager phone
     envelope, = smtp_server[1].envelopes
     assert envelope.rcpt_tos == ["priya@example.com", "tom@example.com"]
     assert b"Subject: Unassigned lead: Maria Lopez (plumbing) - nobody available" in envelope.content

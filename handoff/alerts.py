@@ -1,0 +1,106 @@
+"""Telling people outside the SMS ladder: the rep who accepted a live transfer (text, then the backup
+email) and the managers when nobody can take a qualified lead (email, and a text to each with a phone).
+
+Each is an RQ job that checks the timeline before sending, so a retry sends only what failed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.store.handoff_tables import Handoff, HandoffMode, HandoffStatus, WaitingLead
+from bot.store.tables import Event, Lead, utcnow
+from bot.store.timeline import record
+from handoff.answer_text import readable_answers
+from handoff.defaults import EMAIL_JOB
+from handoff.events import HandoffEvent as Ev
+from handoff.ladder import (
+    EMAIL_RETRY,
+    TransientSendError,
+    _already,
+    _context,
+    _email,
+    _note_email,
+    _note_text,
+    _retries_left,
+    _text,
+)
+from handoff.mail import MailError
+from handoff.notify import accepted_sms_text, unassigned_email, unassigned_sms_text
+from handoff.offers import lead_link
+from handoff.roster_cache import roster_for
+from handoff.scheduling import enqueue
+
+
+def send_accepted(svc: Any, handoff_id: str) -> str:
+    """A rep accepted the live transfer: text them the lead (talking now, no reply needed), then the email."""
+    now = utcnow()
+    with svc.sessions() as s:
+        h = s.get(Handoff, handoff_id)
+        if (h is None or h.mode != HandoffMode.WARM_TRANSFER.value or h.status != HandoffStatus.ACKED.value
+                or _already(s, h, Ev.SMS_SENT, "accepted")):
+            return "skipped"
+        lead, _roster, rep = _context(svc, s, h)
+        text = accepted_sms_text(lead, h.details.get("answers"), rep, lead.created_at,
+                                 lead_link(svc, lead.id), now)
+    sent = _text(svc, h.rep_phone, text)
+    with svc.sessions() as s:
+        _note_text(s, h, "accepted", sent, chars=len(text))
+        s.commit()
+    if sent.transient and _retries_left() > 0:
+        raise TransientSendError(f"handoff {h.id}: text to {h.rep_phone} failed; RQ will retry")
+    enqueue(svc.queue, EMAIL_JOB, handoff_id, retry=EMAIL_RETRY)
+    return sent.ref or "sms-failed"
+
+
+def _told(s: Any, lead_id: str, type_: str) -> set[str]:
+    """Managers' addresses or phones already sent this lead's unassigned alert (so a retry skips them)."""
+    rows = s.scalars(select(Event.data).where(Event.lead_id == lead_id, Event.type == type_))
+    return {d.get("to") for d in rows if d.get("kind") == "unassigned"}
+
+
+def report_unassigned(svc: Any, lead_id: str) -> str:
+    """Email every manager, and text each one with a phone, about a lead nobody can take now.
+
+    RQ retries a failure; a text or email that already went out is not sent again.
+    """
+    now = utcnow()
+    with svc.sessions() as s:
+        lead = s.get(Lead, lead_id)
+        if lead is None:
+            return "skipped"
+        roster = roster_for(svc)  # unusable: the job fails and waits in RQ's failed registry for a person
+        waiting = s.get(WaitingLead, lead_id)
+        reason = waiting.reason if waiting else (lead.status_reason or "nobody available")
+        answers = (waiting.details or {}).get("answers") if waiting else None
+        answers = answers or readable_answers(lead.answers)
+        link = lead_link(svc, lead.id)
+        mailed = bool(_told(s, lead_id, Ev.EMAIL_SENT))
+        texted = _told(s, lead_id, Ev.SMS_SENT)
+        msg = unassigned_email(lead, answers, roster.managers, reason, link, now, svc.settings.mail_from)
+        body = unassigned_sms_text(lead, reason, link, now)
+    phones = [m for m in roster.managers if m.phone and m.phone not in texted]
+    failed = []
+    for manager in phones:
+        sent = _text(svc, manager.phone, body)
+        with svc.sessions() as s:
+            if sent.error is None:
+                record(s, lead_id, Ev.SMS_SENT, kind="unassigned", manager=manager.name, to=manager.phone,
+                       sid=sent.ref)
+            else:
+                failed.append(manager.name)
+                record(s, lead_id, Ev.SMS_FAILED, kind="unassigned", manager=manager.name, to=manager.phone,
+                       error=sent.error)
+            s.commit()
+    if not mailed:
+        sent = _email(svc, msg)
+        with svc.sessions() as s:
+            _note_email(s, None, lead_id, "unassigned", msg, sent)
+            s.commit()
+        if sent.error is not None:
+            raise MailError(f"lead {lead_id}: unassigned-lead email failed: {sent.error}")
+    if failed:
+        raise TransientSendError(f"lead {lead_id}: unassigned-lead text to {', '.join(failed)} failed")
+    return "sent"
