@@ -13,7 +13,7 @@ from bot.store.handoff_tables import Handoff, Transfer
 from bot.store.tables import Lead
 from handoff.service import rep_reply
 from handoff.waiting import drain, unassigned_leads
-from tests.handoff.live import ALICE, event, events, fire, make_lead, run_jobs, start_transfer
+from tests.handoff.live import ALICE, event, events, make_lead, run_jobs, start_transfer
 
 CHICAGO = ZoneInfo("America/Chicago")
 
