@@ -72,15 +72,39 @@ def qualify_by_voice(stack: Stack, emulator: Any, phone: str = "+1 512 555 0100"
     return resp.json()["id"], prospect
 
 
-def qualify_by_api(stack: Stack, phone: str = "+1 512 555 0100", **fields: Any) -> str:
+def qualify_by_api(stack: Stack, emulator: Any, phone: str = "+1 512 555 0100", **fields: Any) -> str:
     """POST a lead, then its qualifying answers to POST /leads/<id>/outcome (as the Rasa form does)."""
     resp = requests.post(stack.url + "/leads", json=lead_body(phone=phone, service=SERVICE, **fields),
                          headers=AUTH, timeout=5)
     assert resp.status_code == 202, resp.text
     lead_id = resp.json()["id"]
+    number = "+1" + "".join(ch for ch in phone if ch.isdigit())[-10:]
+    leg(emulator, number)  # the bot has called them (its status moves no further: the emulator is quiet)
     answers = {"need": "yes", "budget": {"min": 12000, "max": 12000, "currency": "USD"},
                "timing": {"kind": "asap", "days_from_now": 0}, "authority": "me"}
     out = requests.post(f"{stack.url}/leads/{lead_id}/outcome", json={"answers": answers}, headers=AUTH,
                         timeout=10)
     assert out.status_code in (200, 202), out.text
     return lead_id
+
+
+def text_in(stack: Stack, phone: str, body: str) -> requests.Response:
+    """A signed inbound SMS, as Twilio posts it."""
+    from bot.twilio.signature import sign
+
+    url, params = stack.url + "/twilio/sms", {"From": phone, "To": "+15125550000", "Body": body,
+                                              "MessageSid": "SM" + "0" * 32}
+    headers = {"X-Twilio-Signature": sign(TOKEN, url, params)}
+    return requests.post(url, data=params, headers=headers, timeout=5)
+
+
+def texts_to(emulator: Any, phone: str) -> list[str]:
+    """Bodies of the texts the app sent to ``phone``."""
+    return [m["body"] for m in list(emulator.messages) if m["to"] == phone]
+
+
+def unassigned(stack: Stack) -> list[dict[str, Any]]:
+    """GET /reports/unassigned."""
+    resp = requests.get(stack.url + "/reports/unassigned", headers=AUTH, timeout=5)
+    assert resp.status_code == 200, resp.text
+    return resp.json()["leads"]
