@@ -6,18 +6,22 @@ Each is an RQ job that checks the timeline before sending, so a retry sends only
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 
-from bot.store.handoff_tables import Handoff, HandoffMode, HandoffStatus, WaitingLead
+from bot.runtime.queueing import job_lost
+from bot.store.handoff_tables import Handoff, HandoffMode, HandoffStatus, TransferStatus, WaitingLead
 from bot.store.tables import Event, Lead, utcnow
 from bot.store.timeline import record
 from handoff.answer_text import readable_answers
-from handoff.defaults import EMAIL_JOB
+from handoff.defaults import ACCEPTED_JOB, EMAIL_JOB, UNASSIGNED_JOB
 from handoff.events import HandoffEvent as Ev
 from handoff.ladder import (
     EMAIL_RETRY,
+    LOST_GRACE_S,
     TransientSendError,
     _already,
     _context,
@@ -29,9 +33,17 @@ from handoff.ladder import (
 )
 from handoff.mail import MailError
 from handoff.notify import accepted_sms_text, unassigned_email, unassigned_sms_text
-from handoff.offers import lead_link
+from handoff.offers import SEND_RETRY, lead_link
 from handoff.roster_cache import roster_for
-from handoff.scheduling import enqueue
+from handoff.scheduling import enqueue, job_id
+from handoff.transfer import transfer_of
+from handoff.waiting import ALERT_RETRY
+
+log = logging.getLogger(__name__)
+# Accepted transfers older than this are not looked at again by the sweeper.
+ACCEPTED_LOOKBACK = timedelta(hours=6)
+# The prospect hung up between the rep's 1 and the bridge: that rep gets the hung-up SMS handoff instead.
+BRIDGED = (TransferStatus.ACCEPTED.value, TransferStatus.CONNECTED.value, TransferStatus.ENDED.value)
 
 
 def send_accepted(svc: Any, handoff_id: str) -> str:
@@ -41,6 +53,9 @@ def send_accepted(svc: Any, handoff_id: str) -> str:
         h = s.get(Handoff, handoff_id)
         if (h is None or h.mode != HandoffMode.WARM_TRANSFER.value or h.status != HandoffStatus.ACKED.value
                 or _already(s, h, Ev.SMS_SENT, "accepted")):
+            return "skipped"
+        t = transfer_of(s, h)
+        if t is not None and t.status not in BRIDGED:
             return "skipped"
         lead, _roster, rep = _context(svc, s, h)
         text = accepted_sms_text(lead, h.details.get("answers"), rep, lead.created_at,
@@ -104,3 +119,29 @@ def report_unassigned(svc: Any, lead_id: str) -> str:
     if failed:
         raise TransientSendError(f"lead {lead_id}: unassigned-lead text to {', '.join(failed)} failed")
     return "sent"
+
+
+def sweep_lost(svc: Any, now: datetime | None = None) -> int:
+    """Re-enqueue alerts Redis lost: the managers' alert for a listed lead, the accepted-transfer text.
+
+    Only a job missing from Redis (or left 'started' by a dead worker) counts; one that failed waits
+    in RQ's failed registry for a person. Each job checks the timeline first, so a race sends nothing twice.
+    """
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=LOST_GRACE_S)
+    with svc.sessions() as s:
+        listed = s.scalars(select(WaitingLead.lead_id).where(WaitingLead.assigned_at.is_(None),
+                                                             WaitingLead.since < cutoff).limit(200)).all()
+        steps = [(UNASSIGNED_JOB, lead_id, ALERT_RETRY) for lead_id in listed
+                 if not _told(s, lead_id, Ev.EMAIL_SENT)]
+        accepted = s.scalars(select(Handoff).where(
+            Handoff.mode == HandoffMode.WARM_TRANSFER.value, Handoff.status == HandoffStatus.ACKED.value,
+            Handoff.created_at > now - ACCEPTED_LOOKBACK, Handoff.acked_at < cutoff).limit(200))
+        steps += [(ACCEPTED_JOB, h.id, SEND_RETRY) for h in accepted
+                  if not any(_already(s, h, kind, "accepted") for kind in (Ev.SMS_SENT, Ev.SMS_FAILED))]
+    handed = 0
+    for func, key, retry in steps:
+        if job_lost(svc.redis, job_id(func, key), now) and enqueue(svc.queue, func, key, retry=retry):
+            log.warning("%s for %s was lost from Redis; enqueued again", func, key)
+            handed += 1
+    return handed

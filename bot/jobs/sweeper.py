@@ -19,6 +19,7 @@ from bot.runtime.queueing import JOB_TIMEOUT_S, contact_job_id, enqueue_contact
 from bot.runtime.services import Services
 from bot.store.tables import Attempt, Lead, LeadStatus, utcnow
 from bot.store.timeline import EventType, record
+from handoff.alerts import sweep_lost as sweep_lost_alerts
 from handoff.ladder import sweep_lost as sweep_lost_handoffs
 from handoff.waiting import drain as offer_waiting_leads
 
@@ -82,4 +83,4 @@ def sweep_once_locked(svc: Services, interval_s: float) -> int | None:
         return None
     # Last: the unassigned list is offered to reps who became free (a shift began, a handoff was
     # acknowledged, the roster was fixed) before newer leads take them.
-    return sweep(svc) + sweep_lost_handoffs(svc) + offer_waiting_leads(svc)
+    return sweep(svc) + sweep_lost_handoffs(svc) + sweep_lost_alerts(svc) + offer_waiting_leads(svc)
