@@ -4,6 +4,8 @@ refuse to start with every error as file:line, a later bad edit shows as stale o
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -71,7 +73,7 @@ def run_until_exit(args: list[str], env: dict[str, str], timeout: float = 45) ->
     try:
         output, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)  # its own session: the servers it started go too
         output, _ = proc.communicate()
         raise AssertionError(f"{args[0]} started with an unusable roster:\n{output[-2000:]}") from None
     return subprocess.CompletedProcess(args, proc.returncode, output)
