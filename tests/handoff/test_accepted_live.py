@@ -11,7 +11,7 @@ from tests.handoff import stack as live
 ROSTER = f"""\
 managers:
   - {{name: Priya Natarajan, email: priya@example.com}}
-  - {{name: Tom Becker, email: tom@corp.local}}
+  - {{name: Tom Becker, email: tom@example.com}}
 salespeople:
   - {{name: Alice Able, phone: "+15125550101", email: alice@example.com, services: [{live.SERVICE}]}}
 """
@@ -33,9 +33,9 @@ def test_accepted_transfer_texts_and_emails_the_rep_with_managers_in_cc(tmp_path
 
         live.wait(lambda: "handoff_email_sent" in live.kinds(stack, lead_id), what="the backup email")
         envelope, = inbox.envelopes
-        assert envelope.rcpt_tos == ["alice@example.com", "priya@example.com", "tom@corp.local"]
+        assert envelope.rcpt_tos == ["alice@example.com", "priya@example.com", "tom@example.com"]
         mail = message_from_bytes(envelope.content)
-        assert mail["To"] == "alice@example.com" and mail["Cc"] == "priya@example.com, tom@corp.local"
+        assert mail["To"] == "alice@example.com" and mail["Cc"] == "priya@example.com, tom@example.com"
         assert mail["Subject"] == "Live transfer to Alice Able: Ada Lovelace (kitchen remodel)"
         body = mail.get_payload(decode=True).decode()
         assert "talking with the prospect now" in body and "Budget:" in body and "+15125550100" in body
@@ -55,7 +55,7 @@ def test_accepted_transfer_texts_and_emails_the_rep_with_managers_in_cc(tmp_path
         assert [(d["kind"], d["to"]) for d in sent] == [("accepted", ALICE)]
         mailed = [e["data"] for e in timeline if e["type"] == "handoff_email_sent"]
         assert [(d["to"], d["cc"]) for d in mailed] == [("alice@example.com",
-                                                         "priya@example.com, tom@corp.local")]
+                                                         "priya@example.com, tom@example.com")]
         assert [e["data"]["via"] for e in timeline if e["type"] == "handoff_acked"] == ["transfer"]
     except BaseException:
         print(stack.logs())
