@@ -1,5 +1,6 @@
 """Telling people outside the SMS ladder: the rep who accepted a live transfer (text, then the backup
-email) and the managers when nobody can take a qualified lead (email, and a text to each with a phone).
+email), the managers when nobody can take a qualified lead (email, and a text to each with a phone),
+and the managers again when an SLA-missed email could not be sent.
 
 Each is an RQ job that checks the timeline before sending, so a retry sends only what failed.
 """
@@ -32,7 +33,7 @@ from handoff.ladder import (
     _text,
 )
 from handoff.mail import MailError
-from handoff.notify import accepted_sms_text, unassigned_email, unassigned_sms_text
+from handoff.notify import accepted_sms_text, escalation_email, unassigned_email, unassigned_sms_text
 from handoff.offers import SEND_RETRY, lead_link
 from handoff.roster_cache import roster_for
 from handoff.scheduling import enqueue, job_id
@@ -68,6 +69,29 @@ def send_accepted(svc: Any, handoff_id: str) -> str:
         raise TransientSendError(f"handoff {h.id}: text to {h.rep_phone} failed; RQ will retry")
     enqueue(svc.queue, EMAIL_JOB, handoff_id, retry=EMAIL_RETRY)
     return sent.ref or "sms-failed"
+
+
+def resend_escalation(svc: Any, handoff_id: str) -> str:
+    """Send the SLA-missed email the escalation could not (RQ retries it; a sent one is not repeated)."""
+    now = utcnow()
+    with svc.sessions() as s:
+        h = s.get(Handoff, handoff_id)
+        if (h is None or h.escalated_at is None or h.due_at is None
+                or _already(s, h, Ev.EMAIL_SENT, "escalation")):
+            return "skipped"
+        lead, roster, rep = _context(svc, s, h)
+        moved = s.scalars(select(Event.data).where(Event.lead_id == h.lead_id, Event.type == Ev.REASSIGNED))
+        taker = next((d.get("rep") for d in moved if d.get("previous_handoff") == h.id), None)
+        nxt = next((r for r in roster.salespeople if r.name == taker), None)
+        msg = escalation_email(lead, rep, roster.managers_for(rep), h.created_at, h.due_at, now,
+                               lead_link(svc, lead.id), svc.settings.mail_from, nxt)
+    sent = _email(svc, msg)
+    with svc.sessions() as s:
+        _note_email(s, h, h.lead_id, "escalation", msg, sent)
+        s.commit()
+    if sent.error is not None:
+        raise MailError(f"handoff {handoff_id}: the SLA-missed email failed again: {sent.error}")
+    return "sent"
 
 
 def _told(s: Any, lead_id: str, type_: str) -> set[str]:

@@ -36,13 +36,14 @@ ESCALATE_JOB = "handoff.jobs.escalate"
 UNASSIGNED_JOB = "handoff.jobs.report_unassigned"
 ACCEPTED_JOB = "handoff.jobs.send_accepted"
 DRAIN_JOB = "handoff.jobs.offer_waiting"
+ESCALATION_MAIL_JOB = "handoff.jobs.resend_escalation"
 
 JOB_IDS = {
     DIAL_JOB: "handoff-dial-{}", WATCH_JOB: "handoff-watch-{}", HANG_UP_JOB: "handoff-hangup-{}",
     END_HOLD_JOB: "transfer-end-{}", SEND_JOB: "handoff-send-{}", EMAIL_JOB: "handoff-email-{}",
     REMIND_JOB: "handoff-remind-{}", ESCALATE_JOB: "handoff-escalate-{}",
     UNASSIGNED_JOB: "handoff-unassigned-{}", ACCEPTED_JOB: "handoff-accepted-{}",
-    DRAIN_JOB: "handoff-waiting-{}",
+    DRAIN_JOB: "handoff-waiting-{}", ESCALATION_MAIL_JOB: "handoff-escalation-mail-{}",
 }
 # Handoff.rep_call_sid while the dial request is in flight (claimed, Twilio has not answered yet).
 DIALING = "dialing"

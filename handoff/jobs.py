@@ -59,3 +59,8 @@ def report_unassigned(lead_id: str) -> str:
 def offer_waiting(_at: str) -> int:
     """A shift starts: offer the unassigned leads, oldest first, to the reps now on shift."""
     return waiting.drain(current())
+
+
+def resend_escalation(handoff_id: str) -> str:
+    """The managers' SLA-missed email failed when the deadline passed: send it again."""
+    return alerts.resend_escalation(current(), handoff_id)

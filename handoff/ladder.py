@@ -23,7 +23,7 @@ from bot.runtime.queueing import job_lost
 from bot.store.handoff_tables import Handoff, HandoffMode, HandoffStatus
 from bot.store.tables import Event, Lead, utcnow
 from bot.store.timeline import record
-from handoff.defaults import EMAIL_JOB, ESCALATE_JOB, REMIND_JOB, SEND_JOB
+from handoff.defaults import EMAIL_JOB, ESCALATE_JOB, ESCALATION_MAIL_JOB, REMIND_JOB, SEND_JOB
 from handoff.events import HandoffEvent as Ev
 from handoff.mail import MailError, send_mail
 from handoff.matching import open_handoff_counts
@@ -257,6 +257,8 @@ def escalate(svc: Any, handoff_id: str) -> str:
             _note_text(s, h, "reassigned", told)
         _note_email(s, h, h.lead_id, "escalation", msg, mailed)
         s.commit()
+    if mailed.error is not None:  # the managers must hear of the miss: try again a minute from now
+        enqueue(svc.queue, ESCALATION_MAIL_JOB, handoff_id, delay=60, retry=EMAIL_RETRY)
     return status.value
 
 
