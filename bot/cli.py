@@ -1,4 +1,4 @@
-"""The `leadbot` command: run (everything), web, worker, flows, roster."""
+"""The `leadbot` command: run (everything), web, worker, flows, roster, dnc."""
 
 from __future__ import annotations
 
@@ -76,10 +76,64 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_flows(args: argparse.Namespace) -> int:
-    """Delegate to the flow tools (check, try)."""
+    """Delegate to the flow tools (check, try); `check` also validates the calling rules."""
+    from bot.flows.cli import flows_dir
     from bot.flows.cli import main as flows_main
 
-    return flows_main(args.rest)
+    rest = list(args.rest)
+    if rest[:1] != ["check"]:
+        return flows_main(rest)
+    from bot.compliance.rules import RULES_FILE, load_rules
+
+    files = [a for a in rest[1:] if not a.startswith("-")]
+    rules = [f for f in files if os.path.basename(f) == RULES_FILE]
+    flows = [f for f in files if os.path.basename(f) != RULES_FILE]
+    code = flows_main(["check", *flows]) if flows or not files else 0
+    default = flows_dir() / RULES_FILE
+    for path in rules or ([] if files or not default.exists() else [os.path.relpath(default)]):
+        table, errors = load_rules(path)
+        for error in errors:
+            print(error)
+        if table is None:
+            print(f"{len(errors)} error(s) in {path}")
+            code = 1
+        else:
+            print(f"OK: {path}: federal window and {len(table.states)} state rule(s), {len(table.holidays)} holiday(s)")
+    return code
+
+
+def cmd_dnc(args: argparse.Namespace) -> int:
+    """`leadbot dnc import FILE.csv` adds numbers to the opt-outs; `leadbot dnc export` writes them all."""
+    import csv
+
+    from bot.compliance import optout
+    from bot.store import database as db
+
+    settings = Settings()
+    engine = db.make_engine(settings.db_url)
+    db.init_db(engine)
+    try:
+        with db.make_sessionmaker(engine)() as s:
+            if args.action == "export":
+                out = open(args.file, "w", newline="") if args.file else sys.stdout  # noqa: SIM115
+                count = optout.export_dnc(s, out)
+                if args.file:
+                    out.close()
+                print(f"exported {count} number(s)", file=sys.stderr)
+                return 0
+            if not args.file:
+                print("leadbot dnc import: give the CSV file to import", file=sys.stderr)
+                return 2
+            with open(args.file, newline="", encoding="utf-8-sig") as f:
+                report = optout.import_dnc(s, csv.reader(f), settings.default_region, args.source)
+            s.commit()
+    finally:
+        engine.dispose()
+    for line in report.errors:
+        print(f"{args.file}: {line}", file=sys.stderr)
+    print(f"imported {report.added} new number(s), {report.present} already on the list, "
+          f"{len(report.errors)} unreadable row(s)", file=sys.stderr)
+    return 1 if report.errors else 0
 
 
 def cmd_roster(args: argparse.Namespace) -> int:
@@ -107,6 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("action", choices=["check"])
     r.add_argument("file", nargs="?", help="a roster file (default: ROSTER_PATH)")
     r.set_defaults(func=cmd_roster)
+    d = sub.add_parser("dnc", help="import or export the do-not-contact (opt-out) list as CSV")
+    d.add_argument("action", choices=["import", "export"])
+    d.add_argument("file", nargs="?", help="CSV to read (import) or write (export; default stdout)")
+    d.add_argument("--source", default="dnc import", help="recorded as the opt-out's source")
+    d.set_defaults(func=cmd_dnc)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -53,7 +53,13 @@ class Settings(BaseSettings):
     dedupe_window_seconds: int = Field(600, alias="DEDUPE_WINDOW_SECONDS")
     twilio_timeout_seconds: float = Field(10.0, alias="TWILIO_TIMEOUT_SECONDS")
     ring_timeout_seconds: int = Field(25, alias="RING_TIMEOUT_SECONDS")
-    calling_hours: str = Field("08:00-21:00", alias="CALLING_HOURS")
+    # Unset: ivr_flows/calling_rules.yaml decides. Set: one window for every lead (see README).
+    calling_hours: str | None = Field(None, alias="CALLING_HOURS")
+    require_consent: bool = Field(True, alias="REQUIRE_CONSENT")
+    ack_text: bool = Field(False, alias="ACK_TEXT")
+    business_name: str = Field("leadbot", alias="BUSINESS_NAME")
+    # Calls and texts a second through Twilio; unset = 1 on real Twilio, unlimited on a simulator.
+    twilio_cps_setting: float | None = Field(None, alias="TWILIO_CPS")
     sweep_interval_seconds: float = Field(5.0, alias="SWEEP_INTERVAL_SECONDS")
     handoff_sla_seconds: int = Field(300, alias="HANDOFF_SLA_SECONDS")
     queue_name: str = Field("leadbot", alias="QUEUE_NAME")
@@ -73,6 +79,14 @@ class Settings(BaseSettings):
     def simulated_telephony(self) -> bool:
         """No Twilio credentials means the built-in simulator answers the REST calls."""
         return not self.twilio_account_sid
+
+    @property
+    def twilio_cps(self) -> float:
+        """Calls and texts per second for the shared limiter; 0 means unlimited."""
+        if self.twilio_cps_setting is not None:
+            return max(self.twilio_cps_setting, 0.0)
+        real = self.twilio_account_sid and not self.twilio_api_base_url
+        return 1.0 if real else 0.0
 
     @property
     def caller_id(self) -> str:

@@ -76,7 +76,8 @@ def create_lead():
     if isinstance(data, Response):
         return data
     try:
-        lead_in = LeadIn.model_validate(data, context={"region": svc.settings.default_region})
+        lead_in = LeadIn.model_validate(data, context={"region": svc.settings.default_region,
+                                                          "require_consent": svc.settings.require_consent})
     except ValidationError as exc:
         return json_error(422, "validation failed", field_errors(exc))
     key = request.headers.get("Idempotency-Key")

@@ -11,12 +11,12 @@ from sqlalchemy.orm import Session
 
 from bot.channels import conversation
 from bot.channels.conversation import RESUMABLE
-from bot.compliance import gate as compliance
+from bot.compliance import optout
 from bot.flows import engine, sms_render
 from bot.flows.errors import FlowsError
 from bot.flows.model import ActionKind
 from bot.runtime.services import Services
-from bot.store.tables import Conversation, Lead, LeadStatus, OptOut
+from bot.store.tables import Conversation, Lead, LeadStatus
 from bot.store.timeline import EventType, record
 
 log = logging.getLogger(__name__)
@@ -42,12 +42,16 @@ def sms_inbound(svc: Services, from_phone: str, body: str) -> str | None:
     if phone is None:
         return None
     with svc.sessions() as s:
-        if compliance.is_opt_out(body):
+        kind = optout.keyword(body)
+        if kind == "stop":
             conversation.opt_out(svc, s, phone, "sms keyword")
             s.commit()
             return None  # the carrier/Twilio sends the opt-out confirmation; a reply would be blocked
-        if body.strip().lower() in RESUBSCRIBE_WORDS and s.get(OptOut, phone) is not None:
-            s.delete(s.get(OptOut, phone))
+        if kind == "help":
+            return optout.help_text(svc.settings.business_name)
+        if (kind == "start" or body.strip().lower() in RESUBSCRIBE_WORDS) and optout.opt_in(s, phone):
+            for lead_id in s.scalars(select(Lead.id).where(Lead.phone == phone)):
+                record(s, lead_id, EventType.OPTED_IN, source="sms keyword")
             s.commit()
             return "You're subscribed again. Reply STOP at any time to opt out."
         reply = _rep_reply(svc, s, phone, body)

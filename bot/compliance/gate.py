@@ -1,84 +1,215 @@
-"""TCPA-style gate: calling hours in the lead's local time, consent, and opt-out."""
+"""The one gate every outbound touch passes: opt-out, consent, calling rules (windows, days, holidays, caps).
+
+Call `check_touch(svc, s, lead, channel)` before any call, text or email to a lead; on a refusal,
+`record_verdict(s, lead.id, verdict, touch)` writes the reason and the rule to the timeline.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
-from bot.flows import answers
-from bot.store.leads import OPT_OUTS
-from bot.store.prepared import joined
-from bot.store.tables import Lead, OptOut
+from bot.compliance.optout import OPTED_OUT, is_opt_out, opt_out, opted_out  # noqa: F401 - the gate's API
+from bot.compliance.rules import DEFAULT_RULES, RULES_FILE, CallingRules, Rule, RulesFile, parse_window
+from bot.store import clock, states
+from bot.store.leads import EVENTS, LEADS
+from bot.store.tables import Lead
+from bot.store.timeline import EventType, record
 
-# Every outbound attempt asks this: a prepared statement, not an ORM get (see bot.store.prepared).
-OPTED_OUT = select(OPT_OUTS.c.phone).where(OPT_OUTS.c.phone == bindparam("phone"))
-
+FALLBACK_ZONES = ("America/New_York", "America/Los_Angeles")  # unknown zone: inside the window in both
+CALL_EVENTS = (EventType.DIALING,)  # what counts as one call, and one text, towards the caps
+TEXT_EVENTS = (EventType.SMS_SENT,)
+DAY = timedelta(hours=24)
+# Touches to this number (any of its leads) since a time: the caps count people, not lead rows.
+TOUCHES = (select(func.count(), func.min(EVENTS.c.at))
+           .select_from(EVENTS.join(LEADS, LEADS.c.id == EVENTS.c.lead_id))
+           .where(LEADS.c.phone == bindparam("phone"), EVENTS.c.type.in_(bindparam("types", expanding=True)),
+                  EVENTS.c.at >= bindparam("since")))
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """May we contact now? If not, why, and when we may (None = never)."""
+    """May we touch this lead now? If not: why, which rule, and when we may (None = never)."""
 
     allowed: bool
     reason: str = ""
-    not_before: datetime | None = None
+    rule: str = ""
+    next_at: datetime | None = None
+
+    @property
+    def not_before(self) -> datetime | None:
+        """The old name of next_at."""
+        return self.next_at
 
 
-def parse_hours(spec: str) -> tuple[time, time]:
-    """'08:00-21:00' -> (08:00, 21:00)."""
-    start, end = (time.fromisoformat(p.strip()) for p in spec.split("-", 1))
-    return start, end
+@dataclass(frozen=True)
+class Jurisdiction:
+    """Every place the lead may be: its states, their rules (federal first) and the time zones to honour."""
+
+    states: tuple[str, ...]
+    rules: tuple[Rule, ...]
+    zones: tuple[ZoneInfo, ...]
 
 
-def _zones(lead: Lead) -> list[ZoneInfo]:
-    """Every zone the number may be in; unknown falls back to the strictest common US reading."""
-    names = [z for z in (lead.timezone or "").split(",") if z]
-    return [ZoneInfo(z) for z in names] or [ZoneInfo("America/New_York"), ZoneInfo("America/Los_Angeles")]
+def jurisdiction(lead: Lead, rules: CallingRules) -> Jurisdiction:
+    """The stated state, the ZIP's state and the number's states and zones, all at once (strictest wins)."""
+    stated = [states.state_code(getattr(lead, "state", None)), states.state_for_zip(getattr(lead, "zip", None))]
+    stated = [c for c in stated if c]
+    codes = tuple(dict.fromkeys([*stated, *_number_states(lead.phone)]))
+    # The number's zones are known exactly; a stated state may be anywhere in it, so all its zones count.
+    names = [z for z in (lead.timezone or "").split(",") if z] or _number_zones(lead.phone)
+    for code in stated:
+        names += states.zones_for_state(code)
+    zones = tuple(ZoneInfo(z) for z in dict.fromkeys(names or FALLBACK_ZONES))
+    return Jurisdiction(codes, (rules.federal, *(rules.states[c] for c in codes if c in rules.states)), zones)
 
 
-def next_window(zones: list[ZoneInfo], hours: tuple[time, time], now: datetime) -> datetime:
-    """`now` when it is inside the window in every zone, else the first instant that is."""
-    start, end = hours
+@lru_cache(maxsize=8192)
+def _number_states(phone: str) -> tuple[str, ...]:
+    try:
+        return tuple(states.states_for_number(phone))
+    except Exception:  # noqa: BLE001 - an unparsable stored number just has no area-code state
+        return ()
 
-    def inside(t: datetime) -> bool:
-        return all(start <= t.astimezone(z).time() < end for z in zones)
 
-    if inside(now):
+@lru_cache(maxsize=8192)
+def _number_zones(phone: str) -> list[str]:
+    try:
+        return states.zones_for_number(phone)
+    except Exception:  # noqa: BLE001
+        return []
+
+
+def _blocker(j: Jurisdiction, rules: CallingRules, t: datetime, timed: bool) -> tuple[str, str] | None:
+    """(rule, reason) that forbids a touch at `t`, or None when every rule allows it."""
+    for zone in j.zones:
+        local = t.astimezone(zone)
+        for holiday in rules.holidays:
+            if holiday.falls_on(local.date()):
+                return "holiday", f"holiday ({holiday.name}): no automated outreach"
+        if not timed:
+            continue
+        for rule in j.rules:
+            window = rule.window_on(local.weekday())
+            if window is None:
+                return rule.name, f"{rule.name}: no calls on {local.strftime('%A')}s"
+            if not window[0] <= local.time() < window[1]:
+                return rule.name, f"{rule.name}: calls only {_hhmm(window)} local time"
+    return None
+
+
+def next_allowed(j: Jurisdiction, rules: CallingRules, now: datetime, timed: bool = True) -> datetime:
+    """`now` when every rule allows a touch, else the first instant that does (within 15 days).
+
+    The allowed time is an intersection of intervals, so it opens at `now`, at a window's start or
+    at a local midnight in one of the zones: only those instants need checking.
+    """
+    if _blocker(j, rules, now, timed) is None:
         return now
-    # Step in 5-minute increments over two days: simple, exact enough, and fast (<600 checks).
-    t = now.replace(second=0, microsecond=0)
-    for _ in range(2 * 24 * 12):
-        t += timedelta(minutes=5)
-        if inside(t):
+    starts = {r.window_on(d)[0] for r in j.rules for d in range(7) if r.window_on(d)} if timed else set()
+    candidates = set()
+    for zone in j.zones:
+        day = now.astimezone(zone).date()
+        for n in range(16):
+            d = day + timedelta(days=n)
+            for at in (*starts, datetime.min.time()):
+                t = datetime.combine(d, at, tzinfo=zone).astimezone(UTC)
+                if t > now:
+                    candidates.add(t)
+    for t in sorted(candidates):
+        if _blocker(j, rules, t, timed) is None:
             return t
-    raise ValueError(f"calling hours {start}-{end} never overlap across zones {zones}")
+    raise ValueError(f"no allowed time within 15 days for zones {j.zones} (check {RULES_FILE})")
 
 
-def check(session: Session, lead: Lead, hours_spec: str, now: datetime | None = None) -> Verdict:
-    """The gate every outbound call or text passes through."""
-    now = now or datetime.now(UTC)
-    if joined(session.connection()).first(OPTED_OUT, {"phone": lead.phone}) is not None:
-        return Verdict(False, "number opted out")
-    if lead.channel == "email":
-        return Verdict(True)
-    if not lead.consent:
-        return Verdict(False, "no consent on record")
-    when = next_window(_zones(lead), parse_hours(hours_spec), now)
+def parse_hours(spec: str) -> tuple[Any, Any]:
+    """'08:00-21:00' -> (08:00, 21:00) (the old name of rules.parse_window)."""
+    return parse_window(spec)
+
+
+def next_window(zones: list[ZoneInfo], hours: tuple[Any, Any], now: datetime) -> datetime:
+    """The first instant from `now` inside `hours` in every zone (one window, no holidays)."""
+    j = Jurisdiction((), (Rule("hours", hours),), tuple(zones))
+    return next_allowed(j, CallingRules(j.rules[0]), now)
+
+
+def check(session: Session, lead: Lead, channel: str | None = None, now: datetime | None = None,
+          rules: CallingRules | None = None, require_consent: bool = True) -> Verdict:
+    """The gate: may `channel` (call, sms, email; default the lead's) touch this lead at `now`?"""
+    now = now or clock.now()
+    rules = rules or DEFAULT_RULES
+    channel = channel or lead.channel
+    if opted_out(session, lead.phone):
+        return Verdict(False, "opted out", "opt-out")
+    if channel != "email" and require_consent and not lead.consent:
+        return Verdict(False, "no consent on record", "consent")
+    j = jurisdiction(lead, rules)
+    timed = channel != "email"  # calling-hour laws cover calls and texts; holidays cover everything
+    when = next_allowed(j, rules, now, timed)
     if when > now:
-        return Verdict(False, "outside calling hours in the lead's time zone", when)
-    return Verdict(True)
+        rule, why = _blocker(j, rules, now, timed) or ("", "")
+        return _deferred(rule, why, when, j)
+    cap_rule, cap, types = _cap(j, rules, channel)
+    if cap is None:
+        return Verdict(True)
+    phone = {"phone": lead.phone, "types": list(types), "since": (now - DAY).replace(tzinfo=None)}
+    count, oldest = session.execute(TOUCHES, phone).one()
+    if count < cap:
+        return Verdict(True)
+    free = oldest.replace(tzinfo=UTC) + DAY
+    what = "calls" if channel == "call" else "texts"
+    return _deferred(cap_rule, f"{cap_rule}: {cap} {what} in 24 h reached", next_allowed(j, rules, free, timed), j)
 
 
-def is_opt_out(text: str | None) -> bool:
-    """True for a carrier opt-out keyword (STOP, UNSUBSCRIBE, ...) or a plain "stop texting me"."""
-    return answers.is_opt_out(text or "")
+def _cap(j: Jurisdiction, rules: CallingRules, channel: str) -> tuple[str, int | None, tuple[str, ...]]:
+    """The strictest cap for this channel: (the rule's name, the cap, the events that count)."""
+    if channel == "sms":
+        return "texts_per_day", rules.texts_per_day, TEXT_EVENTS
+    caps = [(r.calls_per_24h, r.name) for r in j.rules if r.calls_per_24h is not None]
+    if channel != "call" or not caps:
+        return "", None, ()
+    cap, name = min(caps)
+    return name, cap, CALL_EVENTS
 
 
-def opt_out(session: Session, phone: str, source: str) -> None:
-    """Record an opt-out (idempotent)."""
-    if session.get(OptOut, phone) is None:
-        session.add(OptOut(phone=phone, source=source))
+def _deferred(rule: str, why: str, when: datetime, j: Jurisdiction) -> Verdict:
+    """A refusal until `when`, with the time shown in the lead's first zone."""
+    local = when.astimezone(j.zones[0]).isoformat(timespec="minutes")
+    return Verdict(False, f"{why}; next at {local}", rule, when)
+
+
+def _hhmm(window: tuple[Any, Any]) -> str:
+    return f"{window[0].strftime('%H:%M')}-{window[1].strftime('%H:%M')}"
+
+
+def rules_for(svc: Any) -> CallingRules:
+    """The services' table (re-read when edited), with CALLING_HOURS as the window for everyone when set."""
+    table = svc.extras.get("calling_rules")
+    if table is None:
+        table = svc.extras["calling_rules"] = RulesFile(svc.settings.flows_dir / RULES_FILE)
+    rules = table.current()
+    hours = svc.settings.calling_hours
+    return rules.override_hours(parse_window(hours)) if hours else rules
+
+
+def check_touch(svc: Any, session: Session, lead: Lead, channel: str | None = None,
+                now: datetime | None = None) -> Verdict:
+    """check() with the services' rules and REQUIRE_CONSENT: what every send path calls."""
+    return check(session, lead, channel, now, rules_for(svc), svc.settings.require_consent)
+
+
+def record_verdict(session: Session, lead_id: str, verdict: Verdict, touch: str) -> None:
+    """Put a refusal in the timeline: `scheduled` (with next_at) or `blocked`, naming the rule."""
+    if verdict.allowed:
+        return
+    if verdict.next_at is None:
+        record(session, lead_id, EventType.BLOCKED, reason=verdict.reason, rule=verdict.rule, touch=touch)
+        return
+    record(session, lead_id, EventType.SCHEDULED, reason=verdict.reason, rule=verdict.rule, touch=touch,
+           not_before=verdict.next_at.astimezone(UTC).isoformat())

@@ -14,7 +14,7 @@ from bot.flows.errors import FlowError, FlowNotFound
 from bot.flows.loader import load_flow
 from bot.flows.model import Flow
 from bot.flows.registry import FlowRegistry
-from bot.flows.routing import ROUTING_FILE, load_routing
+from bot.flows.routing import NOT_FLOWS, ROUTING_FILE, load_routing
 
 DEFAULT_FLOWS_DIR = Path(__file__).resolve().parents[2] / "ivr_flows"
 
@@ -48,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
 def check(files: Sequence[Path], out: TextIO) -> int:
     """Print every error in `files` (or the flows folder); 0 when all are valid."""
     folder = flows_dir()
-    paths = [_shown(p) for p in files or sorted(folder.glob("*.yaml"))]
+    found = [p for p in sorted(folder.glob("*.yaml")) if p.name not in NOT_FLOWS or p.name == ROUTING_FILE]
+    paths = [_shown(p) for p in files or found]
     if not paths:
         print(f"no flow files found in {folder}", file=out)
         return 1
@@ -85,7 +86,7 @@ def _valid_ids(folder: Path, skip: Sequence[Path]) -> set[str]:
     """Ids of valid flows in `folder` not already checked (routing may point at them)."""
     ids = set()
     for path in folder.glob("*.yaml"):
-        if path.name != ROUTING_FILE and path not in skip:
+        if path.name not in NOT_FLOWS and path not in skip:
             flow, _ = load_flow(path)
             if flow is not None:
                 ids.add(flow.id)

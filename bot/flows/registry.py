@@ -13,7 +13,7 @@ from bot.flows.answers import warm as warm_parsers
 from bot.flows.errors import FlowError, FlowNotFound
 from bot.flows.loader import load_flow_bytes, load_flow_text, version_of
 from bot.flows.model import Flow
-from bot.flows.routing import ROUTING_FILE, Routing, load_routing
+from bot.flows.routing import NOT_FLOWS, ROUTING_FILE, Routing, load_routing
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class FlowRegistry:
             self._checked_at = now
             present = set()
             for path in sorted(self.flows_dir.glob("*.yaml")):
-                if path.name == ROUTING_FILE:
+                if path.name in NOT_FLOWS:
                     continue
                 present.add(path)
                 self._check_file(path)

@@ -43,6 +43,9 @@ MARK_PLACED = (update(ATTEMPTS)
                        updated_at=bindparam("at")))
 
 
+OPTED_OUT = compliance.Verdict(False, "opted out", "opt-out")
+
+
 class TransientDialError(RuntimeError):
     """Twilio or the network failed in a way a retry can fix; RQ retries the job."""
 
@@ -96,9 +99,16 @@ def _claim(
         attempt = s.scalar(select(Attempt).where(Attempt.lead_id == lead_id, Attempt.status == "placing"))
         return (attempt, lead) if attempt is not None else None
     if lead.status not in DISPATCHABLE:
+        if lead.status == LeadStatus.OPTED_OUT.value:  # a touch planned before the opt-out: say it stopped
+            compliance.record_verdict(s, lead_id, OPTED_OUT, lead.channel)
+            s.commit()
         return None
     was_received = lead.status == LeadStatus.RECEIVED.value
-    verdict = compliance.check(s, lead, svc.settings.calling_hours, now)
+    verdict = compliance.check_touch(svc, s, lead, lead.channel, now)
+    if was_received and svc.settings.ack_text and lead.channel == "call":
+        from bot.jobs.ack import enqueue_ack
+
+        enqueue_ack(svc, s, lead.id, verdict.next_at if not verdict.allowed else None)
     if not verdict.allowed:
         if was_received:
             record(s, lead_id, EventType.QUEUED, at=_queued_at())
@@ -156,17 +166,15 @@ def _open_attempt(svc: Services, s, lead: Lead, was_received: bool) -> tuple[Att
 
 
 def _hold(svc: Services, s, lead: Lead, verdict: compliance.Verdict) -> None:  # noqa: ANN001
-    """Outside hours: schedule for the window. Never allowed: stop for good, with the reason."""
-    if verdict.not_before is not None:
+    """Not now: schedule for the next allowed moment. Never allowed: stop for good. Either way, say why."""
+    compliance.record_verdict(s, lead.id, verdict, lead.channel)
+    if verdict.next_at is not None:
         lead.status, lead.status_reason = LeadStatus.SCHEDULED.value, verdict.reason
-        at = verdict.not_before.astimezone(UTC)
-        record(s, lead.id, EventType.SCHEDULED, reason=verdict.reason, not_before=at.isoformat())
+        at = verdict.next_at.astimezone(UTC)
         svc.queue.enqueue_at(at, "bot.jobs.dispatch.contact", lead.id, job_id=f"contact-{lead.id}-{int(at.timestamp())}")
         return
-    opted = "opted out" in verdict.reason
-    lead.status = (LeadStatus.OPTED_OUT if opted else LeadStatus.FAILED).value
+    lead.status = (LeadStatus.OPTED_OUT if verdict.rule == "opt-out" else LeadStatus.FAILED).value
     lead.status_reason = verdict.reason
-    record(s, lead.id, EventType.BLOCKED, reason=verdict.reason)
 
 
 def place(svc: Services, attempt_id: str) -> str:
@@ -180,6 +188,12 @@ def _place(svc: Services, s, attempt: Attempt, lead: Lead) -> str:  # noqa: ANN0
     """place() on a given session, with the attempt and its lead already loaded."""
     if attempt.error == "ambiguous" and _adopt_existing(svc, s, attempt, lead):
         return "adopted"
+    if attempt.tries > 1 and compliance.opted_out(s, lead.phone):  # opted out while this retry waited
+        attempt.status, attempt.error = "failed", "opted out"
+        lead.status, lead.status_reason = LeadStatus.OPTED_OUT.value, "opted out"
+        compliance.record_verdict(s, lead.id, OPTED_OUT, lead.channel)
+        s.commit()
+        return "blocked"
     started = utcnow()
     try:
         sid = _send(svc, s, lead, attempt)

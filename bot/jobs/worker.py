@@ -15,7 +15,7 @@ from rq.worker import WorkerStatus
 from rq.worker_pool import WorkerPool
 
 from bot.jobs.sweeper import sweep_once_locked
-from bot.runtime import queueing
+from bot.runtime import pacing, queueing
 from bot.runtime.services import current
 from bot.settings import Settings
 
@@ -80,13 +80,50 @@ class LeadWorker(SimpleWorker):
         super().set_state(state, pipeline=pipeline)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
-        """SimpleWorker's, with the 'idle' state and the heartbeat after the job in one round trip."""
-        execution = self.prepare_execution(job)
-        self.perform_job(job, queue, execution)
+        """SimpleWorker's, with the 'idle' state and the heartbeat after the job in one round trip.
+
+        A low-priority job first waits for a free TWILIO_CPS slot, and goes back to the front of
+        its queue if a fresh lead arrives meanwhile: a worker is never stuck behind retries.
+        """
+        low = queue.name.endswith(queueing.LOW_SUFFIX)
+        if low and not self._admit(job, queue):
+            return
+        level = pacing.priority.set(pacing.LOW if low else pacing.HIGH)
+        try:
+            execution = self.prepare_execution(job)
+            self.perform_job(job, queue, execution)
+        finally:
+            pacing.priority.reset(level)
+            pacing.prepaid.set(False)
         with self.connection.pipeline(transaction=False) as pipe:
             self.set_state(WorkerStatus.IDLE, pipeline=pipe)
             self.heartbeat(pipeline=pipe)
             pipe.execute()
+
+    def _admit(self, job: Job, queue: Queue) -> bool:
+        """Take a slot for a low-priority job before running it; False when it went back to its queue."""
+        limiter = current().limiter
+        if limiter.cps <= 0:
+            return True
+        try:
+            while True:
+                if limiter.try_acquire(pacing.LOW) is not None:
+                    pacing.prepaid.set(True)  # the job's first send uses this slot
+                    return True
+                if self.connection.llen(limiter.high_queue_key):
+                    queue.push_job_id(job.id, at_front=True)
+                    return False
+                time.sleep(pacing.LOW_POLL_S)
+        except redis.RedisError as exc:  # the job's own send falls back to 1 per second
+            log.warning("pacing: admission without redis: %s", exc)
+            return True
+
+    def unsubscribe(self) -> None:
+        """Stop RQ's pubsub thread before unsubscribing: else, when the thread reads the unsubscribe
+        reply first, it waits out its 60 s sleep before the worker can exit."""
+        if getattr(self, "pubsub_thread", None) is not None:
+            self.pubsub_thread.stop(timeout=0)
+        super().unsubscribe()
 
     def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
         """RQ writes the job's heartbeat here in a round trip of its own; the success or failure
@@ -139,11 +176,12 @@ def run(settings: Settings, processes: int = 1, burst: bool = False) -> None:
     logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
     if processes <= 1:
         svc = current()
-        LeadWorker([svc.queue], connection=svc.redis).work(with_scheduler=True, burst=burst)
+        LeadWorker([svc.queue, svc.low_queue], connection=svc.redis).work(with_scheduler=True, burst=burst)
         return
     # The pool forks its workers: build no DB engine here, or they would share its SQLite
     # connections across fork. Each worker builds its own services in LeadWorker.work().
     _preload()
-    pool = WorkerPool([settings.queue_name], connection=queueing.connect(settings), num_workers=processes,
+    queues = [settings.queue_name, queueing.low_queue_name(settings)]  # fresh leads first
+    pool = WorkerPool(queues, connection=queueing.connect(settings), num_workers=processes,
                       worker_class=LeadWorker)
     pool.start(burst=burst)

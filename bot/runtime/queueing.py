@@ -17,6 +17,7 @@ from bot.settings import Settings
 log = logging.getLogger(__name__)
 
 CONTACT_JOB = "bot.jobs.dispatch.contact"
+LOW_SUFFIX = "-low"
 JOB_TIMEOUT_S = 30  # a stuck Twilio request must not starve the queue
 STARTED_GRACE_S = 10  # past its timeout, a job still 'started' belongs to a dead worker
 # Transient failures (5xx, 429, connection) back off: 1 s, 3 s, 10 s, 30 s, 60 s.
@@ -38,8 +39,34 @@ def connect(settings: Settings) -> redis.Redis:
 
 
 def make_queue(conn: redis.Redis, settings: Settings) -> Queue:
-    """The one queue leadbot's jobs go through."""
+    """The high-priority queue: fresh leads and everything that cannot wait (handoffs)."""
     return Queue(settings.queue_name, connection=conn, default_timeout=JOB_TIMEOUT_S)
+
+
+def low_queue_name(settings: Settings) -> str:
+    """The low-priority queue's name, e.g. 'leadbot-low'."""
+    return settings.queue_name + LOW_SUFFIX
+
+
+def make_low_queue(conn: redis.Redis, settings: Settings) -> Queue:
+    """The low-priority queue: retries, nurture and backfill. Workers list it after the main one."""
+    return Queue(low_queue_name(settings), connection=conn, default_timeout=JOB_TIMEOUT_S)
+
+
+def enqueue_low(low_queue: Queue, func: str, *args: object, at: datetime | None = None,
+                delay: timedelta | None = None, **options: object) -> Job:
+    """Enqueue low-priority work (a retry, a nurture step, a backfill) by import path, now, at or after.
+
+    Its sends wait for a free TWILIO_CPS slot and give way to any fresh lead (bot.runtime.pacing),
+    and workers take it only when the main queue is empty. RQ options (job_id, retry, ...) pass through.
+    """
+    options.setdefault("result_ttl", 3600)
+    options.setdefault("failure_ttl", 7 * 86400)
+    if at is not None:
+        return low_queue.enqueue_at(at, func, *args, **options)
+    if delay is not None:
+        return low_queue.enqueue_in(delay, func, *args, **options)
+    return low_queue.enqueue(func, *args, **options)
 
 
 def job_state(conn: redis.Redis, job_id: str, now: datetime) -> str:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from twilio.rest import Client
 
 from bot.flows.registry import FlowRegistry
-from bot.runtime import queueing, twilio_client
+from bot.runtime import pacing, queueing, twilio_client
 from bot.settings import Settings
 from bot.store import database as db
 from bot.store.tables import FlowVersion
@@ -39,7 +39,18 @@ class Services:
     @cached_property
     def twilio(self) -> Client:
         """The official Twilio client (pointed at the simulator or an emulator when configured)."""
-        return twilio_client.make_client(self.settings, timeout=self.settings.twilio_timeout_seconds)
+        return twilio_client.make_client(self.settings, timeout=self.settings.twilio_timeout_seconds,
+                                         limiter=self.limiter)
+
+    @cached_property
+    def limiter(self) -> pacing.Limiter:
+        """TWILIO_CPS for every call and text, shared through Redis; fresh leads go first."""
+        return pacing.Limiter(self.redis, self.settings.twilio_cps, self.queue.key)
+
+    @cached_property
+    def low_queue(self) -> Queue:
+        """Retries, nurture and backfill: workers take these only when no fresh lead waits."""
+        return queueing.make_low_queue(self.redis, self.settings)
 
     @cached_property
     def flows(self) -> FlowRegistry:

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from bot.runtime import pacing
 from bot.settings import Settings
 
 # Twilio REST errors that no retry can fix: the lead is marked failed with the reason.
@@ -33,7 +34,21 @@ LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 SIMULATOR_ACCOUNT_SID = "AC" + "0" * 32
 
 
-class RebasedHttpClient(TwilioHttpClient):
+class PacedHttpClient(TwilioHttpClient):
+    """Every call or text created through the official client waits for the shared limiter first."""
+
+    limiter: pacing.Limiter | None = None
+
+    def request(self, method, url, params=None, data=None, headers=None, auth=None,  # noqa: ANN001
+                timeout=None, allow_redirects=False):
+        """Take a slot from TWILIO_CPS for Calls.json and Messages.json, then send."""
+        if self.limiter is not None and pacing.is_send(method, url):
+            self.limiter.acquire()
+        return super().request(method, url, params=params, data=data, headers=headers, auth=auth,
+                               timeout=timeout, allow_redirects=allow_redirects)
+
+
+class RebasedHttpClient(PacedHttpClient):
     """Sends every request the SDK makes to any *.twilio.com domain to one base URL instead."""
 
     def __init__(self, base_url: str, timeout: float = 10.0) -> None:
@@ -80,8 +95,9 @@ def api_base(settings: Settings) -> str | None:
     return None
 
 
-def make_client(settings: Settings, timeout: float = 10.0) -> Client:
+def make_client(settings: Settings, timeout: float = 10.0, limiter: pacing.Limiter | None = None) -> Client:
     """Build the official client; with a base URL, every domain it calls is redirected there."""
     base = api_base(settings)
-    http = RebasedHttpClient(base, timeout=timeout) if base else TwilioHttpClient(timeout=timeout)
+    http = RebasedHttpClient(base, timeout=timeout) if base else PacedHttpClient(timeout=timeout)
+    http.limiter = limiter
     return Client(account_sid(settings), auth_token(settings), http_client=http)

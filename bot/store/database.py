@@ -156,12 +156,30 @@ def init_db(engine: Engine, tries: int = 5) -> None:
     for attempt in range(tries):
         try:
             Base.metadata.create_all(engine)
+            _add_missing_columns(engine)
             _add_missing_indexes(engine)
             return
         except (OperationalError, ProgrammingError, IntegrityError):
             if attempt == tries - 1:
                 raise
             time.sleep(0.05 * (attempt + 1))
+
+
+def _add_missing_columns(engine: Engine) -> list[str]:
+    """ALTER TABLE ADD for each nullable column a table lacks (e.g. leads.state from a later release)."""
+    inspector = inspect(engine)
+    added = []
+    for table in Base.metadata.sorted_tables:
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in have and column.nullable:
+                kind = column.type.compile(dialect=engine.dialect)
+                with engine.begin() as conn:
+                    conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
+                added.append(f"{table.name}.{column.name}")
+    if added:
+        log.info("added missing columns: %s", ", ".join(added))
+    return added
 
 
 def _add_missing_indexes(engine: Engine) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
@@ -20,6 +21,7 @@ from pydantic import (
 from sqlalchemy import Connection, Table, bindparam, exists, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from bot.store import states
 from bot.store.database import WriterLock
 from bot.store.prepared import RawSession
 from bot.store.tables import Event, Lead, LeadStatus, OptOut, new_id, utcnow
@@ -39,6 +41,7 @@ TWIN_OR_OPT_OUT = select(
 )
 
 MAX_BODY_BYTES = 64 * 1024
+ZIP = re.compile(r"^\d{5}(-\d{4})?$")
 TRUTHY = {"1", "true", "yes", "on", "y", "t"}
 FALSY = {"0", "false", "no", "off", "n", "f", ""}
 
@@ -96,6 +99,8 @@ class LeadIn(BaseModel):
     page_url: str | None = Field(None, max_length=2048)
     message: str | None = Field(None, max_length=2000)
     language: Literal["en", "es"] = "en"
+    state: str | None = Field(None, max_length=40)  # US state, for the calling rules: "FL" or "Florida"
+    zip: str | None = Field(None, max_length=10)
 
     @field_validator("consent", mode="before")
     @classmethod
@@ -110,7 +115,8 @@ class LeadIn(BaseModel):
             raise ValueError("must be a boolean (true/false)")
         return v
 
-    @field_validator("email", "service", "source", "message", "consent_text", "page_url", mode="before")
+    @field_validator("email", "service", "source", "message", "consent_text", "page_url", "state", "zip",
+                     mode="before")
     @classmethod
     def _blank_is_none(cls, v: Any) -> Any:
         """An empty form field means 'not given'."""
@@ -122,6 +128,27 @@ class LeadIn(BaseModel):
         """Store phones as E.164; reject invalid or impossible numbers."""
         region = (info.context or {}).get("region", "US")
         return e164(parse_phone(v, region))
+
+    @field_validator("state")
+    @classmethod
+    def _state(cls, v: str | None) -> str | None:
+        """A US state's code or name, stored as the two-letter code."""
+        if v is None:
+            return None
+        code = states.state_code(v)
+        if code is None:
+            raise ValueError("not a US state: use its two-letter code (FL) or its name (Florida)")
+        return code
+
+    @field_validator("zip")
+    @classmethod
+    def _zip(cls, v: str | None) -> str | None:
+        """A US ZIP code, 12345 or 12345-6789."""
+        if v is None:
+            return None
+        if not ZIP.match(v) or states.state_for_zip(v) is None:
+            raise ValueError("not a US ZIP code: expected 12345 or 12345-6789")
+        return v
 
     @field_validator("email")
     @classmethod
@@ -170,11 +197,12 @@ class LeadIn(BaseModel):
         return self._email_raw
 
     @model_validator(mode="after")
-    def _channel_needs(self) -> LeadIn:
-        """An email lead needs an address; calls and texts need the prospect's consent (TCPA)."""
+    def _channel_needs(self, info: ValidationInfo) -> LeadIn:
+        """An email lead needs an address; calls and texts need the prospect's consent (TCPA, REQUIRE_CONSENT)."""
         if self.channel == "email" and not self.email:
             raise ValueError("email: required when channel is 'email'")
-        if self.channel in ("call", "sms") and not self.consent:
+        required = (info.context or {}).get("require_consent", True)
+        if self.channel in ("call", "sms") and not self.consent and required:
             raise ValueError(f"consent: required (true) before we may {self.channel} this number")
         return self
 
@@ -234,6 +262,7 @@ def create_lead(
         id=lead_id, name=data.name, phone=data.phone, email=data.email, service=data.service,
         channel=data.channel, source=data.source, message=data.message, language=data.language,
         region=phonenumbers.region_code_for_number(number), timezone=lead_timezone(number),
+        state=data.state, zip=data.zip,
         consent=data.consent, consent_at=now if data.consent else None,
         consent_text=" | ".join(x for x in (data.consent_version, data.consent_text) if x) or None,
         consent_ip=evidence.get("ip"), consent_user_agent=(evidence.get("user_agent") or "")[:512] or None,

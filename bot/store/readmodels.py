@@ -7,13 +7,22 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.store.tables import Attempt, Conversation, Lead
-from bot.store.timeline import timeline
+from bot.store.tables import Attempt, Conversation, Event, Lead, LeadStatus
+from bot.store.timeline import EventType, timeline
 
 
 def _iso(dt: Any) -> str | None:
     """ISO-8601 UTC or None."""
     return dt.isoformat() + "Z" if dt else None
+
+
+def next_contact_at(session: Session, lead: Lead) -> str | None:
+    """When a scheduled lead will be contacted: the latest deferral's time (None unless scheduled)."""
+    if lead.status != LeadStatus.SCHEDULED.value:
+        return None
+    at = session.scalar(select(Event.data).where(Event.lead_id == lead.id, Event.type == EventType.SCHEDULED)
+                        .order_by(Event.at.desc(), Event.id.desc()).limit(1))
+    return (at or {}).get("not_before")
 
 
 def lead_view(session: Session, lead_id: str) -> dict[str, Any] | None:
@@ -39,6 +48,9 @@ def lead_view(session: Session, lead_id: str) -> dict[str, Any] | None:
         "source": lead.source,
         "language": lead.language,
         "timezone": lead.timezone,
+        "state": lead.state,
+        "zip": lead.zip,
+        "next_contact_at": next_contact_at(session, lead),
         "created_at": _iso(lead.created_at),
         "consent": {
             "given": lead.consent, "at": _iso(lead.consent_at), "ip": lead.consent_ip,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from bot.store import clock
 
 
 class Base(DeclarativeBase):
@@ -16,8 +18,8 @@ class Base(DeclarativeBase):
 
 
 def utcnow() -> datetime:
-    """Naive UTC now: stored the same way on SQLite and PostgreSQL."""
-    return datetime.now(UTC).replace(tzinfo=None)
+    """Naive UTC now (from bot.store.clock): stored the same way on SQLite and PostgreSQL."""
+    return clock.now().replace(tzinfo=None)
 
 
 def new_id() -> str:
@@ -62,6 +64,8 @@ class Lead(Base):
     message: Mapped[str | None] = mapped_column(Text)
     language: Mapped[str] = mapped_column(String(8), default="en")
     region: Mapped[str | None] = mapped_column(String(4))
+    state: Mapped[str | None] = mapped_column(String(2))  # as the form gave it (calling rules)
+    zip: Mapped[str | None] = mapped_column(String(10))
     timezone: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(20), default=LeadStatus.RECEIVED.value, index=True)
     status_reason: Mapped[str | None] = mapped_column(Text)

@@ -36,6 +36,7 @@ class EventType:
     NURTURE = "nurture"
     DISQUALIFIED = "disqualified"
     OPTED_OUT = "opted_out"
+    OPTED_IN = "opted_in"
     FAILED = "failed"
 
 
