@@ -133,15 +133,18 @@ def drain(services, rounds: int = 10) -> int:  # noqa: ANN001
     from bot.jobs.worker import LeadWorker
 
     ran = 0
+    queues = [services.queue, services.low_queue]  # fresh leads first, then retries and nurture
     for _ in range(rounds):
-        registry = ScheduledJobRegistry(queue=services.queue)
-        for job_id in registry.get_job_ids():  # retries wait out their back-off; tests skip the wait
-            registry.remove(job_id)
-            services.queue._enqueue_job(Job.fetch(job_id, connection=services.redis))
-        if services.queue.count == 0:
+        for queue in queues:
+            registry = ScheduledJobRegistry(queue=queue)
+            for job_id in registry.get_job_ids():  # retries wait out their back-off; tests skip the wait
+                registry.remove(job_id)
+                queue._enqueue_job(Job.fetch(job_id, connection=services.redis))
+        waiting = sum(q.count for q in queues)
+        if waiting == 0:
             break
-        ran += services.queue.count
-        LeadWorker([services.queue], connection=services.redis).work(burst=True)
+        ran += waiting
+        LeadWorker(queues, connection=services.redis).work(burst=True)
     return ran
 
 
@@ -151,3 +154,12 @@ def lead_body(**overrides: object) -> dict[str, object]:
                                "service": "roofing", "consent": True, "source": "web"}
     body.update(overrides)
     return body
+
+
+@pytest.fixture
+def movable_clock() -> Iterator[object]:
+    """bot.store.clock, moved by the test (set_now, advance) and put back afterwards: time travel, no sleeping."""
+    from bot.store import clock
+
+    yield clock
+    clock.set_now(None)

@@ -129,7 +129,7 @@ class _Checker:
         window = self.window(node["window"], f"{where}.window", node.line_of("window")) if "window" in node else base
         source = node.get("source")
         if need_source and not (isinstance(source, str) and source.strip()):
-            self.error(node.line_of("source"), f"{where}.source", "required: cite the law or rule (a 'source:' line)")
+            self.error(node.line_of("source") if "source" in node else line, f"{where}.source", "required: cite the law or rule (a 'source:' line)")
         days: dict[int, Window | None] = {}
         days_node = node.get("days", MarkedDict())
         if self.mapping(days_node, f"{where}.days", node.line_of("days"), DAYS):

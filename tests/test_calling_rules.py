@@ -1,0 +1,176 @@
+"""The calling-rules table through intake, the contact job and the emulator, on a movable clock."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from app import create_app
+from bot.cli import main as leadbot
+from bot.compliance import gate
+from bot.compliance.rules import load_rules, load_rules_text
+from bot.runtime import services as runtime
+from bot.store.tables import Lead
+from tests.conftest import API_KEY, drain, lead_body, make_settings
+
+CHICAGO, NEW_YORK = ZoneInfo("America/Chicago"), ZoneInfo("America/New_York")
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+SHIPPED = Path(__file__).resolve().parent.parent / "ivr_flows" / "calling_rules.yaml"
+
+
+@pytest.fixture
+def table_app(tmp_path, db_url, redis_url, emulator):  # noqa: ANN001, ANN201
+    """The app with CALLING_HOURS unset: the shipped calling_rules.yaml decides."""
+    application = create_app(make_settings(tmp_path, db_url, redis_url, emulator.url, CALLING_HOURS=None))
+    svc = application.extensions["leadbot"]
+    runtime.use(svc)
+    yield application
+    runtime.use(None)
+    svc.close()
+
+
+def post(app, **fields) -> str:  # noqa: ANN001
+    resp = app.test_client().post("/leads", json=lead_body(**fields), headers=AUTH)
+    assert resp.status_code == 202, resp.get_json()
+    return resp.get_json()["id"]
+
+
+def view(app, lead_id: str) -> dict:  # noqa: ANN001
+    return app.test_client().get(f"/leads/{lead_id}", headers=AUTH).get_json()
+
+
+def deferrals(app, lead_id: str) -> list[dict]:  # noqa: ANN001
+    return [e["data"] for e in view(app, lead_id)["timeline"] if e["type"] == "scheduled"]
+
+
+def test_lead_at_half_past_ten_at_night_is_called_at_eight(table_app, emulator, movable_clock):
+    svc = table_app.extensions["leadbot"]
+    movable_clock.set_now(datetime(2026, 12, 2, 22, 30, tzinfo=CHICAGO))  # a Wednesday
+    lead_id = post(table_app, phone="+1 312 555 0100")  # Chicago, Illinois: the federal window
+    drain(svc, rounds=1)  # one pass: the deferred job is not yet due
+    got = view(table_app, lead_id)
+    assert emulator.of("/Calls.json") == []
+    assert got["status"] == "scheduled"
+    assert got["next_contact_at"] == "2026-12-03T14:00:00+00:00"  # 08:00 in Chicago
+    [deferred] = deferrals(table_app, lead_id)
+    assert deferred["rule"] == "federal"
+    assert deferred["reason"] == "federal: calls only 08:00-21:00 local time; next at 2026-12-03T08:00-06:00"
+    movable_clock.set_now(datetime(2026, 12, 3, 8, 0, tzinfo=CHICAGO))
+    drain(svc)  # the scheduled job comes due
+    assert len(emulator.of("/Calls.json")) == 1
+    assert view(table_app, lead_id)["next_contact_at"] is None
+
+
+def test_florida_allows_three_calls_in_24_hours(table_app, emulator, movable_clock):
+    svc = table_app.extensions["leadbot"]
+    start = datetime(2026, 12, 3, 10, 0, tzinfo=NEW_YORK)
+    ids = []
+    for n in range(4):  # four requests from one Miami number, each past the dedupe window
+        movable_clock.set_now(start + timedelta(minutes=15 * n))
+        ids.append(post(table_app, phone="+1 305 555 0100", service=f"job {n}"))
+        drain(svc, rounds=1)
+    assert len(emulator.of("/Calls.json")) == 3
+    last = view(table_app, ids[-1])
+    assert last["status"] == "scheduled"
+    [deferred] = deferrals(table_app, ids[-1])
+    assert deferred["rule"] == "FL"
+    assert deferred["reason"] == "FL: 3 calls in 24 h reached; next at 2026-12-04T10:00-05:00"
+    movable_clock.set_now(datetime(2026, 12, 4, 10, 0, tzinfo=NEW_YORK))
+    drain(svc)
+    assert len(emulator.of("/Calls.json")) == 4
+
+
+@pytest.mark.parametrize("where,at,rule,next_local", [
+    # A Florida lead on a New York number at 20:30 ET: Florida stops at 20:00, and in its Central
+    # panhandle too, so the next call is 08:00 Central (09:00 Eastern).
+    ({"state": "FL"}, datetime(2026, 12, 2, 20, 30, tzinfo=NEW_YORK), "FL", "2026-12-03T09:00-05:00"),
+    ({"zip": "33101"}, datetime(2026, 12, 2, 20, 30, tzinfo=NEW_YORK), "FL", "2026-12-03T09:00-05:00"),
+    # A New York number that says it lives in Hawaii, at 9:00 ET (4:00 in Honolulu).
+    ({"state": "Hawaii"}, datetime(2026, 12, 2, 9, 0, tzinfo=NEW_YORK), "federal", "2026-12-02T13:00-05:00"),
+])
+def test_a_ported_number_takes_the_stricter_stated_state(table_app, emulator, movable_clock, where, at, rule,
+                                                         next_local):
+    svc = table_app.extensions["leadbot"]
+    movable_clock.set_now(at)
+    lead_id = post(table_app, phone="+1 212 555 0100", **where)
+    drain(svc, rounds=1)
+    assert emulator.of("/Calls.json") == []
+    [deferred] = deferrals(table_app, lead_id)
+    assert deferred["rule"] == rule and deferred["reason"].endswith(f"next at {next_local}")
+
+
+def test_an_808_number_at_six_in_the_morning_waits_for_hawaii(table_app, emulator, movable_clock):
+    svc = table_app.extensions["leadbot"]
+    movable_clock.set_now(datetime(2026, 12, 2, 6, 0, tzinfo=ZoneInfo("Pacific/Honolulu")))  # 11:00 in New York
+    lead_id = post(table_app, phone="+1 808 555 0100", state="NY")
+    drain(svc, rounds=1)
+    assert emulator.of("/Calls.json") == []
+    assert view(table_app, lead_id)["next_contact_at"] == "2026-12-02T18:00:00+00:00"  # 08:00 in Honolulu
+
+
+def test_intake_names_a_bad_state_or_zip(table_app):
+    resp = table_app.test_client().post("/leads", json=lead_body(state="Atlantis", zip="1234"), headers=AUTH)
+    assert resp.status_code == 422
+    assert set(resp.get_json()["fields"]) == {"state", "zip"}
+
+
+def lead_in(phone: str, **fields) -> Lead:  # noqa: ANN003
+    from bot.store.leads import lead_timezone
+
+    return Lead(name="A", phone=phone, channel="call", consent=True, timezone=lead_timezone(phone), **fields)
+
+
+@pytest.mark.parametrize("phone,at,allowed,rule", [
+    ("+13125550100", datetime(2026, 12, 25, 12, 0, tzinfo=CHICAGO), False, "holiday"),
+    ("+16015550100", datetime(2026, 12, 6, 12, 0, tzinfo=CHICAGO), False, "MS"),  # Mississippi: no Sundays
+    ("+15125550100", datetime(2026, 12, 6, 11, 0, tzinfo=CHICAGO), False, "TX"),  # Texas: Sunday from noon
+    ("+15125550100", datetime(2026, 12, 6, 12, 0, tzinfo=CHICAGO), True, ""),
+    ("+14055550100", datetime(2026, 12, 3, 20, 5, tzinfo=CHICAGO), False, "OK"),  # Oklahoma: until 20:00
+])
+def test_days_and_holidays(services, phone, at, allowed, rule):
+    rules, _ = load_rules(SHIPPED)
+    with services.sessions() as s:
+        verdict = gate.check(s, lead_in(phone), "call", at, rules)
+    assert (verdict.allowed, verdict.rule) == (allowed, rule)
+    if not allowed:
+        assert verdict.next_at > at
+
+
+def test_require_consent_and_email_outside_hours(services):
+    rules, _ = load_rules(SHIPPED)
+    night = datetime(2026, 12, 3, 23, 0, tzinfo=CHICAGO)
+    lead = lead_in("+13125550100")
+    lead.consent = False
+    with services.sessions() as s:
+        assert gate.check(s, lead, "call", night, rules).rule == "consent"
+        assert gate.check(s, lead, "call", night, rules, require_consent=False).rule == "federal"
+        assert gate.check(s, lead, "email", night, rules).allowed  # no calling hours for email
+
+
+def test_the_table_is_validated_with_file_and_line():
+    text = ("federal:\n  window: '21:00-08:00'\n  source: TCPA\ntexts_per_day: -1\n"
+            "holidays:\n  - {date: '2026-13-01', name: x}\n"
+            "states:\n  FL:\n    window: '08:00-20:00'\n    days: {sunday: closed}\n  ZZ: {}\n")
+    rules, errors = load_rules_text(text, "calling_rules.yaml")
+    assert rules is None
+    shown = [str(e) for e in errors]
+    assert "calling_rules.yaml:2: federal.window: the window '21:00-08:00' must start before it ends" in shown[0]
+    assert any(s.startswith("calling_rules.yaml:4: texts_per_day:") for s in shown)
+    assert any(s.startswith("calling_rules.yaml:6: holidays[0].date:") for s in shown)
+    assert any(s.startswith("calling_rules.yaml:8: states.FL.source: required") for s in shown)
+    assert any(s.startswith("calling_rules.yaml:10: states.FL.days.sunday: unknown key") for s in shown)
+    assert any(s.startswith("calling_rules.yaml:11: states.ZZ: unknown key") for s in shown)
+
+
+def test_flows_check_covers_the_calling_rules(tmp_path, monkeypatch, capsys):
+    for name in ("prequal.yaml", "roofing.yaml", "routing.yaml"):
+        (tmp_path / name).write_text((SHIPPED.parent / name).read_text())
+    (tmp_path / "calling_rules.yaml").write_text(SHIPPED.read_text().replace('window: "08:00-21:00"', "window: 8"))
+    monkeypatch.setenv("FLOWS_DIR", str(tmp_path))
+    assert leadbot(["flows", "check"]) == 1
+    out = capsys.readouterr().out
+    assert "OK: 2 flow(s) valid (prequal, roofing)" in out
+    assert "calling_rules.yaml:14: federal.window: expected a window like '08:00-21:00', got '8'" in out
