@@ -16,6 +16,7 @@ from twilio.base.exceptions import TwilioRestException
 
 from bot.compliance import gate as compliance
 from bot.runtime.services import Services, current
+from bot.store import clock
 from bot.store.leads import insert_event
 from bot.store.prepared import joined
 from bot.store.tables import DISPATCHABLE, Attempt, Lead, LeadStatus, new_id, utcnow
@@ -70,8 +71,8 @@ def _queued_at() -> datetime | None:
     job = get_current_job()
     if job is None or job.enqueued_at is None:
         return None
-    at = job.enqueued_at
-    return at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo else at
+    at = job.enqueued_at if job.enqueued_at.tzinfo else job.enqueued_at.replace(tzinfo=UTC)
+    return clock.shifted(at).astimezone(UTC).replace(tzinfo=None)
 
 
 def claim(svc: Services, lead_id: str, now: datetime | None = None) -> str | None:

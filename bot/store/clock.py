@@ -22,3 +22,8 @@ def advance(delta: timedelta) -> None:
     """Move the clock forward by `delta`."""
     global _offset
     _offset += delta
+
+
+def shifted(real: datetime) -> datetime:
+    """A wall-clock time (e.g. when Redis enqueued a job) on this clock."""
+    return real + _offset
