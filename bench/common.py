@@ -77,10 +77,13 @@ def lead_json(phone: str) -> bytes:
 class FakeTwilio:
     """Answers Twilio's Calls.json like Twilio and records when each `To` number's call arrived."""
 
-    def __init__(self, latency: float = 0.0) -> None:
+    def __init__(self, latency: float = 0.0, cps: float = 0.0) -> None:
         """`latency` (s): how long Twilio takes to answer after the request arrived (real Twilio:
-        ~0.1-0.3 s to create a call); the arrival is stamped first, so it delays the worker, not the stamp."""
-        self.latency = latency
+        ~0.1-0.3 s to create a call); the arrival is stamped first, so it delays the worker, not the stamp.
+        `cps` > 0: calls per second the account allows, as a bucket of `cps` tokens refilled at `cps`
+        per second; a call beyond it gets 429 (error 20429) and is counted in `rejected`."""
+        self.latency, self.cps = latency, cps
+        self.tokens, self.refilled, self.rejected = cps, time.perf_counter(), 0
         self.arrivals: dict[str, float] = {}
         self.calls: dict[str, dict[str, str]] = {}  # To -> the Calls.json form plus the Sid we answered
         self.cond = threading.Condition()
@@ -97,7 +100,9 @@ class FakeTwilio:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
                 account = self.path.split("/")[3] if self.path.count("/") > 3 else ACCOUNT_SID
-                if self.path.endswith("/Calls.json") and "To" in form:
+                if self.path.endswith("/Calls.json") and "To" in form and not fake.take_token(at):
+                    self._send(429, {"code": 20429, "message": "Too Many Requests", "status": 429})
+                elif self.path.endswith("/Calls.json") and "To" in form:
                     sid = "CA" + secrets.token_hex(16)
                     with fake.cond:
                         fake.arrivals.setdefault(form["To"], at)
@@ -128,6 +133,19 @@ class FakeTwilio:
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
                                        daemon=True)
+
+    def take_token(self, at: float) -> bool:
+        """Spend one of the account's calls-per-second tokens; False (counted) when none is left."""
+        if self.cps <= 0:
+            return True
+        with self.cond:
+            self.tokens = min(self.cps, self.tokens + (at - self.refilled) * self.cps)
+            self.refilled = at
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return True
+            self.rejected += 1
+            return False
 
     def __enter__(self) -> FakeTwilio:
         self.thread.start()
@@ -269,10 +287,11 @@ def floor_env(data_dir: Path, redis_url: str, twilio_url: str) -> dict[str, str]
 
 
 def start_leadbot(data_dir: Path, redis_url: str, twilio_url: str, log_dir: Path, web_workers: int,
-                  worker_processes: int | None, with_worker: bool = True) -> Stack:
+                  worker_processes: int | None, with_worker: bool = True,
+                  env: dict[str, str | None] | None = None) -> Stack:
     """gunicorn 'app:create_app()' plus `leadbot worker` (its default --processes unless given)."""
     port = free_port()
-    stack = Stack("leadbot", leadbot_env(data_dir, redis_url, twilio_url, port), log_dir, port)
+    stack = Stack("leadbot", {**leadbot_env(data_dir, redis_url, twilio_url, port), **(env or {})}, log_dir, port)
     stack.spawn("web", gunicorn_args(port, "app:create_app()", web_workers))
     expected = 0
     if with_worker:
