@@ -174,3 +174,26 @@ def test_flows_check_covers_the_calling_rules(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "OK: 2 flow(s) valid (prequal, roofing)" in out
     assert "calling_rules.yaml:14: federal.window: expected a window like '08:00-21:00', got '8'" in out
+
+
+def test_the_acknowledgement_text_passes_the_same_gate(tmp_path, db_url, redis_url, emulator, movable_clock):
+    application = create_app(make_settings(tmp_path, db_url, redis_url, emulator.url, CALLING_HOURS=None,
+                                           ACK_TEXT="true"))
+    svc = application.extensions["leadbot"]
+    runtime.use(svc)
+    try:
+        movable_clock.set_now(datetime(2026, 12, 2, 22, 30, tzinfo=CHICAGO))
+        night = post(application, phone="+1 312 555 0100")
+        drain(svc, rounds=1)  # the deferral and the acknowledgement job, not the 08:00 call
+        assert emulator.of("/Messages.json") == []  # a text at 22:30 is outside the window too
+        blocked = [e["data"] for e in view(application, night)["timeline"] if e["type"] == "blocked"]
+        assert [(b["touch"], b["rule"]) for b in blocked] == [("ack_text", "federal")]
+        movable_clock.set_now(datetime(2026, 12, 3, 10, 0, tzinfo=CHICAGO))
+        post(application, phone="+1 312 555 0101")
+        drain(svc, rounds=1)
+        [text] = emulator.of("/Messages.json")
+        assert text["form"]["Body"] == ("Thanks, Ada! We got your request and will call you in a moment. "
+                                        "Reply STOP to opt out.")
+    finally:
+        runtime.use(None)
+        svc.close()

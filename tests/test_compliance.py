@@ -62,10 +62,10 @@ def test_gate_blocks_without_consent_and_after_opt_out(services):
     lead = Lead(name="A", phone="+15125550100", channel="call", consent=False, timezone="America/Chicago")
     noon = datetime(2026, 1, 15, 18, 0, tzinfo=UTC)
     with services.sessions() as s:
-        assert compliance.check(s, lead, "08:00-21:00", noon).reason == "no consent on record"
+        assert compliance.check(s, lead, "call", noon).reason == "no consent on record"
         lead.consent = True
-        assert compliance.check(s, lead, "08:00-21:00", noon).allowed
+        assert compliance.check(s, lead, "call", noon).allowed
         s.add(OptOut(phone="+15125550100", source="test"))
         s.flush()
-        verdict = compliance.check(s, lead, "08:00-21:00", noon)
+        verdict = compliance.check(s, lead, "call", noon)
         assert not verdict.allowed and verdict.not_before is None and "opted out" in verdict.reason

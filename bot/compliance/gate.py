@@ -26,6 +26,7 @@ FALLBACK_ZONES = ("America/New_York", "America/Los_Angeles")  # unknown zone: in
 CALL_EVENTS = (EventType.DIALING,)  # what counts as one call, and one text, towards the caps
 TEXT_EVENTS = (EventType.SMS_SENT,)
 DAY = timedelta(hours=24)
+CHANNELS = frozenset({"call", "sms", "email"})
 # Touches to this number (any of its leads) since a time: the caps count people, not lead rows.
 TOUCHES = (select(func.count(), func.min(EVENTS.c.at))
            .select_from(EVENTS.join(LEADS, LEADS.c.id == EVENTS.c.lead_id))
@@ -145,6 +146,8 @@ def check(session: Session, lead: Lead, channel: str | None = None, now: datetim
     now = now or clock.now()
     rules = rules or DEFAULT_RULES
     channel = channel or lead.channel
+    if channel not in CHANNELS:  # the old signature took CALLING_HOURS here: fail loudly, never guess
+        raise ValueError(f"channel must be one of {sorted(CHANNELS)}, got {channel!r}")
     if opted_out(session, lead.phone):
         return Verdict(False, "opted out", "opt-out")
     if channel != "email" and require_consent and not lead.consent:
@@ -195,7 +198,12 @@ def rules_for(svc: Any) -> CallingRules:
         table = svc.extras["calling_rules"] = RulesFile(svc.settings.flows_dir / RULES_FILE)
     rules = table.current()
     hours = svc.settings.calling_hours
-    return rules.override_hours(parse_window(hours)) if hours else rules
+    if not hours:
+        return rules
+    cached = svc.extras.get("calling_rules_override")
+    if cached is None or cached[0] is not rules:  # built once per table version, not per send
+        cached = svc.extras["calling_rules_override"] = (rules, rules.override_hours(parse_window(hours)))
+    return cached[1]
 
 
 def check_touch(svc: Any, session: Session, lead: Lead, channel: str | None = None,
