@@ -291,7 +291,8 @@ def start_leadbot(data_dir: Path, redis_url: str, twilio_url: str, log_dir: Path
                   env: dict[str, str | None] | None = None) -> Stack:
     """gunicorn 'app:create_app()' plus `leadbot worker` (its default --processes unless given)."""
     port = free_port()
-    stack = Stack("leadbot", {**leadbot_env(data_dir, redis_url, twilio_url, port), **(env or {})}, log_dir, port)
+    stack = Stack("leadbot", {**leadbot_env(data_dir, redis_url, twilio_url, port), **(env or {})}, log_dir,
+                  port)
     stack.spawn("web", gunicorn_args(port, "app:create_app()", web_workers))
     expected = 0
     if with_worker:

@@ -45,14 +45,15 @@ SLACK_MS = 100.0
 
 def burst(stack, path: str, fake: FakeTwilio, phones, n: int, cps: float,  # noqa: ANN001
           timeout: float | None = None) -> dict[str, float]:
-    """Send n leads at once; lateness of lead i = its dial time - (burst start + i/CPS), i by acceptance order."""
+    """Send n leads at once; how far the i-th call is behind first call + i/CPS, and more."""
     batch = [next(phones) for _ in range(n)]
     rejected0 = fake.rejected
     sent = fire(stack.port, [post_bytes(stack.port, path, lead_json(p)) for p in batch], None)
     t0 = min(s.sent for s in sent)
     arrivals = fake.wait_for(batch, timeout=timeout or n / cps + 30)
     order = sorted(range(n), key=lambda i: sent[i].answered)
-    by_accept = [(arrivals[batch[j]] - t0 - i / cps) * 1000 for i, j in enumerate(order) if batch[j] in arrivals]
+    by_accept = [(arrivals[batch[j]] - t0 - i / cps) * 1000
+                 for i, j in enumerate(order) if batch[j] in arrivals]
     ranked = sorted(arrivals.values())  # the k-th call out, whichever lead it was
     first = ranked[0] if ranked else t0
     paced = [(t - first - k / cps) * 1000 for k, t in enumerate(ranked)]
@@ -138,13 +139,15 @@ def main(argv: list[str] | None = None) -> int:
         ok = b["paced_max"] <= SLACK_MS and b["429"] == 0 and b["dialled"] == b["sent"]
         verdicts.append(f"burst: the i-th call at most {fmt(b['paced_max'])} ms after first call + i/CPS "
                         f"(≤ {SLACK_MS:g}), {b['429']} 429s — {'met' if ok else 'MISSED'}; from the burst's "
-                        f"first POST, at most {fmt(b['from_burst_max'])} ms after i/CPS, of which the first call "
+                        f"first POST, at most {fmt(b['from_burst_max'])} ms after i/CPS, of which the first "
+                        "call "
                         f"took {fmt(b['first'])} ms (the floor's first call: {fmt(fl['first'])} ms)")
         backlog(tmp / "leadbot", url, phones, args.backlog)
         time.sleep(2.0)  # the workers are deep in the retries
         f = fresh_during_backlog(bot, fake, phones, args.fresh, args.gap)
         limit = 1000 / args.cps + SLACK_MS
-        rows.append([f"{args.fresh} fresh during {args.backlog} due retries", "leadbot", f"{f['dialled']}/{f['sent']}",
+        rows.append([f"{args.fresh} fresh during {args.backlog} due retries", "leadbot",
+                     f"{f['dialled']}/{f['sent']}",
                      fmt(f["p50"]), fmt(f["p99"]), f"max {fmt(f['max'])}", "", "", "", str(f["429"])])
         ok = f["max"] <= limit and f["429"] == 0 and f["dialled"] == f["sent"]
         verdicts.append(f"fresh lead during a backlog: max {fmt(f['max'])} ms (≤ 1/CPS + {SLACK_MS:g} = "

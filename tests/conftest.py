@@ -158,7 +158,7 @@ def lead_body(**overrides: object) -> dict[str, object]:
 
 @pytest.fixture
 def movable_clock() -> Iterator[object]:
-    """bot.store.clock, moved by the test (set_now, advance) and put back afterwards: time travel, no sleeping."""
+    """bot.store.clock, moved by the test (set_now, advance) and put back afterwards: no sleeping."""
     from bot.store import clock
 
     yield clock

@@ -1,4 +1,4 @@
-"""Opt-out everywhere, at once: keywords, phrasings, keypress 9 and speech stop the next send; START, HELP, DNC files."""
+"""Opt-out everywhere, at once: keywords, phrasings, key 9 and speech stop the next send; START, HELP, DNC."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from app import create_app
 from bot.cli import main as leadbot
 from bot.runtime import services as runtime
 from bot.store.tables import Lead, OptOut
-from bot.twilio.twiml_player import CallLeg
 from bot.twilio.signature import sign
+from bot.twilio.twiml_player import CallLeg
 from tests.conftest import API_KEY, PUBLIC, drain, lead_body, make_settings
 from tests.test_conversation import poster, sms
 
@@ -72,7 +72,8 @@ def morning_blocks_the_call(app, emulator, movable_clock, lead_id: str) -> None:
     assert blocked == [{"reason": "opted out", "rule": "opt-out", "touch": "call"}]
 
 
-@pytest.mark.parametrize("body", ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT",
+@pytest.mark.parametrize("body", ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE",
+                                  "OPTOUT",
                                   "stop all", "Please stop texting me", "stop sending me messages"])
 def test_a_stop_text_blocks_the_scheduled_call(table_app, emulator, movable_clock, signed, body):
     lead_id = scheduled_lead(table_app, movable_clock)
@@ -81,8 +82,8 @@ def test_a_stop_text_blocks_the_scheduled_call(table_app, emulator, movable_cloc
 
 
 @pytest.mark.parametrize("press", [{"digits": "9"}, {"speech": "take me off your list"}])
-def test_keypress_9_or_speech_on_a_call_blocks_the_numbers_other_pending_call(table_app, emulator, movable_clock,
-                                                                              press):
+def test_keypress_9_or_speech_on_a_call_blocks_the_numbers_pending_call(table_app, emulator, movable_clock,
+                                                                        press):
     svc = table_app.extensions["leadbot"]
     pending = scheduled_lead(table_app, movable_clock)  # a lead for one service, waiting for the morning
     registry = ScheduledJobRegistry(queue=svc.queue)
@@ -102,7 +103,8 @@ def test_keypress_9_or_speech_on_a_call_blocks_the_numbers_other_pending_call(ta
     svc.queue.enqueue("bot.jobs.dispatch.contact", pending)  # the pending touch comes due
     drain(svc)
     assert len(emulator.of("/Calls.json")) == 1
-    assert [e["data"]["reason"] for e in timeline(table_app, pending) if e["type"] == "blocked"] == ["opted out"]
+    blocked = [e["data"]["reason"] for e in timeline(table_app, pending) if e["type"] == "blocked"]
+    assert blocked == ["opted out"]
 
 
 @pytest.mark.parametrize("word", ["START", "unstop"])
@@ -125,7 +127,8 @@ def test_dnc_import_and_export(table_app, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DATABASE_URL", svc.settings.db_url)
     monkeypatch.setenv("LEADBOT_DATA_DIR", str(tmp_path / "var"))
     src = tmp_path / "dnc.csv"
-    src.write_text("name,phone\nAda,+1 512 555 0100\nBob,(305) 555-0100\nAda again,512-555-0100\nEve,not a number\n")
+    src.write_text("name,phone\nAda,+1 512 555 0100\nBob,(305) 555-0100\nAda again,512-555-0100\n"
+                   "Eve,not a number\n")
     assert leadbot(["dnc", "import", str(src)]) == 1  # one unreadable row: reported, the rest imported
     err = capsys.readouterr().err
     assert "line 5: 'not a number'" in err and "imported 2 new number(s), 1 already on the list" in err

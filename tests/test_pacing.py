@@ -28,7 +28,8 @@ def paced_app(request, tmp_path, db_url, redis_url, emulator):  # noqa: ANN001, 
 
 
 def post(app, **fields) -> str:  # noqa: ANN001
-    resp = app.test_client().post("/leads", json=lead_body(**fields), headers={"Authorization": f"Bearer {API_KEY}"})
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+    resp = app.test_client().post("/leads", json=lead_body(**fields), headers=auth)
     assert resp.status_code == 202
     return resp.get_json()["id"]
 

@@ -60,8 +60,8 @@ class Jurisdiction:
 
 def jurisdiction(lead: Lead, rules: CallingRules) -> Jurisdiction:
     """The stated state, the ZIP's state and the number's states and zones, all at once (strictest wins)."""
-    stated = [states.state_code(getattr(lead, "state", None)), states.state_for_zip(getattr(lead, "zip", None))]
-    stated = [c for c in stated if c]
+    stated = [c for c in (states.state_code(getattr(lead, "state", None)),
+                          states.state_for_zip(getattr(lead, "zip", None))) if c]
     codes = tuple(dict.fromkeys([*stated, *_number_states(lead.phone)]))
     # The number's zones are known exactly; a stated state may be anywhere in it, so all its zones count.
     names = [z for z in (lead.timezone or "").split(",") if z] or _number_zones(lead.phone)
@@ -167,7 +167,8 @@ def check(session: Session, lead: Lead, channel: str | None = None, now: datetim
         return Verdict(True)
     free = oldest.replace(tzinfo=UTC) + DAY
     what = "calls" if channel == "call" else "texts"
-    return _deferred(cap_rule, f"{cap_rule}: {cap} {what} in 24 h reached", next_allowed(j, rules, free, timed), j)
+    when = next_allowed(j, rules, free, timed)
+    return _deferred(cap_rule, f"{cap_rule}: {cap} {what} in 24 h reached", when, j)
 
 
 def _cap(j: Jurisdiction, rules: CallingRules, channel: str) -> tuple[str, int | None, tuple[str, ...]]:

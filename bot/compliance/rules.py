@@ -11,9 +11,9 @@ from datetime import date, time
 from pathlib import Path
 from typing import Any
 
-from bot.store.states import STATES
 from bot.flows.errors import FlowError
 from bot.flows.yamlmarks import MarkedDict, MarkedList, parse_yaml, shown
+from bot.store.states import STATES
 
 RULES_FILE = "calling_rules.yaml"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -123,13 +123,16 @@ class _Checker:
             self.error(line, where, str(exc))
             return None
 
-    def rule(self, name: str, node: Any, where: str, line: int, base: Window, need_source: bool) -> Rule | None:
+    def rule(self, name: str, node: Any, where: str, line: int, base: Window,
+             need_source: bool) -> Rule | None:
         if not self.mapping(node, where, line, RULE_KEYS):
             return None
-        window = self.window(node["window"], f"{where}.window", node.line_of("window")) if "window" in node else base
+        window = (self.window(node["window"], f"{where}.window", node.line_of("window"))
+                  if "window" in node else base)
         source = node.get("source")
         if need_source and not (isinstance(source, str) and source.strip()):
-            self.error(node.line_of("source") if "source" in node else line, f"{where}.source", "required: cite the law or rule (a 'source:' line)")
+            self.error(node.line_of("source") if "source" in node else line, f"{where}.source",
+                       "required: cite the law or rule (a 'source:' line)")
         days: dict[int, Window | None] = {}
         days_node = node.get("days", MarkedDict())
         if self.mapping(days_node, f"{where}.days", node.line_of("days"), DAYS):
@@ -158,7 +161,8 @@ class _Checker:
                 year, month, day = (int(g) if g else None for g in match.groups())
                 date(year or 2024, month, day)  # 2024: a leap year, so 02-29 is a valid yearly date
             except ValueError:
-                self.error(item.line_of("date"), f"{where}.date", f"expected YYYY-MM-DD or MM-DD, got {raw!r}")
+                self.error(item.line_of("date"), f"{where}.date",
+                           f"expected YYYY-MM-DD or MM-DD, got {raw!r}")
                 continue
             found.append(Holiday(month, day, year, str(item.get("name") or raw)))
         return tuple(found)
@@ -181,8 +185,8 @@ def load_rules_text(text: str, path: str = RULES_FILE) -> tuple[CallingRules | N
     if check.mapping(states_node, "states", data.line_of("states"), tuple(STATES)):
         for code, node in states_node.items():
             if code in STATES and federal is not None:
-                rule = check.rule(str(code), node, f"states.{code}", states_node.line_of(code), federal.window,
-                                  need_source=True)
+                rule = check.rule(str(code), node, f"states.{code}", states_node.line_of(code),
+                                  federal.window, need_source=True)
                 if rule is not None:
                     states[str(code)] = rule
     holidays = check.holidays(data["holidays"], data.line_of("holidays")) if "holidays" in data else ()

@@ -123,7 +123,8 @@ OPT_OUT_KEYWORDS = frozenset(
 OPT_OUT_PHRASES = table(
     {
         "opt_out": "stop calling | stop calling me | stop texting | stop texting me | stop messaging me | "
-        "stop contacting me | stop sending me | stop sending messages | stop sending texts | stop the texts | "
+        "stop contacting me | stop sending me | stop sending messages | stop sending texts | "
+        "stop the texts | "
         "stop the calls | quit calling | quit calling me | quit texting | dont call | dont call me | "
         "do not call | do not call me | dont text me | do not text | do not contact me | "
         "dont contact me | take me off | take me off your list | remove me | remove my number | "

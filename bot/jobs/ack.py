@@ -54,8 +54,9 @@ def send_ack(lead_id: str, call_at: str | None = None) -> str:
                                                                  if call_at else None, now))
         try:
             msg = svc.twilio.messages.create(to=lead.phone, from_=svc.settings.caller_id, body=body)
-        except (TwilioRestException, requests.RequestException) as exc:  # a courtesy text: logged, not retried
-            record(s, lead.id, EventType.FAILED, reason=f"acknowledgement text: {exc}"[:500], touch="ack_text")
+        except (TwilioRestException, requests.RequestException) as exc:  # a courtesy: logged, not retried
+            reason = f"acknowledgement text: {exc}"[:500]
+            record(s, lead.id, EventType.FAILED, reason=reason, touch="ack_text")
             s.commit()
             return "failed"
         record(s, lead.id, EventType.SMS_SENT, sid=msg.sid, kind="ack", body=body)

@@ -198,7 +198,7 @@ class LeadIn(BaseModel):
 
     @model_validator(mode="after")
     def _channel_needs(self, info: ValidationInfo) -> LeadIn:
-        """An email lead needs an address; calls and texts need the prospect's consent (TCPA, REQUIRE_CONSENT)."""
+        """An email lead needs an address; calls and texts need consent unless REQUIRE_CONSENT=false."""
         if self.channel == "email" and not self.email:
             raise ValueError("email: required when channel is 'email'")
         required = (info.context or {}).get("require_consent", True)
