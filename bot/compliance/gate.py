@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from bot.compliance.optout import OPTED_OUT, is_opt_out, opt_out, opted_out  # noqa: F401 - the gate's API
@@ -28,10 +28,11 @@ TEXT_EVENTS = (EventType.SMS_SENT,)
 DAY = timedelta(hours=24)
 CHANNELS = frozenset({"call", "sms", "email"})
 # Touches to this number (any of its leads) since a time: the caps count people, not lead rows.
-TOUCHES = (select(func.count(), func.min(EVENTS.c.at))
+TOUCHES = (select(EVENTS.c.at)
            .select_from(EVENTS.join(LEADS, LEADS.c.id == EVENTS.c.lead_id))
            .where(LEADS.c.phone == bindparam("phone"), EVENTS.c.type.in_(bindparam("types", expanding=True)),
-                  EVENTS.c.at >= bindparam("since")))
+                  EVENTS.c.at >= bindparam("since"))
+           .order_by(EVENTS.c.at))
 
 
 @dataclass(frozen=True)
@@ -161,11 +162,13 @@ def check(session: Session, lead: Lead, channel: str | None = None, now: datetim
     cap_rule, cap, types = _cap(j, rules, channel)
     if cap is None:
         return Verdict(True)
+    if cap == 0:
+        return Verdict(False, f"{cap_rule}: no automated {channel} allowed", cap_rule)
     phone = {"phone": lead.phone, "types": list(types), "since": (now - DAY).replace(tzinfo=None)}
-    count, oldest = session.execute(TOUCHES, phone).one()
-    if count < cap:
+    times = session.scalars(TOUCHES, phone).all()
+    if len(times) < cap:
         return Verdict(True)
-    free = oldest.replace(tzinfo=UTC) + DAY
+    free = times[len(times) - cap].replace(tzinfo=UTC) + DAY  # when fewer than `cap` remain in 24 h
     what = "calls" if channel == "call" else "texts"
     when = next_allowed(j, rules, free, timed)
     return _deferred(cap_rule, f"{cap_rule}: {cap} {what} in 24 h reached", when, j)
