@@ -136,3 +136,18 @@ def test_the_handoff_sweepers_lookups_use_an_index_not_a_scan(tmp_path: Path):
     for func, stmt in lost_steps(utcnow()):
         plan = query_plan(tmp_path, stmt)
         assert "USING INDEX" in plan and "SCAN handoffs" not in plan, (func, plan)
+
+
+def test_init_db_adds_the_lead_columns_an_existing_table_lacks(db_url: str):
+    """A database from before the calling rules gets leads.state and leads.zip at the next boot."""
+    engine = db.make_engine(db_url)
+    try:
+        db.init_db(engine)
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE leads DROP COLUMN state"))
+            conn.execute(text("ALTER TABLE leads DROP COLUMN zip"))
+        db.init_db(engine)
+        assert {"state", "zip"} <= {c["name"] for c in inspect(engine).get_columns("leads")}
+        assert db._add_missing_columns(engine) == []
+    finally:
+        engine.dispose()
