@@ -95,3 +95,31 @@ def test_every_call_waits_for_its_slot_and_fresh_leads_dial_first(paced_app, emu
     assert calls[0]["form"]["To"] == "+15125550199"
     gaps = [b["at"] - a["at"] for a, b in zip(calls, calls[1:], strict=False)]
     assert min(gaps) > 0.045, gaps  # 1/20 s apart, less scheduling noise
+
+
+def test_gunicorn_and_a_pool_of_workers_share_one_limit(tmp_path, db_url, redis_url, emulator):
+    """A burst through real gunicorn and a `leadbot worker` pool of 4: calls leave 1/CPS apart."""
+    import requests
+
+    from tests.procs import Stack
+    from tests.test_e2e import stack_env
+
+    stack = Stack({**stack_env(tmp_path, db_url, redis_url, emulator), "TWILIO_CPS": "10"}, tmp_path)
+    stack.start(workers=4)
+    try:
+        for n in range(12):
+            resp = requests.post(stack.url + "/leads", json=lead_body(phone=f"+1 512 555 02{n:02d}"),
+                                 headers={"Authorization": f"Bearer {API_KEY}"}, timeout=5)
+            assert resp.status_code == 202
+        calls = emulator.wait_for(lambda reqs: sum(r["path"].endswith("/Calls.json") for r in reqs) >= 12,
+                                  timeout=30)
+    except BaseException:
+        print(stack.logs())
+        raise
+    finally:
+        stack.stop()
+    times = sorted(r["at"] for r in calls if r["path"].endswith("/Calls.json"))
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert min(gaps) > 0.05, gaps  # 1/10 s apart across four processes, less scheduling noise
+    assert all(b - a > 0.9 for a, b in zip(times, times[10:], strict=False)), times  # never 11 in a second
+    assert times[-1] - times[0] < 11 * 0.1 + 0.5  # and no slower than the limit
