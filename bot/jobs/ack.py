@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+import redis
 import requests
-from sqlalchemy.orm import Session
 from twilio.base.exceptions import TwilioRestException
 
 from bot.compliance import gate
@@ -21,10 +21,13 @@ log = logging.getLogger(__name__)
 ACK = "Thanks, {first}! We got your request and will call you {when}. Reply STOP to opt out."
 
 
-def enqueue_ack(svc: Services, s: Session, lead_id: str, call_at: datetime | None) -> None:
+def enqueue_ack(svc: Services, lead_id: str, call_at: datetime | None) -> None:
     """Queue the acknowledgement once for a fresh lead (low priority: the call itself goes first)."""
     when = call_at.isoformat() if call_at else None
-    enqueue_low(svc.low_queue, "bot.jobs.ack.send_ack", lead_id, when, job_id=f"ack-{lead_id}")
+    try:
+        enqueue_low(svc.low_queue, "bot.jobs.ack.send_ack", lead_id, when, job_id=f"ack-{lead_id}")
+    except redis.RedisError as exc:  # a courtesy text must never cost the call itself
+        log.warning("acknowledgement text for lead %s not queued: %s", lead_id, exc)
 
 
 def when_text(lead: Lead, call_at: datetime | None, now: datetime) -> str:

@@ -109,7 +109,7 @@ def _claim(
     if was_received and svc.settings.ack_text and lead.channel == "call":
         from bot.jobs.ack import enqueue_ack
 
-        enqueue_ack(svc, s, lead.id, verdict.next_at if not verdict.allowed else None)
+        enqueue_ack(svc, lead.id, verdict.next_at if not verdict.allowed else None)
     if not verdict.allowed:
         if was_received:
             record(s, lead_id, EventType.QUEUED, at=_queued_at())
