@@ -15,6 +15,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from twilio.base.exceptions import TwilioRestException
 
 from bot.compliance import gate as compliance
+from bot.runtime import pacing
 from bot.runtime.services import Services, current
 from bot.store import clock
 from bot.store.leads import insert_event
@@ -222,6 +223,9 @@ def _send(svc: Services, s, lead: Lead, attempt: Attempt) -> str:  # noqa: ANN00
     if lead.channel == "sms":
         from bot.channels.text import start_sms
 
+        # Wait for the TWILIO_CPS slot before start_sms opens a write transaction, not while it holds one.
+        svc.limiter.acquire()
+        pacing.prepaid.set(True)
         body = start_sms(svc, s, lead)
         msg = svc.twilio.messages.create(
             to=lead.phone, from_=svc.settings.caller_id, body=body,
