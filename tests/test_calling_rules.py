@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -14,6 +14,7 @@ from bot.compliance import gate
 from bot.compliance.rules import load_rules, load_rules_text
 from bot.runtime import services as runtime
 from bot.store.tables import Lead
+from bot.store.timeline import record
 from tests.conftest import API_KEY, drain, lead_body, make_settings
 
 CHICAGO, NEW_YORK = ZoneInfo("America/Chicago"), ZoneInfo("America/New_York")
@@ -199,3 +200,23 @@ def test_the_acknowledgement_text_passes_the_same_gate(tmp_path, db_url, redis_u
     finally:
         runtime.use(None)
         svc.close()
+
+
+def test_a_state_text_cap_is_stricter_than_the_daily_one(services):
+    rules, errors = load_rules_text("federal: {window: '08:00-21:00', source: TCPA}\ntexts_per_day: 5\n"
+                                    "states:\n  MD: {texts_per_24h: 2, source: Md. Code Com. Law 14-4501}\n")
+    assert errors == []
+    noon = datetime(2026, 12, 3, 12, 0, tzinfo=NEW_YORK)
+    with services.sessions() as s:
+        lead = lead_in("+14105550100")  # Baltimore
+        s.add(lead)
+        s.flush()
+        assert gate.check(s, lead, "sms", noon, rules).allowed
+        for minutes in (90, 30):
+            at = (noon - timedelta(minutes=minutes)).astimezone(UTC).replace(tzinfo=None)
+            record(s, lead.id, "sms_sent", at=at)
+        s.flush()
+        verdict = gate.check(s, lead, "sms", noon, rules)
+        assert verdict.rule == "MD"
+        assert verdict.reason == "MD: 2 texts in 24 h reached; next at 2026-12-04T10:30-05:00"
+        assert gate.check(s, lead, "call", noon, rules).allowed  # calls are not capped there

@@ -177,12 +177,18 @@ def check(session: Session, lead: Lead, channel: str | None = None, now: datetim
 def _cap(j: Jurisdiction, rules: CallingRules, channel: str) -> tuple[str, int | None, tuple[str, ...]]:
     """The strictest cap for this channel: (the rule's name, the cap, the events that count)."""
     if channel == "sms":
-        return "texts_per_day", rules.texts_per_day, TEXT_EVENTS
-    caps = [(r.calls_per_24h, r.name) for r in j.rules if r.calls_per_24h is not None]
-    if channel != "call" or not caps:
+        caps = [(r.texts_per_24h, r.name) for r in j.rules if r.texts_per_24h is not None]
+        if rules.texts_per_day is not None:
+            caps.append((rules.texts_per_day, "texts_per_day"))
+        kinds = TEXT_EVENTS
+    elif channel == "call":
+        caps, kinds = [(r.calls_per_24h, r.name) for r in j.rules if r.calls_per_24h is not None], CALL_EVENTS
+    else:
+        return "", None, ()
+    if not caps:
         return "", None, ()
     cap, name = min(caps)
-    return name, cap, CALL_EVENTS
+    return name, cap, kinds
 
 
 def _deferred(rule: str, why: str, when: datetime, j: Jurisdiction) -> Verdict:

@@ -20,7 +20,7 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 WINDOW = re.compile(r"^\s*(\d{1,2}:\d{2}(?::\d{2})?)\s*-\s*(\d{1,2}:\d{2}(?::\d{2})?)\s*$")
 HOLIDAY_DATE = re.compile(r"^(?:(\d{4})-)?(\d{2})-(\d{2})$")
 TOP_KEYS = ("federal", "texts_per_day", "texts_source", "holidays", "states")
-RULE_KEYS = ("window", "days", "calls_per_24h", "source")
+RULE_KEYS = ("window", "days", "calls_per_24h", "texts_per_24h", "source")
 RECHECK_S = 1.0
 
 Window = tuple[time, time]
@@ -34,6 +34,7 @@ class Rule:
     window: Window
     days: dict[int, Window | None] = field(default_factory=dict)
     calls_per_24h: int | None = None
+    texts_per_24h: int | None = None
     source: str = ""
 
     def window_on(self, weekday: int) -> Window | None:
@@ -141,8 +142,9 @@ class _Checker:
                     closed = spec is None or str(spec).strip().lower() in ("closed", "none", "no calls")
                     at = f"{where}.days.{day}"
                     days[DAYS.index(day)] = None if closed else self.window(spec, at, days_node.line_of(day))
-        cap = self.count(node.get("calls_per_24h"), f"{where}.calls_per_24h", node.line_of("calls_per_24h"))
-        return Rule(name, window or base, days, cap, str(source or "").strip())
+        calls, texts = (self.count(node.get(key), f"{where}.{key}", node.line_of(key))
+                        for key in ("calls_per_24h", "texts_per_24h"))
+        return Rule(name, window or base, days, calls, texts, str(source or "").strip())
 
     def holidays(self, node: Any, line: int) -> tuple[Holiday, ...]:
         if not isinstance(node, MarkedList):
