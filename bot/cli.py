@@ -125,8 +125,12 @@ def cmd_dnc(args: argparse.Namespace) -> int:
             if not args.file:
                 print("leadbot dnc import: give the CSV file to import", file=sys.stderr)
                 return 2
-            with open(args.file, newline="", encoding="utf-8-sig") as f:
-                report = optout.import_dnc(s, csv.reader(f), settings.default_region, args.source)
+            try:
+                with open(args.file, newline="", encoding="utf-8-sig") as f:
+                    report = optout.import_dnc(s, csv.reader(f), settings.default_region, args.source)
+            except (OSError, UnicodeDecodeError, csv.Error) as exc:
+                print(f"leadbot dnc import: cannot read {args.file}: {exc}", file=sys.stderr)
+                return 2
             s.commit()
     finally:
         engine.dispose()
