@@ -15,6 +15,7 @@ from bot.flows.loader import load_flow
 from bot.flows.model import Flow
 from bot.flows.registry import FlowRegistry
 from bot.flows.routing import NOT_FLOWS, ROUTING_FILE, load_routing
+from bot.flows.touchcheck import is_touch_file, touch_file_problems, touch_files_in
 
 DEFAULT_FLOWS_DIR = Path(__file__).resolve().parents[2] / "ivr_flows"
 
@@ -49,8 +50,9 @@ def check(files: Sequence[Path], out: TextIO) -> int:
     """Print every error in `files` (or the flows folder); 0 when all are valid."""
     folder = flows_dir()
     found = [p for p in sorted(folder.glob("*.yaml")) if p.name not in NOT_FLOWS or p.name == ROUTING_FILE]
-    paths = [_shown(p) for p in files or found]
-    if not paths:
+    touch_files = [_shown(p) for p in files if is_touch_file(p)] if files else touch_files_in(folder)
+    paths = [_shown(p) for p in files or found if not is_touch_file(p)]
+    if not paths and not touch_files:
         print(f"no flow files found in {folder}", file=out)
         return 1
     errors: list[FlowError] = []
@@ -71,6 +73,7 @@ def check(files: Sequence[Path], out: TextIO) -> int:
         routing, found = load_routing(path)
         known = {fid for fid, p in flows.items() if p.parent == path.parent} | _valid_ids(path.parent, paths)
         errors += found + (routing.problems(str(path), known) if routing.loaded else [])
+    errors += touch_file_problems(touch_files, flows)
     for error in errors:
         print(error, file=out)
     if errors:
@@ -78,7 +81,8 @@ def check(files: Sequence[Path], out: TextIO) -> int:
         print(f"{len(errors)} error(s) in {files_with} file(s)", file=out)
         return 1
     routing_note = " and routing.yaml" if routing_paths else ""
-    print(f"OK: {len(flows)} flow(s) valid ({', '.join(sorted(flows))}){routing_note}", file=out)
+    touch_note = f", {len(touch_files)} cadence/nurture file(s)" if touch_files else ""
+    print(f"OK: {len(flows)} flow(s) valid ({', '.join(sorted(flows))}){routing_note}{touch_note}", file=out)
     return 0
 
 

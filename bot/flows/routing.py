@@ -11,7 +11,7 @@ from bot.flows.yamlmarks import MarkedDict, parse_yaml
 
 ROUTING_FILE = "routing.yaml"
 # Files in the flows folder that are not flows: routing, and the calling rules (bot.compliance.rules).
-NOT_FLOWS = frozenset({ROUTING_FILE, "calling_rules.yaml"})
+NOT_FLOWS = frozenset({ROUTING_FILE, "calling_rules.yaml", "cadence.yaml"})
 DEFAULT_FLOW = "prequal"
 KEYS = ("default", "by_service", "by_source")
 

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.store import handoff_tables  # noqa: F401 - registers the handoff tables on Base
+from bot.store import touch_tables  # noqa: F401 - registers the touch tables on Base
 from bot.store.tables import Base
 
 log = logging.getLogger(__name__)

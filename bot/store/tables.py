@@ -18,8 +18,8 @@ class Base(DeclarativeBase):
 
 
 def utcnow() -> datetime:
-    """Naive UTC now (from bot.store.clock): stored the same way on SQLite and PostgreSQL."""
-    return clock.now().replace(tzinfo=None)
+    """Naive UTC now: stored the same way on SQLite and PostgreSQL (moved by bot.store.clock in tests)."""
+    return clock.utcnow()
 
 
 def new_id() -> str:

@@ -22,7 +22,7 @@ def run(argv: list[str], stdin: str = "") -> tuple[int, str]:
 def test_check_shipped_flows_ok(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLOWS_DIR", str(SHIPPED))
     code, out = run(["check"])
-    assert (code, out) == (0, "OK: 2 flow(s) valid (prequal, roofing) and routing.yaml\n")
+    assert (code, out) == (0, "OK: 2 flow(s) valid (prequal, roofing) and routing.yaml, 3 cadence/nurture file(s)\n")
 
 
 def test_check_reports_every_error_and_fails(write_flow: Callable[..., Path]) -> None:

@@ -1,0 +1,191 @@
+"""The retry cadence for unanswered calls (`ivr_flows/cadence.yaml`): load, validate, and plan times."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.flows.errors import FlowError
+from bot.flows.templates import Text
+from bot.flows.touchspec import Errors, read
+from bot.flows.yamlmarks import MarkedDict, MarkedList, shown
+
+CADENCE_FILE = "cadence.yaml"
+OUTCOMES = ("no-answer", "busy", "failed", "machine")
+MOMENTS = ("next_morning", "next_afternoon")
+TOUCH_KEYS = ("call", "text", "say")
+RULE_KEYS = ("retry", "at_least", "to_sms_after", "voicemail", "text_within")
+CADENCE_KEYS = ("touches", "on", "morning", "afternoon", "max_calls", "email_last")
+DEFAULT_TEXT = ("We just tried to call about your {{ lead.service or 'service' }} request; reply CALL and "
+                "we'll call right back, or STOP to opt out")
+
+
+@dataclass(frozen=True)
+class CadenceTouch:
+    """One planned touch: a call or a text, `after` the first unanswered call or at a named moment."""
+
+    channel: str  # call | sms
+    after: timedelta | None = None
+    at: str | None = None  # next_morning | next_afternoon
+    say: Text | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What an unanswered outcome does: retry, how soon at the earliest, fall back, leave a voicemail."""
+
+    retry: bool = True
+    at_least: timedelta = timedelta(0)
+    to_sms_after: int = 0  # this many failed calls in a row -> texts only
+    voicemail: bool = False
+    text_within: timedelta | None = None  # send the "we just called" text this soon
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """A named cadence; `when(i, start, zone)` is the due time of touch i."""
+
+    name: str
+    touches: tuple[CadenceTouch, ...]
+    rules: dict[str, Rule]
+    morning: time = time(10, 0)
+    afternoon: time = time(15, 0)
+    max_calls: int = 6
+    email_last: Text | None = None
+    text: Text | None = None  # the machine / fallback text
+
+    def when(self, index: int, start: datetime, zone: ZoneInfo) -> datetime:
+        """Due time (aware) of touch `index` for a cadence started at `start` (aware) in the lead's zone."""
+        touch = self.touches[index]
+        if touch.after is not None:
+            return start + touch.after
+        local = start.astimezone(zone)
+        days, at = (1, self.morning) if touch.at == "next_morning" else (2, self.afternoon)
+        return datetime.combine(local.date() + timedelta(days=days), at, tzinfo=zone)
+
+
+@dataclass
+class CadenceBook:
+    """Every cadence in the file and which flow uses which; `default` is required."""
+
+    cadences: dict[str, Cadence] = field(default_factory=dict)
+    flows: dict[str, str] = field(default_factory=dict)
+
+    def for_flow(self, flow_id: str | None) -> Cadence:
+        """The flow's cadence, else `default`."""
+        return self.cadences.get(self.flows.get(flow_id or "", ""), self.cadences["default"])
+
+
+def _clock(e: Errors, node: MarkedDict, key: str, where: str, default: time) -> time:
+    value = node.get(key)
+    if value is None:
+        return default
+    try:
+        return time.fromisoformat(str(value))
+    except ValueError:
+        e(node.line_of(key), f"{where}.{key}", f"expected a time like 10:00, got {shown(value)}")
+        return default
+
+
+def _touch(e: Errors, node: Any, where: str, line: int) -> CadenceTouch | None:
+    if not e.keys(node, where, line, TOUCH_KEYS):
+        return None
+    kinds = [k for k in ("call", "text") if k in node]
+    if len(kinds) != 1:
+        e(node.line, where, "each touch is either 'call: <when>' or 'text: <when>'")
+        return None
+    value = node[kinds[0]]
+    channel = "call" if kinds[0] == "call" else "sms"
+    say = e.text(node["say"], f"{where}.say", node.line_of("say")) if "say" in node else None
+    if value in MOMENTS:
+        return CadenceTouch(channel, at=str(value), say=say)
+    after = e.duration(value, f"{where}.{kinds[0]}", node.line_of(kinds[0]))
+    return CadenceTouch(channel, after=after, say=say) if after is not None else None
+
+
+def _rule(e: Errors, node: Any, where: str, line: int) -> Rule | None:
+    if not e.keys(node, where, line, RULE_KEYS):
+        return None
+    values: dict[str, Any] = {}
+    for key in ("retry", "voicemail"):
+        if key in node:
+            if not isinstance(node[key], bool):
+                e(node.line_of(key), f"{where}.{key}", f"expected true or false, got {shown(node[key])}")
+            values[key] = bool(node[key])
+    for key in ("at_least", "text_within"):
+        if key in node:
+            values[key] = e.duration(node[key], f"{where}.{key}", node.line_of(key))
+    if "to_sms_after" in node:
+        if not isinstance(node["to_sms_after"], int) or node["to_sms_after"] < 0:
+            e(node.line_of("to_sms_after"), f"{where}.to_sms_after", "expected a whole number of failed calls")
+        else:
+            values["to_sms_after"] = node["to_sms_after"]
+    values["at_least"] = values.get("at_least") or timedelta(0)
+    return Rule(**values)
+
+
+def _cadence(e: Errors, name: str, node: Any, line: int) -> Cadence | None:
+    where = f"cadences.{name}"
+    if not e.keys(node, where, line, CADENCE_KEYS, ("touches",)):
+        return None
+    raw = node["touches"]
+    if not isinstance(raw, MarkedList) or not raw:
+        e(node.line_of("touches"), f"{where}.touches", "expected a list of touches (call: 2m, text: 3m, ...)")
+        return None
+    touches = [_touch(e, t, f"{where}.touches[{i}]", raw.line_of(i)) for i, t in enumerate(raw)]
+    rules: dict[str, Rule] = {}
+    on = node.get("on", MarkedDict())
+    if e.keys(on, f"{where}.on", node.line_of("on"), OUTCOMES):
+        for outcome in OUTCOMES:
+            rule = _rule(e, on[outcome], f"{where}.on.{outcome}", on.line_of(outcome)) if outcome in on else Rule()
+            rules[outcome] = rule or Rule()
+    max_calls = node.get("max_calls", 6)
+    if not isinstance(max_calls, int) or max_calls < 1:
+        e(node.line_of("max_calls"), f"{where}.max_calls", "expected a whole number of calls, at least 1")
+        max_calls = 6
+    email = e.text(node["email_last"], f"{where}.email_last", node.line_of("email_last")) if "email_last" in node else None
+    if None in touches:
+        return None
+    text = next((t.say for t in touches if t and t.channel == "sms" and t.say), None)
+    return Cadence(name, tuple(touches), rules, _clock(e, node, "morning", where, time(10, 0)),
+                   _clock(e, node, "afternoon", where, time(15, 0)), max_calls, email, text)
+
+
+def load_cadences(path: Path, flow_ids: set[str] | None = None) -> tuple[CadenceBook | None, list[FlowError]]:
+    """Read and validate the cadence file; `flow_ids` (when given) checks the `flows:` mapping."""
+    data, found = read(path)
+    if found:
+        return None, found
+    e = Errors(str(path))
+    if not e.keys(data, "", 1, ("cadences", "flows"), ("cadences",)):
+        return None, e.found
+    book = CadenceBook()
+    cadences = data["cadences"]
+    if not isinstance(cadences, MarkedDict) or "default" not in cadences:
+        e(data.line_of("cadences"), "cadences", "expected a mapping of cadence name to cadence, with 'default'")
+        return None, e.found
+    for name, node in cadences.items():
+        cadence = _cadence(e, str(name), node, cadences.line_of(name))
+        if cadence is not None:
+            book.cadences[str(name)] = cadence
+    flows = data.get("flows", MarkedDict())
+    if not isinstance(flows, MarkedDict):
+        e(data.line_of("flows"), "flows", "expected a mapping of flow id to cadence name")
+        flows = MarkedDict()
+    for flow_id, name in flows.items():
+        if name not in cadences:
+            e(flows.line_of(flow_id), f"flows.{flow_id}", f"unknown cadence {shown(name)}")
+        elif flow_ids is not None and flow_id not in flow_ids:
+            e(flows.line_of(flow_id), f"flows.{flow_id}", f"no flow with id {shown(flow_id)}")
+        book.flows[str(flow_id)] = str(name)
+    return (None if e.found else book), e.found
+
+
+def default_text() -> Text:
+    """The built-in "we just tried to call" text, for a cadence that names none."""
+    from bot.flows.templates import ENV
+
+    return Text({"en": ENV.from_string(DEFAULT_TEXT)}, {"en": DEFAULT_TEXT})

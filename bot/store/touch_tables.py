@@ -1,0 +1,63 @@
+"""Tables for reaching a lead over time: every planned touch (retry, text, nurture step) and the
+per-lead cadence state (which channels still work, how many calls were made)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bot.store.tables import Base, new_id, utcnow
+
+
+class TouchStatus:
+    """A touch's life: planned -> sending -> sent, or cancelled / blocked / failed."""
+
+    PLANNED = "planned"
+    SENDING = "sending"
+    SENT = "sent"
+    CANCELLED = "cancelled"
+    BLOCKED = "blocked"
+    FAILED = "failed"
+
+
+class Touch(Base):
+    """One scheduled contact with a lead; `key` makes planning it twice a no-op."""
+
+    __tablename__ = "touches"
+    __table_args__ = (UniqueConstraint("lead_id", "key"), Index("ix_touches_status_due", "status", "due_at"))
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    lead_id: Mapped[str] = mapped_column(ForeignKey("leads.id"), index=True)
+    key: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[str] = mapped_column(String(20))  # retry | text | voicemail_text | callback | nurture | email
+    channel: Mapped[str] = mapped_column(String(8))  # call | sms | email
+    due_at: Mapped[datetime] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(12), default=TouchStatus.PLANNED)
+    reason: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str | None] = mapped_column(Text)  # the text to send (templates rendered at planning)
+    sequence: Mapped[str | None] = mapped_column(String(80))  # nurture sequence
+    step: Mapped[str | None] = mapped_column(String(80))  # nurture step id or cadence index
+    attempt_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class Reach(Base):
+    """How a lead's unanswered-call cadence stands, and which channels proved unusable."""
+
+    __tablename__ = "reach"
+
+    lead_id: Mapped[str] = mapped_column(ForeignKey("leads.id"), primary_key=True)
+    round: Mapped[int] = mapped_column(Integer, default=1)  # a new submission starts round 2, ...
+    cadence: Mapped[str | None] = mapped_column(String(80))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)  # the first unanswered call's end
+    calls: Mapped[int] = mapped_column(Integer, default=0)  # unanswered calls this round
+    next_index: Mapped[int] = mapped_column(Integer, default=0)  # next cadence touch to plan
+    failed_in_row: Mapped[int] = mapped_column(Integer, default=0)
+    texted: Mapped[bool] = mapped_column(Boolean, default=False)  # a "we just called" text went out
+    no_sms: Mapped[bool] = mapped_column(Boolean, default=False)
+    no_voice: Mapped[bool] = mapped_column(Boolean, default=False)
+    nurture: Mapped[str | None] = mapped_column(String(80))  # the running nurture sequence
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
