@@ -56,7 +56,7 @@ class Builder:
             return default
         return value
 
-    def text(self, node: Any, where: str, line: int, step_ids: list[str]) -> Text | None:
+    def text(self, node: Any, where: str, line: int, step_ids: list[str], extra: tuple[str, ...] = ()) -> Text | None:
         """A template in one or more languages, each compiled and checked."""
         if isinstance(node, str):
             sources = {self.language: node}
@@ -84,7 +84,7 @@ class Builder:
         for lang, source in sources.items():
             base = getattr(lines[lang], "line", 0) or line
             offset = 0 if getattr(lines[lang], "style", "") in ("|", ">") else -1
-            template, problems = template_problems(source, step_ids)
+            template, problems = template_problems(source, step_ids, extra)
             for tline, message in problems:
                 where_lang = join(where, lang) if isinstance(node, MarkedDict) else where
                 self.error(base + tline + offset, where_lang, message)

@@ -149,6 +149,7 @@ class Flow:
     version: str = ""
     path: str = ""
     source: str = field(default="", repr=False)
+    voicemail: Text | None = None  # left on an answering machine; may use {{ callback_number }}
 
     @property
     def first_step(self) -> str:

@@ -36,7 +36,9 @@ TOP_KEYS = (
     "steps",
     "outcomes",
     "opt_out",
+    "voicemail",
 )
+VOICEMAIL_VARIABLES = ("callback_number",)
 OUTCOME_KEYS = ("when", "say", "action")
 OPT_OUT_KEYS = ("digit", "say", "words")
 ACTIONS = "warm_transfer, handoff_sms, nurture:<sequence>, close, opt_out"
@@ -154,10 +156,16 @@ def build(b: Builder, data: Any) -> Flow | None:
             outcomes[outcome.id] = outcome
     if steps_node and outcomes_node and len(steps) == len(steps_node):
         check_graph(b, steps, outcomes_node, outcomes, steps_node)
+    voicemail = (
+        b.text(data["voicemail"], "voicemail", data.line_of("voicemail"), b.step_ids, VOICEMAIL_VARIABLES)
+        if "voicemail" in data
+        else None
+    )
     if b.errors or flow_id is None or opt_out is None or not steps:
         return None
     title = b.string(data, "title", "title", flow_id) or flow_id
-    return Flow(flow_id, title, language, b.languages, voice, greeting, steps, outcomes, opt_out)
+    return Flow(flow_id, title, language, b.languages, voice, greeting, steps, outcomes, opt_out,
+                voicemail=voicemail)
 
 
 def _voice(b: Builder, data: MarkedDict) -> dict[str, str]:

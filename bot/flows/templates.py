@@ -105,15 +105,18 @@ class Text:
 
 
 def template_problems(
-    source: str, step_ids: Iterable[str]
+    source: str, step_ids: Iterable[str], extra: tuple[str, ...] = ()
 ) -> tuple[jinja2.Template | None, list[tuple[int, str]]]:
-    """Compile `source`; return the template and (template line, message) for each problem."""
+    """Compile `source`; return the template and (template line, message) for each problem.
+
+    `extra` names plain variables some texts may use besides lead and answers (e.g. callback_number).
+    """
     try:
         tree = ENV.parse(source)
         template = ENV.from_string(source)
     except jinja2.TemplateSyntaxError as exc:
         return None, [(exc.lineno or 1, f"template error: {exc.message}")]
-    known = {"lead": set(LEAD_FIELDS), "answers": set(step_ids)}
+    known = {"lead": set(LEAD_FIELDS), "answers": set(step_ids), **{name: set() for name in extra}}
     problems: list[tuple[int, str]] = []
     local = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
     for name in tree.find_all(nodes.Name):
@@ -128,7 +131,7 @@ def template_problems(
     if problems:
         return template, sorted(set(problems))
     try:
-        template.render(sample_context(step_ids))
+        template.render({**sample_context(step_ids), **{name: f"sample {name}" for name in extra}})
     except RENDER_ERRORS as exc:
         message = getattr(exc, "message", None) or str(exc)
         problems.append((getattr(exc, "lineno", None) or 1, f"template error: {message}"))
