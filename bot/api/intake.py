@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 from pydantic import ValidationError
 
+from bot.channels.cadence import fresh_intent
 from bot.runtime.queueing import enqueue_contact
 from bot.runtime.services import Services
 from bot.store import leads as lead_service
@@ -93,6 +94,8 @@ def create_lead():
         enqueue_contact(svc.queue, lead_id, skip_while_down=True)  # on failure the sweeper picks it up
     if not created:
         body["duplicate"] = True
+        # A new request from a lead we could not reach, or are nurturing, is fresh intent: contact it now.
+        body["status"] = fresh_intent(svc, lead_id, status, key)
     if lead_in.warnings:
         body["warnings"] = lead_in.warnings
     resp = jsonify(body)

@@ -123,12 +123,14 @@ def normalize(svc: Services, phone: str) -> str | None:
 
 def opt_out(svc: Services, s: Session, phone: str, source: str) -> None:
     """Stop everything for this number: record it, close conversations, cancel handoffs, mark its leads."""
+    from bot.channels.touches import block_all
     from handoff.service import cancel_handoffs
 
     compliance.opt_out(s, phone, source)
     for lead in s.scalars(select(Lead).where(Lead.phone == phone, Lead.status.notin_(
             [LeadStatus.HANDED_OFF.value, LeadStatus.OPTED_OUT.value]))):
         close_open(s, lead.id)
+        block_all(s, lead.id, "blocked: opted out")
         cancel_handoffs(svc, s, lead.id, f"opted out ({source})")
         lead.status, lead.status_reason = LeadStatus.OPTED_OUT.value, f"opted out ({source})"
         record(s, lead.id, EventType.OPTED_OUT, source=source)
@@ -150,14 +152,19 @@ def apply_outcome(svc: Services, s: Session, lead: Lead, conv: Conversation, out
         lead.status, lead.status_reason = LeadStatus.DISQUALIFIED.value, outcome.reason or outcome.id
         record(s, lead.id, EventType.DISQUALIFIED, outcome=outcome.id, reason=outcome.reason)
     elif kind == ActionKind.NURTURE:
-        follow_up = utcnow() + NURTURE_FIRST_FOLLOW_UP
+        from bot.channels import nurture
+
+        follow_up = nurture.enter(svc, s, lead, outcome.sequence) or utcnow() + NURTURE_FIRST_FOLLOW_UP
         lead.status, lead.status_reason = LeadStatus.NURTURING.value, f"nurture sequence {outcome.sequence}"
         record(s, lead.id, EventType.NURTURE, sequence=outcome.sequence,
                waiting_for=f"first follow-up of '{outcome.sequence}'", next_follow_up=follow_up.isoformat() + "Z")
     else:
         from handoff.service import begin_sms_handoff, begin_warm_transfer
 
+        from bot.channels.touches import cancel
+
         lead.status = LeadStatus.QUALIFIED.value
+        cancel(s, lead.id, "qualified: handed to sales")
         record(s, lead.id, EventType.QUALIFIED, outcome=outcome.id, action=outcome.action)
         if kind == ActionKind.WARM_TRANSFER and response is not None and conv.call_sid:
             begin_warm_transfer(svc, s, lead, outcome, conv.call_sid, response)

@@ -9,7 +9,7 @@ from email.message import EmailMessage
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.channels import conversation
+from bot.channels import conversation, replies
 from bot.channels.conversation import RESUMABLE
 from bot.compliance import optout
 from bot.flows import engine, sms_render
@@ -57,6 +57,9 @@ def sms_inbound(svc: Services, from_phone: str, body: str) -> str | None:
         reply = _rep_reply(svc, s, phone, body)
         if reply is not None:
             s.commit()
+            return reply
+        reply = replies.on_text(svc, s, phone, body)  # stops the cadence and nurture; CALL calls back
+        if reply is not None:
             return reply
         conv = s.scalar(select(Conversation).where(Conversation.phone == phone, Conversation.channel == "sms",
                                                    Conversation.open.is_(True))

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import select
 from twilio.twiml.voice_response import VoiceResponse
 
-from bot.channels import conversation, voice_render
-from bot.channels.conversation import RESUMABLE
+from bot.channels import cadence, conversation, voice_render
+from bot.channels.resume import resume_voice
 from bot.flows.errors import FlowsError
 from bot.runtime.services import Services
 from bot.store.leads import insert_event
@@ -46,11 +46,12 @@ def answer(svc: Services, attempt_id: str, call_sid: str, answered_by: str) -> s
             response.hangup()
             s.commit()
             return str(response)
-        flow = conversation.flow_for(svc, lead)
+        conversation.flow_for(svc, lead)  # a new flow version is stored before this session writes
         record(s, lead.id, EventType.ANSWERED, sid=call_sid, answered_by=answered_by or "unknown")
-        conv, prompts, outcome = conversation.begin(svc, s, lead, flow, "voice", call_sid)
-        lead.status = LeadStatus.IN_CONVERSATION.value
-        voice_render.render(prompts, outcome, action_url=_action_url(svc, conv), response=response)
+        cadence.stop(s, lead.id, "answered")
+        conv, prompts = resume_voice(svc, s, lead, call_sid)
+        lead.status, lead.status_reason = LeadStatus.IN_CONVERSATION.value, None
+        voice_render.render(prompts, action_url=_action_url(svc, conv), response=response)
         s.commit()
     return str(response)
 
@@ -93,21 +94,8 @@ def turn(svc: Services, conv_id: str, speech: str | None, digits: str | None) ->
     return str(response)
 
 
-def inbound(svc: Services, from_phone: str, call_sid: str) -> str:
-    """A call to our number: a prospect with an unfinished lead picks up where we left off."""
-    response = VoiceResponse()
-    phone = conversation.normalize(svc, from_phone)
-    with svc.sessions() as s:
-        lead = phone and s.scalar(select(Lead).where(Lead.phone == phone).order_by(Lead.created_at.desc()).limit(1))
-        if not lead or lead.status not in RESUMABLE or s.get(OptOut, phone) is not None:
-            response.say(UNKNOWN_CALLER)
-            response.hangup()
-            return str(response)
-        flow = conversation.flow_for(svc, lead)
-        conversation.close_open(s, lead.id)
-        record(s, lead.id, "inbound_call", sid=call_sid)
-        conv, prompts, outcome = conversation.begin(svc, s, lead, flow, "voice", call_sid)
-        lead.status = LeadStatus.IN_CONVERSATION.value
-        voice_render.render(prompts, outcome, action_url=_action_url(svc, conv), response=response)
-        s.commit()
-    return str(response)
+def inbound(svc: Services, from_phone: str, call_sid: str, caller_name: str = "") -> str:
+    """A call to our number (bot.channels.inbound)."""
+    from bot.channels.inbound import inbound as take_call
+
+    return take_call(svc, conversation.normalize(svc, from_phone), call_sid, caller_name)

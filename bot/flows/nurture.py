@@ -11,7 +11,7 @@ from typing import Any
 from bot.flows.errors import FlowError
 from bot.flows.templates import Text
 from bot.flows.touchspec import Errors, read
-from bot.flows.yamlmarks import MarkedDict, MarkedList, shown
+from bot.flows.yamlmarks import MarkedList, shown
 
 NURTURE_DIR = "nurture"
 STEP_KEYS = ("id", "after", "channel", "text", "subject", "when")

@@ -14,6 +14,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from twilio.base.exceptions import TwilioRestException
 
+from bot.channels.amd import call_options
 from bot.compliance import gate as compliance
 from bot.runtime import pacing
 from bot.runtime.services import Services, current
@@ -236,13 +237,8 @@ def _send(svc: Services, s, lead: Lead, attempt: Attempt) -> str:  # noqa: ANN00
         from bot.channels.text import start_email
 
         return start_email(svc, s, lead)
-    call = svc.twilio.calls.create(
-        to=lead.phone, from_=svc.settings.caller_id,
-        url=f"{base}/twilio/voice/answer/{attempt.id}", method="POST",
-        status_callback=f"{base}/twilio/status/call/{attempt.id}", status_callback_method="POST",
-        status_callback_event=CALL_EVENTS, machine_detection="Enable",
-        timeout=svc.settings.ring_timeout_seconds,
-    )
+    # Asynchronous AMD: a person hears the greeting at once; a machine gets the voicemail (bot.channels.amd).
+    call = svc.twilio.calls.create(to=lead.phone, from_=svc.settings.caller_id, **call_options(svc, attempt.id))
     return call.sid
 
 

@@ -14,6 +14,7 @@ import redis
 from rq.job import JobStatus
 from sqlalchemy import Select, select, update
 
+from bot.channels.touches import sweep_lost as sweep_lost_touches
 from bot.runtime import queueing
 from bot.runtime.queueing import JOB_TIMEOUT_S, contact_job_id, enqueue_contact
 from bot.runtime.services import Services
@@ -83,4 +84,5 @@ def sweep_once_locked(svc: Services, interval_s: float) -> int | None:
         return None
     # Last: the unassigned list is offered to reps who became free (a shift began, a handoff was
     # acknowledged, the roster was fixed) before newer leads take them.
-    return sweep(svc) + sweep_lost_handoffs(svc) + sweep_lost_alerts(svc) + offer_waiting_leads(svc)
+    return (sweep(svc) + sweep_lost_handoffs(svc) + sweep_lost_alerts(svc) + sweep_lost_touches(svc)
+            + offer_waiting_leads(svc))

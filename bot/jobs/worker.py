@@ -161,6 +161,7 @@ def _preload() -> None:
     of the shared objects (no difference yet in the first seconds).
     """
     import bot.jobs.dispatch  # noqa: F401
+    import bot.jobs.touches  # noqa: F401
     import bot.runtime.services  # noqa: F401
     import handoff.jobs  # noqa: F401
 

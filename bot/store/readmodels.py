@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from bot.store.tables import Attempt, Conversation, Event, Lead, LeadStatus
 from bot.store.timeline import EventType, timeline
+from bot.store.touch_tables import nurture_view, touch_view
 
 
 def _iso(dt: Any) -> str | None:
@@ -72,5 +73,7 @@ def lead_view(session: Session, lead_id: str) -> dict[str, Any] | None:
              "created_at": _iso(h.created_at), "acked_at": _iso(h.acked_at), "reason": h.reason}
             for h in handoffs
         ],
+        "touches": touch_view(session, lead_id),
+        "nurture": nurture_view(session, lead_id),
         "timeline": timeline(session, lead_id),
     }

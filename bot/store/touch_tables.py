@@ -4,9 +4,10 @@ per-lead cadence state (which channels still work, how many calls were made)."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from bot.store.tables import Base, new_id, utcnow
 
@@ -61,3 +62,31 @@ class Reach(Base):
     no_voice: Mapped[bool] = mapped_column(Boolean, default=False)
     nurture: Mapped[str | None] = mapped_column(String(80))  # the running nurture sequence
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+def _iso(at: datetime) -> str:
+    return at.replace(microsecond=0).isoformat() + "Z"
+
+
+def touch_view(s: Session, lead_id: str) -> list[dict[str, Any]]:
+    """The lead's touches for GET /leads/<id>: planned, sent, cancelled and blocked, with reasons."""
+    rows = s.scalars(select(Touch).where(Touch.lead_id == lead_id).order_by(Touch.due_at, Touch.created_at))
+    return [{"kind": t.kind, "channel": t.channel, "due": _iso(t.due_at), "status": t.status, "reason": t.reason,
+             **({"sequence": t.sequence, "step": t.step} if t.sequence else {})} for t in rows]
+
+
+def nurture_view(s: Session, lead_id: str) -> dict[str, Any] | None:
+    """The lead's nurture sequence: the steps sent and the next one due (None when it never entered one)."""
+    rows = s.scalars(select(Touch).where(Touch.lead_id == lead_id, Touch.kind == "nurture")
+                     .order_by(Touch.due_at)).all()
+    if not rows:
+        return None
+    nxt = next((t for t in rows if t.status == TouchStatus.PLANNED), None)
+    ended = next((t for t in rows if t.status in (TouchStatus.CANCELLED, TouchStatus.BLOCKED)), None)
+    return {
+        "sequence": rows[-1].sequence,
+        "sent": [{"step": t.step, "channel": t.channel, "at": _iso(t.updated_at)}
+                 for t in rows if t.status == TouchStatus.SENT],
+        "next": {"step": nxt.step, "channel": nxt.channel, "due": _iso(nxt.due_at)} if nxt else None,
+        "stopped": ended.reason if ended else None,
+    }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, request
 from sqlalchemy import update
 
+from bot.channels import cadence, touchsend
 from bot.store.tables import Attempt, Lead, LeadStatus, utcnow
 from bot.store.timeline import record
 from bot.twilio.signature import twilio_signed
@@ -55,8 +56,11 @@ def advance(attempt_id: str, new: str, ranks: dict[str, int], prefix: str, extra
 def call_status(attempt_id: str):
     """Outbound call progress from Twilio."""
     f = request.form
-    advance(attempt_id, f.get("CallStatus", ""), CALL_RANK, "call",
-            {"duration": f.get("CallDuration"), "answered_by": f.get("AnsweredBy"), "error": f.get("ErrorCode")})
+    status = f.get("CallStatus", "")
+    if advance(attempt_id, status, CALL_RANK, "call",
+               {"duration": f.get("CallDuration"), "answered_by": f.get("AnsweredBy"), "error": f.get("ErrorCode")}):
+        if CALL_RANK.get(status) == 4:  # once per call: what a missed or cut-off call plans next
+            cadence.call_ended(current_app.extensions["leadbot"], attempt_id, status)
     return ("", 204)
 
 
@@ -65,5 +69,8 @@ def call_status(attempt_id: str):
 def sms_status(attempt_id: str):
     """Outbound SMS delivery progress from Twilio."""
     f = request.form
-    advance(attempt_id, f.get("MessageStatus", ""), SMS_RANK, "sms", {"error": f.get("ErrorCode")})
+    status = f.get("MessageStatus", "")
+    if advance(attempt_id, status, SMS_RANK, "sms", {"error": f.get("ErrorCode")}) and status in (
+            "undelivered", "failed"):
+        touchsend.text_failed(current_app.extensions["leadbot"], attempt_id, f.get("ErrorCode"))
     return ("", 204)

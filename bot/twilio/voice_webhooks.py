@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, request
 
+from bot.channels import amd as machine
 from bot.channels import voice as voice_flow
 from bot.twilio.signature import twilio_signed
 
@@ -36,7 +37,31 @@ def turn(conv_id: str):
 @bp.post("")
 @twilio_signed
 def inbound():
-    """Someone calls our number: a returning prospect resumes, anyone else hears who we are."""
+    """Someone calls our number: a known lead is greeted and resumes, anyone else starts as a new lead."""
     f = request.form
     svc = current_app.extensions["leadbot"]
-    return twiml(voice_flow.inbound(svc, f.get("From", ""), f.get("CallSid", "")))
+    return twiml(voice_flow.inbound(svc, f.get("From", ""), f.get("CallSid", ""), f.get("CallerName", "")))
+
+
+@bp.post("/amd/<attempt_id>")
+@twilio_signed
+def amd(attempt_id: str):
+    """Twilio's asynchronous answering-machine verdict for one of our calls."""
+    f = request.form
+    machine.amd_result(current_app.extensions["leadbot"], attempt_id, f.get("CallSid", ""), f.get("AnsweredBy", ""))
+    return ("", 204)
+
+
+@bp.post("/voicemail/<attempt_id>")
+@twilio_signed
+def voicemail(attempt_id: str):
+    """The voicemail the live call is redirected to once the machine's greeting ends."""
+    return twiml(machine.voicemail(current_app.extensions["leadbot"], attempt_id))
+
+
+@bp.post("/voicemail/<attempt_id>/heard")
+@twilio_signed
+def voicemail_heard(attempt_id: str):
+    """A person spoke or pressed a key over the voicemail: the questions continue."""
+    svc = current_app.extensions["leadbot"]
+    return twiml(machine.heard(svc, attempt_id, request.form.get("CallSid", "")))

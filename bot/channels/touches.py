@@ -1,0 +1,155 @@
+"""Touches: every later contact with a lead (a retry call, a text, a nurture step, a callback) is a
+row planned in the database and an RQ job scheduled for its time; each passes the gate when it runs.
+
+A touch is planned once (unique per lead and key), run once (a conditional UPDATE claims it), and
+cancelled or blocked with its reason in the timeline. Jobs are enqueued only after the planning
+transaction commits, so a job never looks for a row it cannot see yet; the sweeper re-enqueues a
+due touch whose job Redis lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import redis
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import Session
+
+from bot.compliance import gate as compliance
+from bot.runtime import queueing
+from bot.runtime.services import Services
+from bot.store import clock
+from bot.store.tables import Lead, utcnow
+from bot.store.timeline import record
+from bot.store.touch_tables import Reach, Touch, TouchStatus
+
+log = logging.getLogger(__name__)
+
+TOUCH_JOB = "bot.jobs.touches.run"
+LOST_AFTER_S = 30  # a due touch still 'planned' this long after its time lost its job
+_PENDING = "leadbot.touch_jobs"
+
+
+@dataclass(frozen=True)
+class _LeadOnChannel:
+    """The lead as the gate sees it, on the channel this touch uses."""
+
+    phone: str
+    channel: str
+    consent: bool
+    timezone: str | None
+    id: str
+    region: str | None = None
+
+
+def touch_allowed(svc: Services, s: Session, lead: Lead, channel: str, now: datetime | None = None
+                  ) -> compliance.Verdict:
+    """The one place a touch asks the compliance gate (consent, opt-out, calling hours)."""
+    view = _LeadOnChannel(lead.phone, channel, lead.consent, lead.timezone, lead.id, lead.region)
+    return compliance.check(s, view, svc.settings.calling_hours, now or clock.now())  # type: ignore[arg-type]
+
+
+def reach(s: Session, lead_id: str) -> Reach:
+    """The lead's cadence state, created on first use."""
+    row = s.get(Reach, lead_id)
+    if row is None:
+        row = Reach(lead_id=lead_id, round=1, calls=0, next_index=0, failed_in_row=0, texted=False,
+                    no_sms=False, no_voice=False)
+        s.add(row)
+        s.flush()
+    return row
+
+
+def _iso(at: datetime) -> str:
+    return at.replace(microsecond=0).isoformat() + "Z"
+
+
+def plan(svc: Services, s: Session, lead_id: str, key: str, kind: str, channel: str, due: datetime,
+         **fields: Any) -> Touch | None:
+    """Plan a touch (naive UTC `due`) unless one with this key exists; its job goes out on commit."""
+    if s.scalar(select(Touch.id).where(Touch.lead_id == lead_id, Touch.key == key)) is not None:
+        return None
+    touch = Touch(lead_id=lead_id, key=key, kind=kind, channel=channel, due_at=due,
+                  status=TouchStatus.PLANNED, **fields)
+    s.add(touch)
+    s.flush()
+    record(s, lead_id, "touch_planned", kind=kind, channel=channel, due=_iso(due), touch=touch.id,
+           **({"step": fields["step"]} if fields.get("step") else {}))
+    schedule_on_commit(svc, s, touch.id, due)
+    return touch
+
+
+def schedule_on_commit(svc: Services, s: Session, touch_id: str, due: datetime) -> None:
+    """Enqueue the touch's job once the session commits (never before: the row must be visible)."""
+    pending = s.info.setdefault(_PENDING, [])
+    if not pending and not s.info.get(_PENDING + ".hooked"):
+        s.info[_PENDING + ".hooked"] = True
+        event.listen(s, "after_commit", lambda sess: _flush_jobs(svc, sess))
+        event.listen(s, "after_rollback", lambda sess: sess.info.pop(_PENDING, None))
+    pending.append((touch_id, due))
+
+
+def _flush_jobs(svc: Services, s: Session) -> None:
+    for touch_id, due in s.info.pop(_PENDING, []):
+        enqueue(svc, touch_id, due)
+
+
+def enqueue(svc: Services, touch_id: str, due: datetime) -> bool:
+    """Schedule the touch's job at `due` (naive UTC on leadbot's clock); False when Redis is down."""
+    real = due.replace(tzinfo=clock.now().tzinfo) - (clock.now() - clock.real_now())
+    try:
+        svc.queue.enqueue_at(real, TOUCH_JOB, touch_id, job_id=f"touch-{touch_id}",
+                             retry=queueing.CONTACT_RETRY, result_ttl=3600, failure_ttl=7 * 86400)
+        return True
+    except redis.RedisError as exc:  # the sweeper enqueues it when it is due
+        log.warning("touch %s not scheduled (the sweeper will send it): %s", touch_id, exc)
+        return False
+
+
+def _end(s: Session, lead_id: str, status: str, reason: str, kinds: tuple[str, ...] | None) -> int:
+    query = select(Touch).where(Touch.lead_id == lead_id, Touch.status == TouchStatus.PLANNED)
+    if kinds:
+        query = query.where(Touch.kind.in_(kinds))
+    touches = s.scalars(query.order_by(Touch.due_at)).all()
+    for t in touches:
+        t.status, t.reason = status, reason
+        record(s, lead_id, f"touch_{status}", kind=t.kind, channel=t.channel, due=_iso(t.due_at),
+               reason=reason, touch=t.id)
+    return len(touches)
+
+
+def cancel(s: Session, lead_id: str, reason: str, kinds: tuple[str, ...] | None = None) -> int:
+    """Cancel the lead's planned touches (of `kinds`, or all) with the reason; returns how many."""
+    return _end(s, lead_id, TouchStatus.CANCELLED, reason, kinds)
+
+
+def block_all(s: Session, lead_id: str, reason: str) -> int:
+    """An opt-out: every planned touch is blocked at once, each with the reason in the timeline."""
+    return _end(s, lead_id, TouchStatus.BLOCKED, reason, None)
+
+
+def claim(s: Session, touch_id: str) -> bool:
+    """planned -> sending, exactly once across workers; committed."""
+    res = s.execute(update(Touch).where(Touch.id == touch_id, Touch.status == TouchStatus.PLANNED)
+                    .values(status=TouchStatus.SENDING, updated_at=utcnow()))
+    s.commit()
+    return res.rowcount == 1
+
+
+def sweep_lost(svc: Services) -> int:
+    """Re-enqueue due touches still 'planned' well past their time whose job is not in Redis."""
+    now = utcnow()
+    handed = 0
+    with svc.sessions() as s:
+        due = s.scalars(select(Touch).where(Touch.status == TouchStatus.PLANNED,
+                                            Touch.due_at < now - timedelta(seconds=LOST_AFTER_S)).limit(200)).all()
+        for t in due:
+            if queueing.job_lost(svc.redis, f"touch-{t.id}", now) and enqueue(svc, t.id, now):
+                record(s, t.lead_id, "requeued", by="sweeper", touch=t.id)
+                handed += 1
+        s.commit()
+    return handed
+

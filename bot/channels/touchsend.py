@@ -1,0 +1,213 @@
+"""Run one planned touch: claim it, ask the gate, pick a channel that still works, and send it once."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, timedelta
+from email.message import EmailMessage
+
+import phonenumbers
+import requests
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from twilio.base.exceptions import TwilioRestException
+
+from bot.channels import touches
+from bot.compliance import gate as compliance
+from bot.runtime.services import Services
+from bot.store.tables import Attempt, Lead, LeadStatus, new_id, utcnow
+from bot.store.timeline import EventType, record
+from bot.store.touch_tables import Touch, TouchStatus
+from handoff.mail import MailError, send_mail
+
+log = logging.getLogger(__name__)
+
+# A lead in these states is past being chased: its planned touches are dropped when they come due.
+FINISHED = {LeadStatus.QUALIFIED.value, LeadStatus.TRANSFERRING.value, LeadStatus.HANDED_OFF.value,
+            LeadStatus.DISQUALIFIED.value, LeadStatus.OPTED_OUT.value}
+NOT_MOBILE, LANDLINE_OR_UNREACHABLE, UNSUBSCRIBED = 21614, 30006, 21610
+SENT_EVENT = {"call": EventType.DIALING, "sms": EventType.SMS_SENT, "email": EventType.EMAIL_SENT}
+
+
+class TransientTouchError(RuntimeError):
+    """Twilio, the network or SMTP failed in a way a retry can fix; RQ runs the job again."""
+
+
+def sms_capable(phone: str) -> bool:
+    """False when phonenumbers knows the number is a fixed line (it cannot take texts)."""
+    try:
+        return phonenumbers.number_type(phonenumbers.parse(phone)) != phonenumbers.PhoneNumberType.FIXED_LINE
+    except phonenumbers.NumberParseException:
+        return True
+
+
+def channel_for(s: Session, lead: Lead, touch: Touch) -> str | None:
+    """The touch's channel, or the fallback when the number cannot take it; None when nothing fits."""
+    reach = touches.reach(s, lead.id)
+    no_sms = reach.no_sms or not sms_capable(lead.phone)
+    if touch.channel == "call" and reach.no_voice:
+        return "sms" if not no_sms else ("email" if lead.email else None)
+    if touch.channel == "sms" and no_sms:
+        if touch.kind == "nurture":
+            return "email" if lead.email else None
+        return "call" if touch.kind == "text" and not reach.no_voice else None
+    if touch.channel == "email" and not lead.email:
+        return None
+    return touch.channel
+
+
+def run_touch(svc: Services, touch_id: str) -> str:
+    """RQ job body: send the touch once, or defer, block or cancel it with the reason."""
+    with svc.sessions() as s:
+        touch = s.get(Touch, touch_id)
+        if touch is None or touch.status != TouchStatus.PLANNED:
+            return "skipped"
+        if touch.due_at > utcnow() + timedelta(seconds=2):  # the real-time scheduler ran ahead of a moved clock
+            touches.enqueue(svc, touch.id, touch.due_at)
+            return "early"
+        if not touches.claim(s, touch_id):
+            return "skipped"
+        s.refresh(touch)
+        lead = s.get_one(Lead, touch.lead_id)
+        if lead.status in FINISHED:
+            return _close(s, lead, touch, TouchStatus.CANCELLED, f"lead is {lead.status}")
+        channel = channel_for(s, lead, touch)
+        if channel is None:
+            return _close(s, lead, touch, TouchStatus.CANCELLED, "the number cannot take this channel")
+        verdict = touches.touch_allowed(svc, s, lead, channel)
+        if not verdict.allowed:
+            return _held(svc, s, lead, touch, verdict)
+        content = _content(svc, s, lead, touch, channel)
+        if content is None:
+            return _close(s, lead, touch, TouchStatus.CANCELLED, "condition not met")
+        return _send(svc, s, lead, touch, channel, content)
+
+
+def _close(s: Session, lead: Lead, touch: Touch, status: str, reason: str) -> str:
+    touch.status, touch.reason = status, reason
+    record(s, lead.id, f"touch_{status}", kind=touch.kind, channel=touch.channel, reason=reason, touch=touch.id)
+    s.commit()
+    return status
+
+
+def _held(svc: Services, s: Session, lead: Lead, touch: Touch, verdict: compliance.Verdict) -> str:
+    """Outside the window: due again when it opens. Never allowed: blocked, with the rule."""
+    if verdict.not_before is None:
+        reason = "blocked: opted out" if "opted out" in verdict.reason else f"blocked: {verdict.reason}"
+        return _close(s, lead, touch, TouchStatus.BLOCKED, reason)
+    due = verdict.not_before.astimezone(UTC).replace(tzinfo=None)
+    touch.status, touch.due_at, touch.reason = TouchStatus.PLANNED, due, verdict.reason
+    record(s, lead.id, "touch_deferred", kind=touch.kind, reason=verdict.reason, due=due.isoformat() + "Z",
+           touch=touch.id)
+    touches.schedule_on_commit(svc, s, touch.id, due)
+    s.commit()
+    return "deferred"
+
+
+def _content(svc: Services, s: Session, lead: Lead, touch: Touch, channel: str) -> tuple[str | None, str] | None:
+    """(email subject, body); None when a nurture step's condition does not hold."""
+    if touch.kind == "nurture":
+        from bot.channels.nurture import step_content
+
+        return step_content(svc, lead, touch)
+    if channel == "sms" and touch.kind in ("text", "fallback"):
+        from bot.channels.resume import resume_sms
+
+        return None, resume_sms(svc, s, lead) or touch.body or ""
+    return None, touch.body or ""
+
+
+def _attempt(s: Session, lead: Lead, touch: Touch, channel: str) -> Attempt:
+    """The touch's one attempt row (reused when RQ runs the job again after a transient failure)."""
+    if touch.attempt_id and (found := s.get(Attempt, touch.attempt_id)) is not None:
+        found.tries += 1
+        return found
+    number = 1 + s.scalar(select(func.count()).where(Attempt.lead_id == lead.id))
+    attempt = Attempt(id=new_id(), lead_id=lead.id, number=number, channel=channel, status="placing", tries=1)
+    s.add(attempt)
+    touch.attempt_id = attempt.id
+    return attempt
+
+
+def _send(svc: Services, s: Session, lead: Lead, touch: Touch, channel: str, content: tuple[str | None, str]) -> str:
+    attempt = _attempt(s, lead, touch, channel)
+    if channel == "call" and lead.status != LeadStatus.IN_CONVERSATION.value:
+        lead.status, lead.status_reason = LeadStatus.CONTACTING.value, f"{touch.kind} call"
+    s.commit()  # the attempt exists before Twilio can call back about it
+    started = utcnow()
+    try:
+        sid = _request(svc, lead, attempt, channel, *content)
+    except TwilioRestException as exc:
+        return _twilio_error(svc, s, lead, touch, attempt, channel, exc)
+    except (requests.exceptions.RequestException, MailError) as exc:
+        touch.status, attempt.status, attempt.error = TouchStatus.PLANNED, "retry", str(exc)[:500]
+        s.commit()
+        raise TransientTouchError(f"touch {touch.id}: {exc}") from exc
+    attempt.status, attempt.provider_sid = "placed", sid
+    touch.status = TouchStatus.SENT
+    record(s, lead.id, SENT_EVENT[channel], at=started, sid=sid, attempt=attempt.number, touch=touch.kind,
+           **({"step": touch.step} if touch.step else {}))
+    s.commit()
+    return sid
+
+
+def _request(svc: Services, lead: Lead, attempt: Attempt, channel: str, subject: str | None, body: str) -> str:
+    """The one Twilio (or SMTP) request; returns its SID or Message-ID."""
+    base, sender = svc.settings.base_url, svc.settings.caller_id
+    if channel == "call":
+        from bot.channels.amd import call_options
+
+        return svc.twilio.calls.create(to=lead.phone, from_=sender, **call_options(svc, attempt.id)).sid
+    if channel == "sms":
+        return svc.twilio.messages.create(to=lead.phone, from_=sender, body=body,
+                                          status_callback=f"{base}/twilio/status/sms/{attempt.id}").sid
+    msg = EmailMessage()
+    msg["From"], msg["To"] = svc.settings.mail_from, lead.email
+    msg["Subject"] = subject or f"Your {lead.service or 'service'} request"
+    msg["X-Leadbot-Lead-Id"] = lead.id
+    msg.set_content(body)
+    receipt = send_mail(svc.settings, msg, svc.sessions)
+    return receipt.message_id or msg.get("Message-ID", "") or f"email-{attempt.id}"
+
+
+def _twilio_error(svc: Services, s: Session, lead: Lead, touch: Touch, attempt: Attempt, channel: str,
+                  exc: TwilioRestException) -> str:
+    """5xx/429 retry; a number that cannot take texts or calls switches channel; the rest fail the touch."""
+    detail = f"Twilio {exc.status} error {exc.code}: {exc.msg}"
+    if exc.status >= 500 or exc.status == 429:
+        touch.status, attempt.status, attempt.error = TouchStatus.PLANNED, "retry", detail[:500]
+        s.commit()
+        raise TransientTouchError(f"touch {touch.id}: {detail}")
+    attempt.status, attempt.error = "failed", detail[:1000]
+    reach = touches.reach(s, lead.id)
+    if exc.code == UNSUBSCRIBED:
+        compliance.opt_out(s, lead.phone, "twilio-21610")
+    elif channel == "sms" and exc.code in (NOT_MOBILE, LANDLINE_OR_UNREACHABLE):
+        reach.no_sms = True
+    elif channel == "call":
+        reach.no_voice = True
+    touch.status, touch.reason = TouchStatus.FAILED, detail[:1000]
+    record(s, lead.id, "touch_failed", kind=touch.kind, channel=channel, reason=detail[:500], touch=touch.id)
+    if exc.code != UNSUBSCRIBED:
+        from bot.channels.cadence import switch_channel
+
+        switch_channel(svc, s, lead, touch, channel)
+    s.commit()
+    return "failed"
+
+
+def text_failed(svc: Services, attempt_id: str, error_code: str | None) -> None:
+    """A text came back undelivered: 30006 (a landline or unreachable carrier) means no more texts."""
+    if str(error_code) not in (str(LANDLINE_OR_UNREACHABLE), str(NOT_MOBILE)):
+        return
+    with svc.sessions() as s:
+        touch = s.scalar(select(Touch).where(Touch.attempt_id == attempt_id))
+        lead = s.get(Lead, touch.lead_id) if touch else None
+        if touch is None or lead is None:
+            return
+        touches.reach(s, lead.id).no_sms = True
+        record(s, lead.id, "channel_switched", away_from="sms", reason=f"Twilio error {error_code}")
+        from bot.channels.cadence import switch_channel
+
+        switch_channel(svc, s, lead, touch, "sms")
+        s.commit()
