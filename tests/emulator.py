@@ -106,7 +106,8 @@ class TwilioEmulator:
             sid = "CA" + secrets.token_hex(16)
             call = {"sid": sid, "account_sid": account, "to": request.form["To"], "from": request.form["From"],
                     "status": "queued", "date_created": now(), "url": request.form.get("Url"),
-                    "status_callback": request.form.get("StatusCallback")}
+                    "status_callback": request.form.get("StatusCallback"),
+                    "amd_callback": request.form.get("AsyncAmdStatusCallback")}
             self.calls[sid] = call
             return call, 201
 

@@ -39,7 +39,8 @@ def test_call_is_placed_with_webhooks_amd_and_timeout(client, services, emulator
     assert form["Url"].startswith("http://leadbot.test/twilio/voice/answer/")
     assert form["StatusCallback"].startswith("http://leadbot.test/twilio/status/call/")
     assert multi["StatusCallbackEvent"] == ["initiated", "ringing", "answered", "completed"]
-    assert form["MachineDetection"] == "Enable" and form["Timeout"] == "25"
+    assert form["MachineDetection"] == "DetectMessageEnd" and form["Timeout"] == "25"
+    assert form["AsyncAmd"] == "true" and form["AsyncAmdStatusCallback"].startswith("http://leadbot.test/twilio/voice/amd/")
     assert lead(services, lead_id).status == "contacting"
     assert events(services, lead_id) == ["received", "queued", "dialing"]
 

@@ -76,6 +76,7 @@ def create_call(account: str):
         return _error(400, 21205 if f.get("To") else 21201, "To and Url are required")
     call = {"sid": "CA" + secrets.token_hex(16), "account_sid": account, "to": f["To"], "from": f.get("From"),
             "status": "queued", "url": f.get("Url"), "status_callback": f.get("StatusCallback"),
+            "amd_callback": f.get("AsyncAmdStatusCallback"),
             "date_created": _now(), "direction": "outbound-api", "heard": [], "verbs": []}
     _save("call", call)
     return jsonify(_call_json(call)), 201
@@ -185,6 +186,17 @@ def act(sid: str, action: str):
         if action == "answer":
             _status(call, "ringing", leg)
             leg.answer(call["url"], body.get("answered_by", "human"))
+            call["status"] = "in-progress"
+        elif action == "machine":  # voicemail picks up: async AMD reports it, the call is redirected
+            _status(call, "ringing", leg)
+            # Synchronous AMD (a rep's call) says so on answer; asynchronous AMD reports it a moment later.
+            leg.answer(call["url"], "" if call.get("amd_callback") else "machine_start")
+            if call.get("amd_callback"):
+                leg.amd(call["amd_callback"], body.get("answered_by", "machine_end_beep"))
+            redirected = _load("call", sid) or call
+            if redirected.get("pending_redirect"):
+                call["url"] = redirected["url"]
+                leg.request(call["url"])
             call["status"] = "in-progress"
         elif action == "input":
             said = body.get("speech") or (f"[pressed {body['digits']}]" if body.get("digits") else "[silence]")

@@ -73,6 +73,18 @@ class CallLeg:
         self.ended = not any(v["verb"] in ("Gather", "Dial") for v in self.verbs)
         return self.verbs
 
+    def notify(self, url: str, extra: dict[str, str]) -> int:
+        """POST a signed callback that expects no TwiML (status, async AMD); returns the HTTP status."""
+        params = {**self.params, **extra}
+        status, body = self.post(url, params, {"X-Twilio-Signature": sign(self.token, url, params)})
+        if status >= 300:
+            raise RuntimeError(f"callback {url} answered {status}: {body[:200]}")
+        return status
+
+    def amd(self, url: str, answered_by: str) -> int:
+        """Twilio's asynchronous answering-machine verdict (AsyncAmdStatusCallback)."""
+        return self.notify(url, {"AnsweredBy": answered_by, "MachineDetectionDuration": "4200"})
+
     def answer(self, url: str, answered_by: str = "human") -> list[dict[str, Any]]:
         """The callee picks up: Twilio fetches the call's Url."""
         self.params["CallStatus"] = "in-progress"

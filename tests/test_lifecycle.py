@@ -1,0 +1,311 @@
+"""Reaching the leads who don't pick up: the cadence, voicemail, callbacks, resumes and nurture, driven
+by a moved clock (time-travel by scheduling, never sleeping) through the real webhooks and RQ jobs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.conftest import PUBLIC, lead_body, make_settings
+from tests.lifecycle_kit import events, lead_row, leg_for, sms_in, status, texts, work
+from tests.procs import free_port
+from tests.timemachine import CHICAGO, TimeMachine, a_weekday_at
+
+
+@pytest.fixture
+def tm(tmp_path, monkeypatch, db_url, services):  # noqa: ANN001, ANN201
+    """The clock moved to a Tuesday 14:00 in Austin, for the app and its jobs."""
+    path = tmp_path / "clock"
+    monkeypatch.setenv("LEADBOT_CLOCK_FILE", str(path))
+    machine = TimeMachine(path, db_url, services.queue)
+    machine.travel(a_weekday_at(14, 0))
+    yield machine
+    machine.close()
+
+
+@pytest.fixture
+def smtp():  # noqa: ANN201
+    """A real SMTP server (aiosmtpd) that the app's SMTP_URL points at."""
+    from aiosmtpd.controller import Controller
+
+    from tests.handoff.conftest import Inbox
+
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    inbox.url = f"smtp://127.0.0.1:{controller.port}"
+    yield inbox
+    controller.stop()
+
+
+@pytest.fixture
+def settings(tmp_path, db_url, redis_url, emulator, smtp):  # noqa: ANN001, ANN201
+    """Real calling hours (8:00-21:00 in the lead's zone): the moved clock decides. Mail goes by SMTP."""
+    return make_settings(tmp_path, db_url, redis_url, emulator.url, CALLING_HOURS="08:00-21:00", SMTP_URL=smtp.url)
+
+
+def post_lead(client, auth, **fields) -> str:  # noqa: ANN001, ANN003
+    resp = client.post("/leads", json=lead_body(**fields), headers=auth)
+    assert resp.status_code == 202, resp.text
+    return resp.get_json()["id"]
+
+
+def travel_and_run(tm: TimeMachine, services, to: datetime) -> list[str]:  # noqa: ANN001
+    tm.travel(to)
+    due = tm.release()
+    work(services)
+    return due
+
+
+def local(at: datetime) -> str:
+    return at.astimezone(CHICAGO).strftime("%a %H:%M")
+
+
+def test_no_answer_lead_gets_the_whole_cadence_then_the_email(client, auth, services, emulator, tm, smtp):
+    start = tm.now()
+    lead_id = post_lead(client, auth)
+    work(services)
+    seen: list[str] = []
+    calls = 0
+    for _ in range(20):
+        if len(emulator.of("/Calls.json")) > calls:  # a new call went out: nobody answers it
+            calls = len(emulator.of("/Calls.json"))
+            status(*leg_for(client, services, emulator), "no-answer")
+        planned = tm.planned(lead_id)
+        if not planned:
+            break
+        touch = planned[0]
+        seen.append(f"{touch.kind} {local(touch.due_at.replace(tzinfo=UTC))}")
+        travel_and_run(tm, services, touch.due_at.replace(tzinfo=UTC))
+    day1 = (start + timedelta(days=1)).astimezone(CHICAGO).strftime("%a")
+    day2 = (start + timedelta(days=2)).astimezone(CHICAGO).strftime("%a")
+    # +2 min, a text at +3 min, +20 min, +2 h, the next morning, the next afternoon (Austin time); then email.
+    assert seen[:6] == ["retry Tue 14:02", "text Tue 14:03", "retry Tue 14:20", "retry Tue 16:00",
+                        f"retry {day1} 10:00", f"retry {day2} 15:00"], seen
+    assert len(seen) == 7 and seen[6].startswith("email")
+    assert len(emulator.of("/Calls.json")) == 6  # six calls at most
+    assert texts(emulator) == ["We just tried to call about your roofing request; reply CALL and we'll call right "
+                               "back, or STOP to opt out"]
+    [mail] = smtp.envelopes  # the email last, to the address on file, over SMTP
+    assert mail.rcpt_tos == ["ada@example.com"] and b"we tried to reach you by phone" in mail.content
+    view = client.get(f"/leads/{lead_id}", headers=auth).get_json()
+    assert view["status"] == "no_answer" and view["status_reason"] == "no answer after 6 call(s)"
+    assert [t["status"] for t in view["touches"]] == ["sent"] * 7
+    assert len([e for e in view["timeline"] if e["type"] == "touch_planned"]) == 7
+
+
+def test_busy_waits_longer_and_an_answer_cancels_what_was_planned(client, auth, services, emulator, tm):
+    lead_id = post_lead(client, auth)
+    work(services)
+    leg, form = leg_for(client, services, emulator)
+    status(leg, form, "busy")
+    assert local(tm.next_due(lead_id)) == "Tue 14:05"  # busy: at least 5 minutes, not 2
+    travel_and_run(tm, services, tm.next_due(lead_id))
+    leg, form = leg_for(client, services, emulator)
+    leg.answer(form["Url"])
+    assert "Ada" in " ".join(leg.heard)
+    assert tm.planned(lead_id) == []
+    assert lead_row(services, lead_id).status == "in_conversation"
+
+
+def test_machine_gets_the_flows_voicemail_then_the_text_within_a_minute(client, auth, services, emulator, tm):
+    lead_id = post_lead(client, auth)
+    work(services)
+    leg, form = leg_for(client, services, emulator)
+    assert form["MachineDetection"] == "DetectMessageEnd" and form["AsyncAmd"] == "true"
+    leg.answer(form["Url"], answered_by="")  # async AMD: the greeting plays at once
+    amd_at = tm.now()
+    leg.amd(form["AsyncAmdStatusCallback"], "machine_end_beep")
+    redirect = emulator.of(f"/Calls/{leg.params['CallSid']}.json")
+    assert len(redirect) == 1 and redirect[0]["form"]["Url"].endswith("/voicemail/" + form["Url"].rsplit("/", 1)[1])
+    leg.request(redirect[0]["form"]["Url"])
+    said = " ".join(leg.heard)
+    assert "Hi Ada, this is the team you contacted about your roof" in said and "(500) 555-0006" in said
+    status(leg, form, "completed")
+    due = tm.next_due(lead_id)
+    assert timedelta(0) < due - amd_at <= timedelta(minutes=1)
+    travel_and_run(tm, services, due)
+    assert texts(emulator) == ["We just tried to call about your roofing request; reply CALL and we'll call right "
+                               "back, or STOP to opt out"]
+    # The cadence goes on with calls; its own "we just called" text is not sent twice.
+    assert [(t.kind, t.channel) for t in tm.planned(lead_id)] == [("retry", "call")]
+
+
+def test_a_person_taken_for_a_machine_keeps_talking(client, auth, services, emulator, tm):
+    lead_id = post_lead(client, auth)
+    work(services)
+    leg, form = leg_for(client, services, emulator)
+    leg.answer(form["Url"], answered_by="")
+    leg.amd(form["AsyncAmdStatusCallback"], "machine_end_other")
+    leg.request(emulator.of(f"/Calls/{leg.params['CallSid']}.json")[0]["form"]["Url"])
+    assert not leg.ended  # the voicemail listens: no hang-up on a person
+    leg.reply(speech="hello? yes, I'm here")
+    said = " ".join(leg.heard)
+    assert "Sorry, I thought I'd reached your voicemail" in said
+    assert lead_row(services, lead_id).status == "in_conversation"
+    assert tm.planned(lead_id) == []  # the text and the retry are cancelled
+    assert [d["reason"] for _, d in events(services, lead_id, "touch_cancelled")] == [
+        "answered: a person, not a machine"] * 2
+    for answer in ({"speech": "yes"}, {"speech": "replace it"}, {"speech": "about 20 thousand"}):
+        if leg.ended:
+            break
+        leg.reply(**answer)
+    assert lead_row(services, lead_id).answers or events(services, lead_id, "answer")
+
+
+def test_opt_out_blocks_a_pending_retry_reminder_and_nurture_step(client, auth, services, emulator, tm, signed):
+    from bot.channels import nurture
+
+    lead_id = post_lead(client, auth)
+    work(services)
+    leg, form = leg_for(client, services, emulator)
+    leg.answer(form["Url"], answered_by="")
+    leg.amd(form["AsyncAmdStatusCallback"], "machine_end_beep")  # plans the reminder text and a retry
+    with services.sessions() as s:  # and a nurture step for the same lead
+        nurture.enter(services, s, lead_row(services, lead_id), "roofing_later")
+        s.commit()
+    pending = {t.kind for t in tm.planned(lead_id)}
+    assert {"retry", "voicemail_text", "nurture"} <= pending
+    sms_in(client, services, signed, "STOP")
+    blocked = events(services, lead_id, "touch_blocked")
+    assert {d["kind"] for _, d in blocked} == pending
+    assert {d["reason"] for _, d in blocked} == {"blocked: opted out"}
+    calls, msgs = len(emulator.of("/Calls.json")), len(emulator.of("/Messages.json"))
+    travel_and_run(tm, services, tm.now() + timedelta(days=40))
+    assert (len(emulator.of("/Calls.json")), len(emulator.of("/Messages.json"))) == (calls, msgs)
+
+
+def test_a_due_touch_to_an_opted_out_number_is_blocked_by_the_gate(client, auth, services, emulator, tm):
+    from bot.compliance import gate
+
+    lead_id = post_lead(client, auth)
+    work(services)
+    leg, form = leg_for(client, services, emulator)
+    status(leg, form, "no-answer")
+    with services.sessions() as s:  # an opt-out recorded elsewhere (a DNC import), not through the lead
+        gate.opt_out(s, "+15125550100", "dnc import")
+        s.commit()
+    travel_and_run(tm, services, tm.next_due(lead_id))
+    assert len(emulator.of("/Calls.json")) == 1
+    assert [d["reason"] for _, d in events(services, lead_id, "touch_blocked")] == ["blocked: opted out"]
+
+
+def test_call_reply_gets_an_instant_callback(client, auth, services, emulator, tm, signed):
+    lead_id = post_lead(client, auth)
+    work(services)
+    leg, form = leg_for(client, services, emulator)
+    status(leg, form, "no-answer")
+    assert "Calling you now!" in sms_in(client, services, signed, "Call me")
+    tm.release()
+    work(services)
+    assert len(emulator.of("/Calls.json")) == 2
+    assert [d["reason"] for _, d in events(services, lead_id, "touch_cancelled")] == ["the lead asked for a call"]
+
+
+def test_call_reply_at_night_is_called_back_when_the_window_opens(client, auth, services, emulator, tm, signed):
+    lead_id = post_lead(client, auth)
+    work(services)
+    status(*leg_for(client, services, emulator), "no-answer")
+    tm.travel(a_weekday_at(22, 30))
+    assert "We'll call you at 8:00 AM on Wednesday" in sms_in(client, services, signed, "CALL")
+    tm.release()
+    work(services)
+    assert len(emulator.of("/Calls.json")) == 1  # not at 22:30
+    assert local(tm.next_due(lead_id)) == "Wed 08:00"
+
+
+def test_cut_off_call_is_retried_and_resumes_at_its_step(client, auth, services, emulator, tm):
+    lead_id = post_lead(client, auth)
+    work(services)
+    leg, form = leg_for(client, services, emulator)
+    leg.answer(form["Url"])
+    leg.reply(speech="yes")  # first question answered; the line drops during the second
+    second_question = leg.heard[-1]
+    status(leg, form, "completed")
+    got = lead_row(services, lead_id)
+    assert got.status == "no_answer" and got.status_reason.startswith("cut off at step")
+    travel_and_run(tm, services, tm.next_due(lead_id))
+    leg, form = leg_for(client, services, emulator)
+    leg.answer(form["Url"])
+    assert leg.heard[0] == "Hi Ada, we got cut off earlier. Let's pick up where we left off."
+    assert leg.heard[1] == second_question
+
+
+def test_known_lead_calling_back_is_greeted_by_name_and_resumes(client, auth, services, emulator, tm, signed):
+    lead_id = post_lead(client, auth)
+    work(services)
+    leg, form = leg_for(client, services, emulator)
+    leg.answer(form["Url"])
+    leg.reply(speech="yes")
+    second_question = leg.heard[-1]
+    status(leg, form, "completed")
+    from bot.twilio.twiml_player import CallLeg
+    from tests.lifecycle_kit import poster
+
+    caller = CallLeg(poster(client), services.webhook_token, {"CallSid": "CA" + "9" * 32, "From": "+15125550100",
+                                                              "To": services.settings.caller_id})
+    caller.request(PUBLIC + "/twilio/voice")
+    assert caller.heard[0] == "Hi Ada, thanks for calling back. Let's pick up where we left off."
+    assert caller.heard[1] == second_question
+    assert tm.planned(lead_id) == []  # the retry is off: they called us
+    assert lead_row(services, lead_id).status == "in_conversation"
+
+
+def test_unknown_caller_becomes_a_new_inbound_lead(client, services, tm, auth):
+    from bot.twilio.twiml_player import CallLeg
+    from tests.lifecycle_kit import poster
+
+    caller = CallLeg(poster(client), services.webhook_token, {"CallSid": "CA" + "8" * 32, "From": "+15125550199",
+                                                              "To": services.settings.caller_id})
+    caller.request(PUBLIC + "/twilio/voice")
+    assert not caller.ended and caller.heard  # the default flow's first question
+    from sqlalchemy import select
+
+    from bot.store.tables import Lead
+
+    with services.sessions() as s:
+        lead = s.scalar(select(Lead).where(Lead.phone == "+15125550199"))
+    assert lead.source == "inbound-call" and lead.status == "in_conversation"
+
+
+def test_new_submission_from_an_unreached_lead_calls_again_at_once(client, auth, services, emulator, tm):
+    lead_id = post_lead(client, auth)
+    work(services)
+    status(*leg_for(client, services, emulator), "no-answer")
+    resp = client.post("/leads", json=lead_body(), headers=auth)
+    assert resp.get_json() == {"id": lead_id, "status": "queued", "duplicate": True}
+    work(services)
+    assert len(emulator.of("/Calls.json")) == 2
+    assert [d["reason"] for _, d in events(services, lead_id, "touch_cancelled")] == ["new submission"]
+
+
+def test_nurture_drip_sends_step_by_step_then_ready_calls_back(client, auth, services, emulator, tm, signed, smtp):
+    lead_id = post_lead(client, auth, service="kitchen remodel")
+    work(services)
+    leg, form = leg_for(client, services, emulator)
+    leg.answer(form["Url"])
+    for answer in ({"digits": "1"}, {"speech": "five grand"}, {"speech": "in the spring"},
+                   {"speech": "I need to ask my wife"}):
+        leg.reply(**answer)
+    status(leg, form, "completed")
+    assert lead_row(services, lead_id).status == "nurturing"
+    view = client.get(f"/leads/{lead_id}", headers=auth).get_json()
+    assert view["nurture"]["sequence"] == "not_ready" and view["nurture"]["sent"] == []
+    assert view["nurture"]["next"]["step"] == "check_in"
+    entered = tm.now()
+    travel_and_run(tm, services, entered + timedelta(days=3, minutes=1))
+    assert texts(emulator)[-1].startswith("Hi Ada, just checking in about your kitchen remodel")
+    view = client.get(f"/leads/{lead_id}", headers=auth).get_json()
+    assert [s["step"] for s in view["nurture"]["sent"]] == ["check_in"]
+    assert view["nurture"]["next"]["step"] == "follow_up"
+    travel_and_run(tm, services, entered + timedelta(days=14, minutes=1))
+    [mail] = smtp.envelopes
+    assert mail.rcpt_tos == ["ada@example.com"] and b"Still thinking it over, Ada?" in mail.content
+    travel_and_run(tm, services, entered + timedelta(days=60))
+    assert len(smtp.envelopes) == 1 and len(texts(emulator)) == 1  # each step once
+    assert "Calling you now!" in sms_in(client, services, signed, "yes, now")
+    tm.release()
+    work(services)
+    assert len(emulator.of("/Calls.json")) == 2
+    assert lead_row(services, lead_id).status == "contacting"
