@@ -39,8 +39,11 @@ def leg_for(client, services, emulator, index: int = -1) -> tuple[CallLeg, dict[
     """The CallLeg of the index-th call the app placed, and that call's create request."""
     form = emulator.of("/Calls.json")[index]["form"]
     sid = next(c["sid"] for c in emulator.calls.values() if c["url"] == form["Url"])
-    leg = CallLeg(poster(client), services.webhook_token,
-                  {"CallSid": sid, "From": form["From"], "To": form["To"], "AccountSid": "AC" + "0" * 32})
+    leg = CallLeg(
+        poster(client),
+        services.webhook_token,
+        {"CallSid": sid, "From": form["From"], "To": form["To"], "AccountSid": "AC" + "0" * 32},
+    )
     return leg, form
 
 
@@ -57,7 +60,9 @@ def texts(emulator) -> list[str]:  # noqa: ANN001
 def events(services, lead_id: str, prefix: str = "") -> list[tuple[str, dict]]:  # noqa: ANN001
     """(type, data) of the lead's events, oldest first."""
     with services.sessions() as s:
-        rows = s.execute(select(Event.type, Event.data).where(Event.lead_id == lead_id).order_by(Event.id)).all()
+        rows = s.execute(
+            select(Event.type, Event.data).where(Event.lead_id == lead_id).order_by(Event.id)
+        ).all()
     return [(r.type, r.data) for r in rows if r.type.startswith(prefix)]
 
 

@@ -42,7 +42,9 @@ def smtp():  # noqa: ANN201
 @pytest.fixture
 def settings(tmp_path, db_url, redis_url, emulator, smtp):  # noqa: ANN001, ANN201
     """Real calling hours (8:00-21:00 in the lead's zone): the moved clock decides. Mail goes by SMTP."""
-    return make_settings(tmp_path, db_url, redis_url, emulator.url, CALLING_HOURS="08:00-21:00", SMTP_URL=smtp.url)
+    return make_settings(
+        tmp_path, db_url, redis_url, emulator.url, CALLING_HOURS="08:00-21:00", SMTP_URL=smtp.url
+    )
 
 
 def post_lead(client, auth, **fields) -> str:  # noqa: ANN001, ANN003
@@ -81,12 +83,20 @@ def test_no_answer_lead_gets_the_whole_cadence_then_the_email(client, auth, serv
     day1 = (start + timedelta(days=1)).astimezone(CHICAGO).strftime("%a")
     day2 = (start + timedelta(days=2)).astimezone(CHICAGO).strftime("%a")
     # +2 min, a text at +3 min, +20 min, +2 h, the next morning, the next afternoon (Austin time); then email.
-    assert seen[:6] == ["retry Tue 14:02", "text Tue 14:03", "retry Tue 14:20", "retry Tue 16:00",
-                        f"retry {day1} 10:00", f"retry {day2} 15:00"], seen
+    assert seen[:6] == [
+        "retry Tue 14:02",
+        "text Tue 14:03",
+        "retry Tue 14:20",
+        "retry Tue 16:00",
+        f"retry {day1} 10:00",
+        f"retry {day2} 15:00",
+    ], seen
     assert len(seen) == 7 and seen[6].startswith("email")
     assert len(emulator.of("/Calls.json")) == 6  # six calls at most
-    assert texts(emulator) == ["We just tried to call about your roofing request; reply CALL and we'll call right "
-                               "back, or STOP to opt out"]
+    assert texts(emulator) == [
+        "We just tried to call about your roofing request; reply CALL and we'll call right "
+        "back, or STOP to opt out"
+    ]
     [mail] = smtp.envelopes  # the email last, to the address on file, over SMTP
     assert mail.rcpt_tos == ["ada@example.com"] and b"we tried to reach you by phone" in mail.content
     view = client.get(f"/leads/{lead_id}", headers=auth).get_json()
@@ -118,7 +128,9 @@ def test_machine_gets_the_flows_voicemail_then_the_text_within_a_minute(client, 
     amd_at = tm.now()
     leg.amd(form["AsyncAmdStatusCallback"], "machine_end_beep")
     redirect = emulator.of(f"/Calls/{leg.params['CallSid']}.json")
-    assert len(redirect) == 1 and redirect[0]["form"]["Url"].endswith("/voicemail/" + form["Url"].rsplit("/", 1)[1])
+    assert len(redirect) == 1 and redirect[0]["form"]["Url"].endswith(
+        "/voicemail/" + form["Url"].rsplit("/", 1)[1]
+    )
     leg.request(redirect[0]["form"]["Url"])
     said = " ".join(leg.heard)
     assert "Hi Ada, this is the team you contacted about your roof" in said and "(500) 555-0006" in said
@@ -126,8 +138,10 @@ def test_machine_gets_the_flows_voicemail_then_the_text_within_a_minute(client, 
     due = tm.next_due(lead_id)
     assert timedelta(0) < due - amd_at <= timedelta(minutes=1)
     travel_and_run(tm, services, due)
-    assert texts(emulator) == ["We just tried to call about your roofing request; reply CALL and we'll call right "
-                               "back, or STOP to opt out"]
+    assert texts(emulator) == [
+        "We just tried to call about your roofing request; reply CALL and we'll call right "
+        "back, or STOP to opt out"
+    ]
     # The cadence goes on with calls; its own "we just called" text is not sent twice.
     assert [(t.kind, t.channel) for t in tm.planned(lead_id)] == [("retry", "call")]
 
@@ -146,12 +160,17 @@ def test_a_person_taken_for_a_machine_keeps_talking(client, auth, services, emul
     assert lead_row(services, lead_id).status == "in_conversation"
     assert tm.planned(lead_id) == []  # the text and the retry are cancelled
     assert [d["reason"] for _, d in events(services, lead_id, "touch_cancelled")] == [
-        "answered: a person, not a machine"] * 2
+        "answered: a person, not a machine"
+    ] * 2
     leg.reply(speech="no, no leak")  # the flow goes on: the next question
-    assert not leg.ended and [d.get("step") for t, d in events(services, lead_id) if t == "answer"] == ["leak"]
+    assert not leg.ended and [d.get("step") for t, d in events(services, lead_id) if t == "answer"] == [
+        "leak"
+    ]
 
 
-def test_opt_out_blocks_a_pending_retry_reminder_and_nurture_step(client, auth, services, emulator, tm, signed):
+def test_opt_out_blocks_a_pending_retry_reminder_and_nurture_step(
+    client, auth, services, emulator, tm, signed
+):
     from bot.channels import nurture
 
     lead_id = post_lead(client, auth)
@@ -197,10 +216,14 @@ def test_call_reply_gets_an_instant_callback(client, auth, services, emulator, t
     tm.release()
     work(services)
     assert len(emulator.of("/Calls.json")) == 2
-    assert [d["reason"] for _, d in events(services, lead_id, "touch_cancelled")] == ["the lead asked for a call"]
+    assert [d["reason"] for _, d in events(services, lead_id, "touch_cancelled")] == [
+        "the lead asked for a call"
+    ]
 
 
-def test_call_reply_at_night_is_called_back_when_the_window_opens(client, auth, services, emulator, tm, signed):
+def test_call_reply_at_night_is_called_back_when_the_window_opens(
+    client, auth, services, emulator, tm, signed
+):
     lead_id = post_lead(client, auth)
     work(services)
     status(*leg_for(client, services, emulator), "no-answer")
@@ -240,8 +263,11 @@ def test_known_lead_calling_back_is_greeted_by_name_and_resumes(client, auth, se
     from bot.twilio.twiml_player import CallLeg
     from tests.lifecycle_kit import poster
 
-    caller = CallLeg(poster(client), services.webhook_token, {"CallSid": "CA" + "9" * 32, "From": "+15125550100",
-                                                              "To": services.settings.caller_id})
+    caller = CallLeg(
+        poster(client),
+        services.webhook_token,
+        {"CallSid": "CA" + "9" * 32, "From": "+15125550100", "To": services.settings.caller_id},
+    )
     caller.request(PUBLIC + "/twilio/voice")
     assert caller.heard[0] == "Hi Ada, thanks for calling back. Let's pick up where we left off."
     assert caller.heard[1] == second_question
@@ -253,8 +279,11 @@ def test_unknown_caller_becomes_a_new_inbound_lead(client, services, tm, auth):
     from bot.twilio.twiml_player import CallLeg
     from tests.lifecycle_kit import poster
 
-    caller = CallLeg(poster(client), services.webhook_token, {"CallSid": "CA" + "8" * 32, "From": "+15125550199",
-                                                              "To": services.settings.caller_id})
+    caller = CallLeg(
+        poster(client),
+        services.webhook_token,
+        {"CallSid": "CA" + "8" * 32, "From": "+15125550199", "To": services.settings.caller_id},
+    )
     caller.request(PUBLIC + "/twilio/voice")
     assert not caller.ended and caller.heard  # the default flow's first question
     from sqlalchemy import select
@@ -277,13 +306,19 @@ def test_new_submission_from_an_unreached_lead_calls_again_at_once(client, auth,
     assert [d["reason"] for _, d in events(services, lead_id, "touch_cancelled")] == ["new submission"]
 
 
-def test_nurture_drip_sends_step_by_step_then_ready_calls_back(client, auth, services, emulator, tm, signed, smtp):
+def test_nurture_drip_sends_step_by_step_then_ready_calls_back(
+    client, auth, services, emulator, tm, signed, smtp
+):
     lead_id = post_lead(client, auth, service="kitchen remodel")
     work(services)
     leg, form = leg_for(client, services, emulator)
     leg.answer(form["Url"])
-    for answer in ({"digits": "1"}, {"speech": "five grand"}, {"speech": "in the spring"},
-                   {"speech": "I need to ask my wife"}):
+    for answer in (
+        {"digits": "1"},
+        {"speech": "five grand"},
+        {"speech": "in the spring"},
+        {"speech": "I need to ask my wife"},
+    ):
         leg.reply(**answer)
     status(leg, form, "completed")
     assert lead_row(services, lead_id).status == "nurturing"

@@ -26,23 +26,33 @@ def wait(pred, timeout: float = 15.0):  # noqa: ANN001, ANN201
     raise AssertionError("condition not met in time")
 
 
-def test_machine_answered_call_leaves_voicemail_then_texts_then_retries(tmp_path, db_url, redis_url, emulator):
+def test_machine_answered_call_leaves_voicemail_then_texts_then_retries(
+    tmp_path, db_url, redis_url, emulator
+):
     import redis
 
     clock_file = tmp_path / "clock"
-    env = {**stack_env(tmp_path, db_url, redis_url, emulator), "CALLING_HOURS": "08:00-21:00",
-           "LEADBOT_CLOCK_FILE": str(clock_file)}
+    env = {
+        **stack_env(tmp_path, db_url, redis_url, emulator),
+        "CALLING_HOURS": "08:00-21:00",
+        "LEADBOT_CLOCK_FILE": str(clock_file),
+    }
     tm = TimeMachine(clock_file, db_url, Queue("leadbot", connection=redis.Redis.from_url(redis_url)))
     tm.travel(a_weekday_at(14, 0))
     stack = Stack(env, tmp_path).start()
     headers = {"Authorization": f"Bearer {API_KEY}"}
     try:
-        lead_id = requests.post(stack.url + "/leads", json=lead_body(), headers=headers, timeout=5).json()["id"]
+        lead_id = requests.post(stack.url + "/leads", json=lead_body(), headers=headers, timeout=5).json()[
+            "id"
+        ]
         emulator.wait_for(lambda reqs: any(r["path"].endswith("/Calls.json") for r in reqs), timeout=15)
         form = emulator.of("/Calls.json")[0]["form"]
         [sid] = emulator.calls
-        leg = CallLeg(http_post, "e2e-token", {"CallSid": sid, "From": form["From"], "To": form["To"],
-                                               "AccountSid": "AC" + "1" * 32})
+        leg = CallLeg(
+            http_post,
+            "e2e-token",
+            {"CallSid": sid, "From": form["From"], "To": form["To"], "AccountSid": "AC" + "1" * 32},
+        )
         leg.answer(form["Url"], answered_by="")
         leg.amd(form["AsyncAmdStatusCallback"], "machine_end_beep")
         update = emulator.of(f"/Calls/{sid}.json")  # the web process redirected the live call (REST update)
@@ -60,10 +70,14 @@ def test_machine_answered_call_leaves_voicemail_then_texts_then_retries(tmp_path
         retry = wait(lambda: tm.next_due(lead_id))
         tm.travel(retry)
         tm.release(lead_id)
-        emulator.wait_for(lambda reqs: len([r for r in reqs if r["path"].endswith("/Calls.json")]) == 2, timeout=15)
+        emulator.wait_for(
+            lambda reqs: len([r for r in reqs if r["path"].endswith("/Calls.json")]) == 2, timeout=15
+        )
         view = requests.get(f"{stack.url}/leads/{lead_id}", headers=headers, timeout=5).json()
-        assert [(t["kind"], t["status"]) for t in view["touches"]][:2] == [("voicemail_text", "sent"),
-                                                                          ("retry", "sent")]
+        assert [(t["kind"], t["status"]) for t in view["touches"]][:2] == [
+            ("voicemail_text", "sent"),
+            ("retry", "sent"),
+        ]
         assert "voicemail_left" in [e["type"] for e in view["timeline"]]
     except BaseException:
         print(stack.logs())

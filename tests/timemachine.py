@@ -39,8 +39,13 @@ class TimeMachine:
 
     def planned(self, lead_id: str) -> list[Touch]:
         with self.engine.connect() as conn:
-            return list(conn.execute(select(Touch).where(Touch.lead_id == lead_id, Touch.status == TouchStatus.PLANNED)
-                                     .order_by(Touch.due_at)).all())
+            return list(
+                conn.execute(
+                    select(Touch)
+                    .where(Touch.lead_id == lead_id, Touch.status == TouchStatus.PLANNED)
+                    .order_by(Touch.due_at)
+                ).all()
+            )
 
     def next_due(self, lead_id: str) -> datetime | None:
         rows = self.planned(lead_id)

@@ -77,7 +77,9 @@ def document(lead_model: Any) -> dict[str, Any]:
                               "401": {"description": "Unauthorized", **err}},
             }},
             "/leads/{id}": {"get": {
-                "summary": "A lead with its attempts, answers, handoff and timeline; `next_contact_at` while "
+                "summary": "A lead with its attempts, answers, handoff, touches (planned, sent, cancelled "
+                           "and blocked retries, texts and nurture steps, each with its reason), nurture "
+                           "(sequence, steps sent, next step due) and timeline; `next_contact_at` while "
                            "it is `scheduled` (outside its calling rules)",
                 "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "responses": {"200": {"description": "The lead"},

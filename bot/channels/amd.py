@@ -19,19 +19,27 @@ from bot.store.timeline import EventType, record
 log = logging.getLogger(__name__)
 
 CALL_EVENTS = ["initiated", "ringing", "answered", "completed"]
-FALLBACK_VOICEMAIL = ("Hi {first}, this is the team you just contacted. Sorry we missed you. Call or text us "
-                      "back at {number}.")
+FALLBACK_VOICEMAIL = (
+    "Hi {first}, this is the team you just contacted. Sorry we missed you. Call or text us back at {number}."
+)
 MISTAKEN = "Oh, hello! Sorry, I thought I'd reached your voicemail."
 
 
 def call_options(svc: Services, attempt_id: str) -> dict[str, Any]:
     """Calls.create arguments: async AMD, so a person hears the greeting at once while detection runs."""
     base = svc.settings.base_url
-    return {"url": f"{base}/twilio/voice/answer/{attempt_id}", "method": "POST",
-            "status_callback": f"{base}/twilio/status/call/{attempt_id}", "status_callback_method": "POST",
-            "status_callback_event": CALL_EVENTS, "machine_detection": "DetectMessageEnd", "async_amd": "true",
-            "async_amd_status_callback": f"{base}/twilio/voice/amd/{attempt_id}",
-            "async_amd_status_callback_method": "POST", "timeout": svc.settings.ring_timeout_seconds}
+    return {
+        "url": f"{base}/twilio/voice/answer/{attempt_id}",
+        "method": "POST",
+        "status_callback": f"{base}/twilio/status/call/{attempt_id}",
+        "status_callback_method": "POST",
+        "status_callback_event": CALL_EVENTS,
+        "machine_detection": "DetectMessageEnd",
+        "async_amd": "true",
+        "async_amd_status_callback": f"{base}/twilio/voice/amd/{attempt_id}",
+        "async_amd_status_callback_method": "POST",
+        "timeout": svc.settings.ring_timeout_seconds,
+    }
 
 
 def spoken_number(phone: str) -> str:
@@ -56,8 +64,9 @@ def amd_result(svc: Services, attempt_id: str, call_sid: str, answered_by: str) 
             return
         record(s, lead.id, EventType.MACHINE, answered_by=answered_by, sid=call_sid)
         # Closed, not lost: a person who speaks over the voicemail resumes it (see heard()).
-        for conv in s.scalars(select(Conversation).where(Conversation.lead_id == lead.id,
-                                                         Conversation.open.is_(True))):
+        for conv in s.scalars(
+            select(Conversation).where(Conversation.lead_id == lead.id, Conversation.open.is_(True))
+        ):
             conv.open, conv.outcome = False, "voicemail"
         lead.status, lead.status_reason = LeadStatus.NO_ANSWER.value, f"voicemail ({answered_by})"
         cadence.unanswered(svc, s, lead, "machine")
@@ -66,8 +75,9 @@ def amd_result(svc: Services, attempt_id: str, call_sid: str, answered_by: str) 
         if answered_by == "fax":
             svc.twilio.calls(call_sid).update(status="completed")
         else:
-            svc.twilio.calls(call_sid).update(url=f"{svc.settings.base_url}/twilio/voice/voicemail/{attempt_id}",
-                                              method="POST")
+            svc.twilio.calls(call_sid).update(
+                url=f"{svc.settings.base_url}/twilio/voice/voicemail/{attempt_id}", method="POST"
+            )
     except TwilioRestException as exc:  # the call ended meanwhile: the text still goes out
         log.warning("voicemail redirect for %s failed: %s", call_sid, exc)
 
@@ -85,13 +95,20 @@ def voicemail(svc: Services, attempt_id: str) -> str:
         number = spoken_number(svc.settings.caller_id)
         if flow.voicemail is not None:
             fields = conversation.lead_fields(lead)
-            text = flow.voicemail.render(lead.language, flow.language, {"lead": fields, "callback_number": number})
+            text = flow.voicemail.render(
+                lead.language, flow.language, {"lead": fields, "callback_number": number}
+            )
         else:
             text = FALLBACK_VOICEMAIL.format(first=lead.first_name, number=number)
         record(s, lead.id, "voicemail_left", text=text)
         s.commit()
-    gather = response.gather(input="dtmf speech", action=f"{svc.settings.base_url}/twilio/voice/voicemail/"
-                             f"{attempt_id}/heard", method="POST", timeout=2, speech_timeout="auto")
+    gather = response.gather(
+        input="dtmf speech",
+        action=f"{svc.settings.base_url}/twilio/voice/voicemail/{attempt_id}/heard",
+        method="POST",
+        timeout=2,
+        speech_timeout="auto",
+    )
     gather.say(text, voice=flow.voice_for(lead.language))
     response.hangup()
     return str(response)
@@ -112,7 +129,8 @@ def heard(svc: Services, attempt_id: str, call_sid: str) -> str:
         cadence.stop(s, lead.id, "answered: a person, not a machine")
         lead.status, lead.status_reason = LeadStatus.IN_CONVERSATION.value, None
         conv, prompts = resume_voice(svc, s, lead, call_sid, MISTAKEN)
-        voice_render.render(prompts, action_url=f"{svc.settings.base_url}/twilio/voice/turn/{conv.id}",
-                            response=response)
+        voice_render.render(
+            prompts, action_url=f"{svc.settings.base_url}/twilio/voice/turn/{conv.id}", response=response
+        )
         s.commit()
     return str(response)

@@ -18,10 +18,20 @@ from bot.store.touch_tables import Touch, TouchStatus
 
 log = logging.getLogger(__name__)
 
-CHASED = {LeadStatus.CONTACTING.value, LeadStatus.NO_ANSWER.value, LeadStatus.IN_CONVERSATION.value,
-          LeadStatus.FAILED.value}
-RULE_OF = {"no-answer": "no-answer", "canceled": "no-answer", "busy": "busy", "failed": "failed",
-           "machine": "machine", "cut-off": "no-answer"}
+CHASED = {
+    LeadStatus.CONTACTING.value,
+    LeadStatus.NO_ANSWER.value,
+    LeadStatus.IN_CONVERSATION.value,
+    LeadStatus.FAILED.value,
+}
+RULE_OF = {
+    "no-answer": "no-answer",
+    "canceled": "no-answer",
+    "busy": "busy",
+    "failed": "failed",
+    "machine": "machine",
+    "cut-off": "no-answer",
+}
 FRESH_INTENT = {LeadStatus.NO_ANSWER.value, LeadStatus.NURTURING.value}
 CHASE_KINDS = ("retry", "text", "voicemail_text", "fallback", "email")
 
@@ -55,7 +65,7 @@ def _naive(at: datetime) -> datetime:
 
 
 def call_ended(svc: Services, attempt_id: str, status: str) -> None:
-    """A call's final status arrived (once): a call that reached nobody, or was cut off, plans the next touch."""
+    """A call's final status arrived (once): a call that reached nobody, or was cut off, plans what's next."""
     with svc.sessions() as s:
         attempt = s.get(Attempt, attempt_id)
         lead = s.get(Lead, attempt.lead_id) if attempt else None
@@ -63,9 +73,16 @@ def call_ended(svc: Services, attempt_id: str, status: str) -> None:
             return
         kind = status
         if status == "completed":
-            conv = s.scalar(select(Conversation).where(Conversation.lead_id == lead.id, Conversation.open.is_(True),
-                                                       Conversation.channel == "voice")
-                            .order_by(Conversation.created_at.desc()).limit(1))
+            conv = s.scalar(
+                select(Conversation)
+                .where(
+                    Conversation.lead_id == lead.id,
+                    Conversation.open.is_(True),
+                    Conversation.channel == "voice",
+                )
+                .order_by(Conversation.created_at.desc())
+                .limit(1)
+            )
             if conv is not None:
                 cut_off(s, lead, conv)
                 kind = "cut-off"
@@ -103,13 +120,23 @@ def unanswered(svc: Services, s: Session, lead: Lead, kind: str) -> None:
     reach.failed_in_row = reach.failed_in_row + 1 if kind == "failed" else 0
     if rule.to_sms_after and reach.failed_in_row >= rule.to_sms_after and not reach.no_voice:
         reach.no_voice = True
-        record(s, lead.id, "channel_switched", to="sms", reason=f"{reach.failed_in_row} failed calls in a row")
+        record(
+            s, lead.id, "channel_switched", to="sms", reason=f"{reach.failed_in_row} failed calls in a row"
+        )
     if lead.status in (LeadStatus.CONTACTING.value, LeadStatus.FAILED.value):
         lead.status, lead.status_reason = LeadStatus.NO_ANSWER.value, lead.status_reason or f"call {kind}"
     if kind == "machine" and rule.text_within is not None and not reach.texted:
         reach.texted = True
-        touches.plan(svc, s, lead.id, f"r{reach.round}:vm_text", "voicemail_text", "sms", now + rule.text_within,
-                     body=_text(cad, lead))
+        touches.plan(
+            svc,
+            s,
+            lead.id,
+            f"r{reach.round}:vm_text",
+            "voicemail_text",
+            "sms",
+            now + rule.text_within,
+            body=_text(cad, lead),
+        )
     if rule.retry:
         plan_next(svc, s, lead, cad, not_before=now + rule.at_least)
 
@@ -131,8 +158,17 @@ def plan_next(svc: Services, s: Session, lead: Lead, cad: Cadence, not_before: d
         if touch.channel == "sms":
             if not reach.texted:
                 reach.texted = True
-                touches.plan(svc, s, lead.id, key, "text", "sms", max(due, utcnow()), body=_text(cad, lead, i - 1),
-                             step=str(i - 1))
+                touches.plan(
+                    svc,
+                    s,
+                    lead.id,
+                    key,
+                    "text",
+                    "sms",
+                    max(due, utcnow()),
+                    body=_text(cad, lead, i - 1),
+                    step=str(i - 1),
+                )
             continue
         if reach.calls >= cad.max_calls:
             break
@@ -182,13 +218,22 @@ def fresh_intent(svc: Services, lead_id: str, status: str, idempotency_key: str 
 
     with svc.sessions() as s:
         lead = s.get(Lead, lead_id)
-        if lead is None or lead.status not in FRESH_INTENT or (idempotency_key and
-                                                                 lead.idempotency_key == idempotency_key):
+        if (
+            lead is None
+            or lead.status not in FRESH_INTENT
+            or (idempotency_key and lead.idempotency_key == idempotency_key)
+        ):
             return status
         touches.cancel(s, lead_id, "new submission")
         reach = touches.reach(s, lead_id)
         reach.round += 1
-        reach.started_at, reach.calls, reach.next_index, reach.failed_in_row, reach.texted = None, 0, 0, 0, False
+        reach.started_at, reach.calls, reach.next_index, reach.failed_in_row, reach.texted = (
+            None,
+            0,
+            0,
+            0,
+            False,
+        )
         reach.nurture = None
         lead.status, lead.status_reason = LeadStatus.QUEUED.value, "new submission: contacting again"
         record(s, lead_id, "fresh_intent", was=status)
@@ -199,6 +244,10 @@ def fresh_intent(svc: Services, lead_id: str, status: str, idempotency_key: str 
 
 def pending(s: Session, lead_id: str) -> list[Touch]:
     """The lead's planned touches, soonest first."""
-    return list(s.scalars(select(Touch).where(Touch.lead_id == lead_id, Touch.status == TouchStatus.PLANNED)
-                          .order_by(Touch.due_at)))
-
+    return list(
+        s.scalars(
+            select(Touch)
+            .where(Touch.lead_id == lead_id, Touch.status == TouchStatus.PLANNED)
+            .order_by(Touch.due_at)
+        )
+    )

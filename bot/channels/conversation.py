@@ -159,9 +159,8 @@ def apply_outcome(svc: Services, s: Session, lead: Lead, conv: Conversation, out
         record(s, lead.id, EventType.NURTURE, sequence=outcome.sequence,
                waiting_for=f"first follow-up of '{outcome.sequence}'", next_follow_up=follow_up.isoformat() + "Z")
     else:
-        from handoff.service import begin_sms_handoff, begin_warm_transfer
-
         from bot.channels.touches import cancel
+        from handoff.service import begin_sms_handoff, begin_warm_transfer
 
         lead.status = LeadStatus.QUALIFIED.value
         cancel(s, lead.id, "qualified: handed to sales")

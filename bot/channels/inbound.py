@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from twilio.twiml.voice_response import VoiceResponse
 
-from bot.channels import cadence, conversation, voice_render
+from bot.channels import cadence, voice_render
 from bot.channels.resume import resume_voice, stopped
 from bot.runtime.services import Services
 from bot.store.handoff_tables import Handoff
@@ -31,7 +31,9 @@ def inbound(svc: Services, phone: str | None, call_sid: str, caller_name: str = 
     """TwiML for a call to our number from `phone` (E.164, or None when withheld)."""
     response = VoiceResponse()
     with svc.sessions() as s:
-        lead = phone and s.scalar(select(Lead).where(Lead.phone == phone).order_by(Lead.created_at.desc()).limit(1))
+        lead = phone and s.scalar(
+            select(Lead).where(Lead.phone == phone).order_by(Lead.created_at.desc()).limit(1)
+        )
         if phone and s.get(OptOut, phone) is not None:
             response.say(OPTED_OUT)
             response.hangup()
@@ -39,7 +41,9 @@ def inbound(svc: Services, phone: str | None, call_sid: str, caller_name: str = 
         if not lead or lead.status in (LeadStatus.DISQUALIFIED.value, LeadStatus.OPTED_OUT.value):
             lead = _new_lead(s, phone, call_sid, caller_name) if phone else None
             if lead is None:
-                response.say("Thanks for calling. Please call again from a number that shows caller ID. Goodbye.")
+                response.say(
+                    "Thanks for calling. Please call again from a number that shows caller ID. Goodbye."
+                )
                 response.hangup()
                 return str(response)
         else:
@@ -49,8 +53,9 @@ def inbound(svc: Services, phone: str | None, call_sid: str, caller_name: str = 
             s.commit()
             return str(response)
         first = lead.first_name if lead.source != INBOUND_SOURCE else ""
-        preface = (PICK_UP if stopped(s, lead.id) else WELCOME_BACK).format(first=first).replace("Hi ,", "Hi,")
-        conversation.close_open(s, lead.id) if stopped(s, lead.id) is None else None
+        preface = (
+            (PICK_UP if stopped(s, lead.id) else WELCOME_BACK).format(first=first).replace("Hi ,", "Hi,")
+        )
         conv, prompts = resume_voice(svc, s, lead, call_sid, preface if first else None)
         lead.status, lead.status_reason = LeadStatus.IN_CONVERSATION.value, "called us"
         voice_render.render(prompts, action_url=_url(svc, conv.id), response=response)
@@ -61,10 +66,19 @@ def inbound(svc: Services, phone: str | None, call_sid: str, caller_name: str = 
 def _new_lead(s: Session, phone: str, call_sid: str, caller_name: str) -> Lead:
     """An unknown caller: a new lead (they called us, which is their consent to this call)."""
     now = utcnow()
-    lead = Lead(name=(caller_name or "Caller").strip()[:120], phone=phone, channel="call", source=INBOUND_SOURCE,
-                timezone=lead_timezone(phone), consent=True, consent_at=now,
-                consent_text="inbound call to our number", status=LeadStatus.IN_CONVERSATION.value,
-                created_at=now, updated_at=now)
+    lead = Lead(
+        name=(caller_name or "Caller").strip()[:120],
+        phone=phone,
+        channel="call",
+        source=INBOUND_SOURCE,
+        timezone=lead_timezone(phone),
+        consent=True,
+        consent_at=now,
+        consent_text="inbound call to our number",
+        status=LeadStatus.IN_CONVERSATION.value,
+        created_at=now,
+        updated_at=now,
+    )
     s.add(lead)
     s.flush()
     record(s, lead.id, EventType.RECEIVED, source=INBOUND_SOURCE, channel="call", sid=call_sid)
@@ -77,14 +91,21 @@ def _ring_rep(svc: Services, s: Session, lead: Lead, call_sid: str, response: Vo
     from handoff.answers import readable_answers
     from handoff.twiml import hold_in_conference
 
-    handoff = s.scalar(select(Handoff).where(Handoff.lead_id == lead.id).order_by(Handoff.created_at.desc()).limit(1))
+    handoff = s.scalar(
+        select(Handoff).where(Handoff.lead_id == lead.id).order_by(Handoff.created_at.desc()).limit(1)
+    )
     if handoff is None:
         return False
     response.say(TO_REP.format(first=lead.first_name, rep=handoff.rep_name.split(" ")[0]))
-    t, _ = transfer.start(svc, s, lead, [handoff.rep_phone], readable_answers(lead.answers, None), call_sid,
-                          None, 1, utcnow())
-    hold_in_conference(response, t.conference, hold_url=transfer.webhook_url(svc, "hold", t.id, n=1),
-                       events_url=transfer.webhook_url(svc, "conference", t.id),
-                       after_url=transfer.webhook_url(svc, "after", t.id))
+    t, _ = transfer.start(
+        svc, s, lead, [handoff.rep_phone], readable_answers(lead.answers, None), call_sid, None, 1, utcnow()
+    )
+    hold_in_conference(
+        response,
+        t.conference,
+        hold_url=transfer.webhook_url(svc, "hold", t.id, n=1),
+        events_url=transfer.webhook_url(svc, "conference", t.id),
+        after_url=transfer.webhook_url(svc, "after", t.id),
+    )
     record(s, lead.id, "inbound_to_rep", rep=handoff.rep_name)
     return True

@@ -37,8 +37,17 @@ def enter(svc: Services, s: Session, lead: Lead, sequence_id: str) -> datetime |
     reach.nurture = sequence_id
     now = utcnow()
     for step in seq.steps:
-        touches.plan(svc, s, lead.id, f"r{reach.round}:nurture:{sequence_id}:{step.id}", "nurture", step.channel,
-                     now + step.after, sequence=sequence_id, step=step.id)
+        touches.plan(
+            svc,
+            s,
+            lead.id,
+            f"r{reach.round}:nurture:{sequence_id}:{step.id}",
+            "nurture",
+            step.channel,
+            now + step.after,
+            sequence=sequence_id,
+            step=step.id,
+        )
     return now + seq.steps[0].after if seq.steps else None
 
 
@@ -51,4 +60,3 @@ def step_content(svc: Services, lead: Lead, touch: Touch) -> tuple[str | None, s
     context = {"lead": conversation.lead_fields(lead)}
     subject = step.subject.render("en", "en", context) if step.subject else None
     return subject, step.text.render("en", "en", context)
-

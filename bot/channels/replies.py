@@ -14,10 +14,29 @@ from bot.runtime.services import Services
 from bot.store.tables import Lead, LeadStatus, utcnow
 from bot.store.timeline import record
 
-READY = {"call", "call me", "call me now", "call now", "please call", "please call me", "call me please",
-         "ready", "i'm ready", "im ready", "i am ready", "ready now", "yes now", "yes call me", "now"}
-WITH_SALES = {LeadStatus.QUALIFIED.value, LeadStatus.TRANSFERRING.value, LeadStatus.HANDED_OFF.value,
-              LeadStatus.OPTED_OUT.value}
+READY = {
+    "call",
+    "call me",
+    "call me now",
+    "call now",
+    "please call",
+    "please call me",
+    "call me please",
+    "ready",
+    "i'm ready",
+    "im ready",
+    "i am ready",
+    "ready now",
+    "yes now",
+    "yes call me",
+    "now",
+}
+WITH_SALES = {
+    LeadStatus.QUALIFIED.value,
+    LeadStatus.TRANSFERRING.value,
+    LeadStatus.HANDED_OFF.value,
+    LeadStatus.OPTED_OUT.value,
+}
 CALLING_NOW = "Calling you now!"
 CALLING_AT = "Thanks! We'll call you at {when}."
 

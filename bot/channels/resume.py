@@ -16,30 +16,46 @@ from bot.store.tables import Conversation, Lead, LeadStatus
 from bot.store.timeline import record
 
 RESUMABLE_OUTCOMES = ("cut_off", "voicemail")
-CUT_OFF = {"en": "Hi {first}, we got cut off earlier. Let's pick up where we left off.",
-           "es": "Hola {first}, se cortó la llamada. Sigamos donde lo dejamos."}
-CUT_OFF_SMS = {"en": "Hi {first}, we got cut off on the phone. Let's pick up where we left off by text.",
-               "es": "Hola {first}, se cortó la llamada. Sigamos por mensaje donde lo dejamos."}
+CUT_OFF = {
+    "en": "Hi {first}, we got cut off earlier. Let's pick up where we left off.",
+    "es": "Hola {first}, se cortó la llamada. Sigamos donde lo dejamos.",
+}
+CUT_OFF_SMS = {
+    "en": "Hi {first}, we got cut off on the phone. Let's pick up where we left off by text.",
+    "es": "Hola {first}, se cortó la llamada. Sigamos por mensaje donde lo dejamos.",
+}
 
 
 def stopped(s: Session, lead_id: str) -> Conversation | None:
     """The lead's latest unfinished conversation: open, cut off, or left at a voicemail."""
-    conv = s.scalar(select(Conversation).where(Conversation.lead_id == lead_id)
-                    .order_by(Conversation.created_at.desc()).limit(1))
+    conv = s.scalar(
+        select(Conversation)
+        .where(Conversation.lead_id == lead_id)
+        .order_by(Conversation.created_at.desc())
+        .limit(1)
+    )
     if conv is None or (conv.state or {}).get("done"):
         return None
     return conv if conv.open or conv.outcome in RESUMABLE_OUTCOMES else None
 
 
-def _continue(svc: Services, s: Session, lead: Lead, old: Conversation, channel: str, call_sid: str | None,
-              preface: str) -> tuple[Conversation, list[Prompt]]:
-    """A new conversation on `channel` with the old one's state (same pinned flow version), re-asking its step."""
+def _continue(
+    svc: Services, s: Session, lead: Lead, old: Conversation, channel: str, call_sid: str | None, preface: str
+) -> tuple[Conversation, list[Prompt]]:
+    """A new conversation on `channel` with the old one's state (same pinned flow version), asking its step."""
     flow = svc.flows.get(old.flow_id, old.flow_version)
     old.open = False
     old.outcome = old.outcome if old.outcome in RESUMABLE_OUTCOMES else "resumed"
     state: dict[str, Any] = {**old.state, "channel": channel, "retries": 0}
-    conv = Conversation(lead_id=lead.id, channel=channel, phone=lead.phone, call_sid=call_sid, flow_id=old.flow_id,
-                        flow_version=old.flow_version, state=state)
+    conv = Conversation(
+        lead_id=lead.id,
+        channel=channel,
+        phone=lead.phone,
+        call_sid=call_sid,
+        flow_id=old.flow_id,
+        flow_version=old.flow_version,
+        state=state,
+    )
     s.add(conv)
     s.flush()
     step = state["step"]
@@ -50,8 +66,9 @@ def _continue(svc: Services, s: Session, lead: Lead, old: Conversation, channel:
     return conv, [Prompt(preface, PromptKind.GREETING, lang, voice), question]
 
 
-def resume_voice(svc: Services, s: Session, lead: Lead, call_sid: str, preface: str | None = None
-                 ) -> tuple[Conversation, list[Prompt]]:
+def resume_voice(
+    svc: Services, s: Session, lead: Lead, call_sid: str, preface: str | None = None
+) -> tuple[Conversation, list[Prompt]]:
     """On a call: continue the stopped conversation (saying so), or start the flow from the top."""
     old = stopped(s, lead.id)
     if old is not None:

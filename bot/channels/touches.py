@@ -45,8 +45,9 @@ class _LeadOnChannel:
     region: str | None = None
 
 
-def touch_allowed(svc: Services, s: Session, lead: Lead, channel: str, now: datetime | None = None
-                  ) -> compliance.Verdict:
+def touch_allowed(
+    svc: Services, s: Session, lead: Lead, channel: str, now: datetime | None = None
+) -> compliance.Verdict:
     """The one place a touch asks the compliance gate (consent, opt-out, calling hours)."""
     view = _LeadOnChannel(lead.phone, channel, lead.consent, lead.timezone, lead.id, lead.region)
     return compliance.check(s, view, svc.settings.calling_hours, now or clock.now())  # type: ignore[arg-type]
@@ -56,8 +57,16 @@ def reach(s: Session, lead_id: str) -> Reach:
     """The lead's cadence state, created on first use."""
     row = s.get(Reach, lead_id)
     if row is None:
-        row = Reach(lead_id=lead_id, round=1, calls=0, next_index=0, failed_in_row=0, texted=False,
-                    no_sms=False, no_voice=False)
+        row = Reach(
+            lead_id=lead_id,
+            round=1,
+            calls=0,
+            next_index=0,
+            failed_in_row=0,
+            texted=False,
+            no_sms=False,
+            no_voice=False,
+        )
         s.add(row)
         s.flush()
     return row
@@ -67,17 +76,27 @@ def _iso(at: datetime) -> str:
     return at.replace(microsecond=0).isoformat() + "Z"
 
 
-def plan(svc: Services, s: Session, lead_id: str, key: str, kind: str, channel: str, due: datetime,
-         **fields: Any) -> Touch | None:
+def plan(
+    svc: Services, s: Session, lead_id: str, key: str, kind: str, channel: str, due: datetime, **fields: Any
+) -> Touch | None:
     """Plan a touch (naive UTC `due`) unless one with this key exists; its job goes out on commit."""
     if s.scalar(select(Touch.id).where(Touch.lead_id == lead_id, Touch.key == key)) is not None:
         return None
-    touch = Touch(lead_id=lead_id, key=key, kind=kind, channel=channel, due_at=due,
-                  status=TouchStatus.PLANNED, **fields)
+    touch = Touch(
+        lead_id=lead_id, key=key, kind=kind, channel=channel, due_at=due, status=TouchStatus.PLANNED, **fields
+    )
     s.add(touch)
     s.flush()
-    record(s, lead_id, "touch_planned", kind=kind, channel=channel, due=_iso(due), touch=touch.id,
-           **({"step": fields["step"]} if fields.get("step") else {}))
+    record(
+        s,
+        lead_id,
+        "touch_planned",
+        kind=kind,
+        channel=channel,
+        due=_iso(due),
+        touch=touch.id,
+        **({"step": fields["step"]} if fields.get("step") else {}),
+    )
     schedule_on_commit(svc, s, touch.id, due)
     return touch
 
@@ -101,8 +120,15 @@ def enqueue(svc: Services, touch_id: str, due: datetime) -> bool:
     """Schedule the touch's job at `due` (naive UTC on leadbot's clock); False when Redis is down."""
     real = due.replace(tzinfo=clock.now().tzinfo) - (clock.now() - clock.real_now())
     try:
-        svc.queue.enqueue_at(real, TOUCH_JOB, touch_id, job_id=f"touch-{touch_id}",
-                             retry=queueing.CONTACT_RETRY, result_ttl=3600, failure_ttl=7 * 86400)
+        svc.queue.enqueue_at(
+            real,
+            TOUCH_JOB,
+            touch_id,
+            job_id=f"touch-{touch_id}",
+            retry=queueing.CONTACT_RETRY,
+            result_ttl=3600,
+            failure_ttl=7 * 86400,
+        )
         return True
     except redis.RedisError as exc:  # the sweeper enqueues it when it is due
         log.warning("touch %s not scheduled (the sweeper will send it): %s", touch_id, exc)
@@ -116,8 +142,16 @@ def _end(s: Session, lead_id: str, status: str, reason: str, kinds: tuple[str, .
     touches = s.scalars(query.order_by(Touch.due_at)).all()
     for t in touches:
         t.status, t.reason = status, reason
-        record(s, lead_id, f"touch_{status}", kind=t.kind, channel=t.channel, due=_iso(t.due_at),
-               reason=reason, touch=t.id)
+        record(
+            s,
+            lead_id,
+            f"touch_{status}",
+            kind=t.kind,
+            channel=t.channel,
+            due=_iso(t.due_at),
+            reason=reason,
+            touch=t.id,
+        )
     return len(touches)
 
 
@@ -133,8 +167,11 @@ def block_all(s: Session, lead_id: str, reason: str) -> int:
 
 def claim(s: Session, touch_id: str) -> bool:
     """planned -> sending, exactly once across workers; committed."""
-    res = s.execute(update(Touch).where(Touch.id == touch_id, Touch.status == TouchStatus.PLANNED)
-                    .values(status=TouchStatus.SENDING, updated_at=utcnow()))
+    res = s.execute(
+        update(Touch)
+        .where(Touch.id == touch_id, Touch.status == TouchStatus.PLANNED)
+        .values(status=TouchStatus.SENDING, updated_at=utcnow())
+    )
     s.commit()
     return res.rowcount == 1
 
@@ -144,12 +181,14 @@ def sweep_lost(svc: Services) -> int:
     now = utcnow()
     handed = 0
     with svc.sessions() as s:
-        due = s.scalars(select(Touch).where(Touch.status == TouchStatus.PLANNED,
-                                            Touch.due_at < now - timedelta(seconds=LOST_AFTER_S)).limit(200)).all()
+        due = s.scalars(
+            select(Touch)
+            .where(Touch.status == TouchStatus.PLANNED, Touch.due_at < now - timedelta(seconds=LOST_AFTER_S))
+            .limit(200)
+        ).all()
         for t in due:
             if queueing.job_lost(svc.redis, f"touch-{t.id}", now) and enqueue(svc, t.id, now):
                 record(s, t.lead_id, "requeued", by="sweeper", touch=t.id)
                 handed += 1
         s.commit()
     return handed
-

@@ -23,8 +23,13 @@ from handoff.mail import MailError, send_mail
 log = logging.getLogger(__name__)
 
 # A lead in these states is past being chased: its planned touches are dropped when they come due.
-FINISHED = {LeadStatus.QUALIFIED.value, LeadStatus.TRANSFERRING.value, LeadStatus.HANDED_OFF.value,
-            LeadStatus.DISQUALIFIED.value, LeadStatus.OPTED_OUT.value}
+FINISHED = {
+    LeadStatus.QUALIFIED.value,
+    LeadStatus.TRANSFERRING.value,
+    LeadStatus.HANDED_OFF.value,
+    LeadStatus.DISQUALIFIED.value,
+    LeadStatus.OPTED_OUT.value,
+}
 NOT_MOBILE, LANDLINE_OR_UNREACHABLE, UNSUBSCRIBED = 21614, 30006, 21610
 SENT_EVENT = {"call": EventType.DIALING, "sms": EventType.SMS_SENT, "email": EventType.EMAIL_SENT}
 
@@ -62,7 +67,9 @@ def run_touch(svc: Services, touch_id: str) -> str:
         touch = s.get(Touch, touch_id)
         if touch is None or touch.status != TouchStatus.PLANNED:
             return "skipped"
-        if touch.due_at > utcnow() + timedelta(seconds=2):  # the real-time scheduler ran ahead of a moved clock
+        if touch.due_at > utcnow() + timedelta(
+            seconds=2
+        ):  # the real-time scheduler ran ahead of a moved clock
             touches.enqueue(svc, touch.id, touch.due_at)
             return "early"
         if not touches.claim(s, touch_id):
@@ -85,7 +92,9 @@ def run_touch(svc: Services, touch_id: str) -> str:
 
 def _close(s: Session, lead: Lead, touch: Touch, status: str, reason: str) -> str:
     touch.status, touch.reason = status, reason
-    record(s, lead.id, f"touch_{status}", kind=touch.kind, channel=touch.channel, reason=reason, touch=touch.id)
+    record(
+        s, lead.id, f"touch_{status}", kind=touch.kind, channel=touch.channel, reason=reason, touch=touch.id
+    )
     s.commit()
     return status
 
@@ -97,14 +106,23 @@ def _held(svc: Services, s: Session, lead: Lead, touch: Touch, verdict: complian
         return _close(s, lead, touch, TouchStatus.BLOCKED, reason)
     due = verdict.not_before.astimezone(UTC).replace(tzinfo=None)
     touch.status, touch.due_at, touch.reason = TouchStatus.PLANNED, due, verdict.reason
-    record(s, lead.id, "touch_deferred", kind=touch.kind, reason=verdict.reason, due=due.isoformat() + "Z",
-           touch=touch.id)
+    record(
+        s,
+        lead.id,
+        "touch_deferred",
+        kind=touch.kind,
+        reason=verdict.reason,
+        due=due.isoformat() + "Z",
+        touch=touch.id,
+    )
     touches.schedule_on_commit(svc, s, touch.id, due)
     s.commit()
     return "deferred"
 
 
-def _content(svc: Services, s: Session, lead: Lead, touch: Touch, channel: str) -> tuple[str | None, str] | None:
+def _content(
+    svc: Services, s: Session, lead: Lead, touch: Touch, channel: str
+) -> tuple[str | None, str] | None:
     """(email subject, body); None when a nurture step's condition does not hold."""
     if touch.kind == "nurture":
         from bot.channels.nurture import step_content
@@ -129,7 +147,9 @@ def _attempt(s: Session, lead: Lead, touch: Touch, channel: str) -> Attempt:
     return attempt
 
 
-def _send(svc: Services, s: Session, lead: Lead, touch: Touch, channel: str, content: tuple[str | None, str]) -> str:
+def _send(
+    svc: Services, s: Session, lead: Lead, touch: Touch, channel: str, content: tuple[str | None, str]
+) -> str:
     attempt = _attempt(s, lead, touch, channel)
     if channel == "call" and lead.status != LeadStatus.IN_CONVERSATION.value:
         lead.status, lead.status_reason = LeadStatus.CONTACTING.value, f"{touch.kind} call"
@@ -145,13 +165,23 @@ def _send(svc: Services, s: Session, lead: Lead, touch: Touch, channel: str, con
         raise TransientTouchError(f"touch {touch.id}: {exc}") from exc
     attempt.status, attempt.provider_sid = "placed", sid
     touch.status = TouchStatus.SENT
-    record(s, lead.id, SENT_EVENT[channel], at=started, sid=sid, attempt=attempt.number, touch=touch.kind,
-           **({"step": touch.step} if touch.step else {}))
+    record(
+        s,
+        lead.id,
+        SENT_EVENT[channel],
+        at=started,
+        sid=sid,
+        attempt=attempt.number,
+        touch=touch.kind,
+        **({"step": touch.step} if touch.step else {}),
+    )
     s.commit()
     return sid
 
 
-def _request(svc: Services, lead: Lead, attempt: Attempt, channel: str, subject: str | None, body: str) -> str:
+def _request(
+    svc: Services, lead: Lead, attempt: Attempt, channel: str, subject: str | None, body: str
+) -> str:
     """The one Twilio (or SMTP) request; returns its SID or Message-ID."""
     base, sender = svc.settings.base_url, svc.settings.caller_id
     if channel == "call":
@@ -159,8 +189,9 @@ def _request(svc: Services, lead: Lead, attempt: Attempt, channel: str, subject:
 
         return svc.twilio.calls.create(to=lead.phone, from_=sender, **call_options(svc, attempt.id)).sid
     if channel == "sms":
-        return svc.twilio.messages.create(to=lead.phone, from_=sender, body=body,
-                                          status_callback=f"{base}/twilio/status/sms/{attempt.id}").sid
+        return svc.twilio.messages.create(
+            to=lead.phone, from_=sender, body=body, status_callback=f"{base}/twilio/status/sms/{attempt.id}"
+        ).sid
     msg = EmailMessage()
     msg["From"], msg["To"] = svc.settings.mail_from, lead.email
     msg["Subject"] = subject or f"Your {lead.service or 'service'} request"
@@ -170,8 +201,15 @@ def _request(svc: Services, lead: Lead, attempt: Attempt, channel: str, subject:
     return receipt.message_id or msg.get("Message-ID", "") or f"email-{attempt.id}"
 
 
-def _twilio_error(svc: Services, s: Session, lead: Lead, touch: Touch, attempt: Attempt, channel: str,
-                  exc: TwilioRestException) -> str:
+def _twilio_error(
+    svc: Services,
+    s: Session,
+    lead: Lead,
+    touch: Touch,
+    attempt: Attempt,
+    channel: str,
+    exc: TwilioRestException,
+) -> str:
     """5xx/429 retry; a number that cannot take texts or calls switches channel; the rest fail the touch."""
     detail = f"Twilio {exc.status} error {exc.code}: {exc.msg}"
     if exc.status >= 500 or exc.status == 429:

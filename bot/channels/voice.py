@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import select
 from twilio.twiml.voice_response import VoiceResponse
 
 from bot.channels import cadence, conversation, voice_render
@@ -14,7 +13,7 @@ from bot.flows.errors import FlowsError
 from bot.runtime.services import Services
 from bot.store.leads import insert_event
 from bot.store.prepared import raw_session
-from bot.store.tables import Attempt, Conversation, Lead, LeadStatus, OptOut
+from bot.store.tables import Attempt, Conversation, Lead, LeadStatus
 from bot.store.timeline import EventType, record
 
 log = logging.getLogger(__name__)

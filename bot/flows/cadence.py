@@ -19,8 +19,10 @@ MOMENTS = ("next_morning", "next_afternoon")
 TOUCH_KEYS = ("call", "text", "say")
 RULE_KEYS = ("retry", "at_least", "to_sms_after", "voicemail", "text_within")
 CADENCE_KEYS = ("touches", "on", "morning", "afternoon", "max_calls", "email_last")
-DEFAULT_TEXT = ("We just tried to call about your {{ lead.service or 'service' }} request; reply CALL and "
-                "we'll call right back, or STOP to opt out")
+DEFAULT_TEXT = (
+    "We just tried to call about your {{ lead.service or 'service' }} request; reply CALL and "
+    "we'll call right back, or STOP to opt out"
+)
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,11 @@ def _rule(e: Errors, node: Any, where: str, line: int) -> Rule | None:
             values[key] = e.duration(node[key], f"{where}.{key}", node.line_of(key))
     if "to_sms_after" in node:
         if not isinstance(node["to_sms_after"], int) or node["to_sms_after"] < 0:
-            e(node.line_of("to_sms_after"), f"{where}.to_sms_after", "expected a whole number of failed calls")
+            e(
+                node.line_of("to_sms_after"),
+                f"{where}.to_sms_after",
+                "expected a whole number of failed calls",
+            )
         else:
             values["to_sms_after"] = node["to_sms_after"]
     values["at_least"] = values.get("at_least") or timedelta(0)
@@ -140,18 +146,34 @@ def _cadence(e: Errors, name: str, node: Any, line: int) -> Cadence | None:
     on = node.get("on", MarkedDict())
     if e.keys(on, f"{where}.on", node.line_of("on"), OUTCOMES):
         for outcome in OUTCOMES:
-            rule = _rule(e, on[outcome], f"{where}.on.{outcome}", on.line_of(outcome)) if outcome in on else Rule()
+            rule = (
+                _rule(e, on[outcome], f"{where}.on.{outcome}", on.line_of(outcome))
+                if outcome in on
+                else Rule()
+            )
             rules[outcome] = rule or Rule()
     max_calls = node.get("max_calls", 6)
     if not isinstance(max_calls, int) or max_calls < 1:
         e(node.line_of("max_calls"), f"{where}.max_calls", "expected a whole number of calls, at least 1")
         max_calls = 6
-    email = e.text(node["email_last"], f"{where}.email_last", node.line_of("email_last")) if "email_last" in node else None
+    email = (
+        e.text(node["email_last"], f"{where}.email_last", node.line_of("email_last"))
+        if "email_last" in node
+        else None
+    )
     if None in touches:
         return None
     text = next((t.say for t in touches if t and t.channel == "sms" and t.say), None)
-    return Cadence(name, tuple(touches), rules, _clock(e, node, "morning", where, time(10, 0)),
-                   _clock(e, node, "afternoon", where, time(15, 0)), max_calls, email, text)
+    return Cadence(
+        name,
+        tuple(touches),
+        rules,
+        _clock(e, node, "morning", where, time(10, 0)),
+        _clock(e, node, "afternoon", where, time(15, 0)),
+        max_calls,
+        email,
+        text,
+    )
 
 
 def load_cadences(path: Path, flow_ids: set[str] | None = None) -> tuple[CadenceBook | None, list[FlowError]]:
@@ -165,7 +187,11 @@ def load_cadences(path: Path, flow_ids: set[str] | None = None) -> tuple[Cadence
     book = CadenceBook()
     cadences = data["cadences"]
     if not isinstance(cadences, MarkedDict) or "default" not in cadences:
-        e(data.line_of("cadences"), "cadences", "expected a mapping of cadence name to cadence, with 'default'")
+        e(
+            data.line_of("cadences"),
+            "cadences",
+            "expected a mapping of cadence name to cadence, with 'default'",
+        )
         return None, e.found
     for name, node in cadences.items():
         cadence = _cadence(e, str(name), node, cadences.line_of(name))

@@ -87,7 +87,9 @@ def _step(e: Errors, node: Any, where: str, line: int) -> NurtureStep | None:
     if channel not in CHANNELS:
         e(node.line_of("channel"), f"{where}.channel", f"expected sms or email, got {shown(channel)}")
     text = e.text(node["text"], f"{where}.text", node.line_of("text"))
-    subject = e.text(node["subject"], f"{where}.subject", node.line_of("subject")) if "subject" in node else None
+    subject = (
+        e.text(node["subject"], f"{where}.subject", node.line_of("subject")) if "subject" in node else None
+    )
     when = _when(e, node["when"], f"{where}.when", node.line_of("when")) if "when" in node else None
     if after is None or channel not in CHANNELS or text is None or ("when" in node and when is None):
         return None
@@ -117,7 +119,11 @@ def load_sequence(path: Path, step_ids: set[str] | None = None) -> tuple[Sequenc
             e(raw.line_of(i), f"steps[{i}].id", f"step id {step.id!r} is used twice")
         seen.add(step.id)
         if step.when and step_ids is not None and step.when.answer not in step_ids:
-            e(raw[i].line_of("when"), f"steps[{i}].when.answer", f"no flow step {step.when.answer!r} names that answer")
+            e(
+                raw[i].line_of("when"),
+                f"steps[{i}].when.answer",
+                f"no flow step {step.when.answer!r} names that answer",
+            )
     if e.found or None in steps:
         return None, e.found
     ordered = tuple(sorted((s for s in steps if s), key=lambda s: s.after))

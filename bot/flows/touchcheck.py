@@ -44,6 +44,12 @@ def touch_file_problems(paths: Sequence[Path], flows: Mapping[str, Path]) -> lis
     for sequence, users in sorted(named.items()):
         folder = flows[users[0]].parent / NURTURE_DIR
         if folder.is_dir() and not (folder / f"{sequence}.yaml").exists():
-            errors.append(FlowError(str(flows[users[0]]), None, "outcomes",
-                                    f"nurture sequence {sequence!r} has no file {folder / (sequence + '.yaml')}"))
+            errors.append(
+                FlowError(
+                    str(flows[users[0]]),
+                    None,
+                    "outcomes",
+                    f"nurture sequence {sequence!r} has no file {folder / (sequence + '.yaml')}",
+                )
+            )
     return errors

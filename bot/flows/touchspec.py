@@ -25,14 +25,20 @@ class Errors:
     def __call__(self, line: int | None, where: str, message: str) -> None:
         self.found.append(FlowError(self.path, line, where, message))
 
-    def keys(self, node: Any, where: str, line: int, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> bool:
+    def keys(
+        self, node: Any, where: str, line: int, allowed: tuple[str, ...], required: tuple[str, ...] = ()
+    ) -> bool:
         """Check a mapping's keys; False when it is not a mapping or misses a required key."""
         if not isinstance(node, MarkedDict):
             self(line, where, f"expected a mapping, got {shown(node)}")
             return False
         for key in node:
             if key not in allowed:
-                self(node.line_of(key), f"{where}.{key}".strip("."), f"unknown key (allowed: {', '.join(allowed)})")
+                self(
+                    node.line_of(key),
+                    f"{where}.{key}".strip("."),
+                    f"unknown key (allowed: {', '.join(allowed)})",
+                )
         missing = [k for k in required if k not in node]
         for key in missing:
             self(node.line, where, f"missing required key {key!r}")
@@ -42,7 +48,11 @@ class Errors:
         """'30s', '2m', '2h', '3d'."""
         match = DURATION.match(str(value)) if isinstance(value, str | int) else None
         if match is None:
-            self(getattr(value, "line", 0) or line, where, f"expected a delay like 30s, 2m, 2h or 3d, got {shown(value)}")
+            self(
+                getattr(value, "line", 0) or line,
+                where,
+                f"expected a delay like 30s, 2m, 2h or 3d, got {shown(value)}",
+            )
             return None
         return timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
 

@@ -32,7 +32,9 @@ class Touch(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     lead_id: Mapped[str] = mapped_column(ForeignKey("leads.id"), index=True)
     key: Mapped[str] = mapped_column(String(120))
-    kind: Mapped[str] = mapped_column(String(20))  # retry | text | voicemail_text | callback | nurture | email
+    kind: Mapped[str] = mapped_column(
+        String(20)
+    )  # retry | text | voicemail_text | callback | nurture | email
     channel: Mapped[str] = mapped_column(String(8))  # call | sms | email
     due_at: Mapped[datetime] = mapped_column(DateTime)
     status: Mapped[str] = mapped_column(String(12), default=TouchStatus.PLANNED)
@@ -71,22 +73,35 @@ def _iso(at: datetime) -> str:
 def touch_view(s: Session, lead_id: str) -> list[dict[str, Any]]:
     """The lead's touches for GET /leads/<id>: planned, sent, cancelled and blocked, with reasons."""
     rows = s.scalars(select(Touch).where(Touch.lead_id == lead_id).order_by(Touch.due_at, Touch.created_at))
-    return [{"kind": t.kind, "channel": t.channel, "due": _iso(t.due_at), "status": t.status, "reason": t.reason,
-             **({"sequence": t.sequence, "step": t.step} if t.sequence else {})} for t in rows]
+    return [
+        {
+            "kind": t.kind,
+            "channel": t.channel,
+            "due": _iso(t.due_at),
+            "status": t.status,
+            "reason": t.reason,
+            **({"sequence": t.sequence, "step": t.step} if t.sequence else {}),
+        }
+        for t in rows
+    ]
 
 
 def nurture_view(s: Session, lead_id: str) -> dict[str, Any] | None:
     """The lead's nurture sequence: the steps sent and the next one due (None when it never entered one)."""
-    rows = s.scalars(select(Touch).where(Touch.lead_id == lead_id, Touch.kind == "nurture")
-                     .order_by(Touch.due_at)).all()
+    rows = s.scalars(
+        select(Touch).where(Touch.lead_id == lead_id, Touch.kind == "nurture").order_by(Touch.due_at)
+    ).all()
     if not rows:
         return None
     nxt = next((t for t in rows if t.status == TouchStatus.PLANNED), None)
     ended = next((t for t in rows if t.status in (TouchStatus.CANCELLED, TouchStatus.BLOCKED)), None)
     return {
         "sequence": rows[-1].sequence,
-        "sent": [{"step": t.step, "channel": t.channel, "at": _iso(t.updated_at)}
-                 for t in rows if t.status == TouchStatus.SENT],
+        "sent": [
+            {"step": t.step, "channel": t.channel, "at": _iso(t.updated_at)}
+            for t in rows
+            if t.status == TouchStatus.SENT
+        ],
         "next": {"step": nxt.step, "channel": nxt.channel, "due": _iso(nxt.due_at)} if nxt else None,
         "stopped": ended.reason if ended else None,
     }

@@ -57,8 +57,8 @@ def call_status(attempt_id: str):
     """Outbound call progress from Twilio."""
     f = request.form
     status = f.get("CallStatus", "")
-    if advance(attempt_id, status, CALL_RANK, "call",
-               {"duration": f.get("CallDuration"), "answered_by": f.get("AnsweredBy"), "error": f.get("ErrorCode")}):
+    extra = {"duration": f.get("CallDuration"), "answered_by": f.get("AnsweredBy"), "error": f.get("ErrorCode")}
+    if advance(attempt_id, status, CALL_RANK, "call", extra):
         if CALL_RANK.get(status) == 4:  # once per call: what a missed or cut-off call plans next
             cadence.call_ended(current_app.extensions["leadbot"], attempt_id, status)
     return ("", 204)

@@ -48,7 +48,8 @@ def inbound():
 def amd(attempt_id: str):
     """Twilio's asynchronous answering-machine verdict for one of our calls."""
     f = request.form
-    machine.amd_result(current_app.extensions["leadbot"], attempt_id, f.get("CallSid", ""), f.get("AnsweredBy", ""))
+    svc = current_app.extensions["leadbot"]
+    machine.amd_result(svc, attempt_id, f.get("CallSid", ""), f.get("AnsweredBy", ""))
     return ("", 204)
 
 
