@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.channels import cadence, touches
+from bot.channels import touches
 from bot.runtime.services import Services
 from bot.store.tables import Lead, LeadStatus, utcnow
 from bot.store.timeline import record
@@ -37,6 +37,8 @@ WITH_SALES = {
     LeadStatus.HANDED_OFF.value,
     LeadStatus.OPTED_OUT.value,
 }
+# A reply stops the chase and the drip, never a callback it asked for a moment ago.
+STOPPED_BY_REPLY = ("retry", "text", "voicemail_text", "fallback", "email", "nurture")
 CALLING_NOW = "Calling you now!"
 CALLING_AT = "Thanks! We'll call you at {when}."
 
@@ -52,7 +54,8 @@ def on_text(svc: Services, s: Session, phone: str, body: str) -> str | None:
     if lead is None:
         return None
     ready = is_ready(body) and lead.status not in WITH_SALES
-    if cadence.stop(s, lead.id, "the lead asked for a call" if ready else "the lead replied"):
+    reason = "the lead asked for a call" if ready else "the lead replied"
+    if touches.cancel(s, lead.id, reason, STOPPED_BY_REPLY):
         s.commit()
     if not ready:
         return None
