@@ -349,7 +349,9 @@ def test_two_failed_calls_switch_the_cadence_to_texts(client, auth, services, em
     status(*leg_for(client, services, emulator), "failed")
     travel_and_run(tm, services, tm.next_due(lead_id))
     status(*leg_for(client, services, emulator), "failed")
-    assert [d["reason"] for _, d in events(services, lead_id, "channel_switched")] == ["2 failed calls in a row"]
+    assert [d["reason"] for _, d in events(services, lead_id, "channel_switched")] == [
+        "2 failed calls in a row"
+    ]
     for _ in range(2):  # the text at +3 min, then the +20 min touch, as a text now
         travel_and_run(tm, services, tm.next_due(lead_id))
     assert len(emulator.of("/Calls.json")) == 2 and len(texts(emulator)) == 2
@@ -363,7 +365,9 @@ def test_a_number_that_cannot_take_texts_gets_a_call_instead(client, auth, servi
     status(*leg_for(client, services, emulator), "no-answer")
     emulator.script("message", (400, {"code": 21614, "message": "not a mobile number", "status": 400}))
     travel_and_run(tm, services, tm.next_due(lead_id))  # the +3 min text fails: 21614
-    assert [d["reason"] for _, d in events(services, lead_id, "touch_failed")][0].startswith("Twilio 400 error 21614")
+    assert [d["reason"] for _, d in events(services, lead_id, "touch_failed")][0].startswith(
+        "Twilio 400 error 21614"
+    )
     tm.release()
     work(services)
     assert len(emulator.of("/Calls.json")) == 3  # a call in place of the text
@@ -385,8 +389,11 @@ def test_handed_off_lead_calling_back_is_put_through_to_its_rep(client, auth, se
         s.get_one(Lead, lead_id).status = "handed_off"
         s.add(Handoff(lead_id=lead_id, rep_name=rep.name, rep_phone=rep.phone, mode="sms", status="acked"))
         s.commit()
-    caller = CallLeg(poster(client), services.webhook_token,
-                     {"CallSid": "CA" + "7" * 32, "From": "+15125550100", "To": services.settings.caller_id})
+    caller = CallLeg(
+        poster(client),
+        services.webhook_token,
+        {"CallSid": "CA" + "7" * 32, "From": "+15125550100", "To": services.settings.caller_id},
+    )
     verbs = caller.request(PUBLIC + "/twilio/voice")
     first = rep.name.split(" ")[0]
     assert caller.heard[0] == f"Hi Ada, thanks for calling back. Let me put you through to {first}."
