@@ -144,7 +144,11 @@ def drain(services, rounds: int = 10) -> int:  # noqa: ANN001
         if waiting == 0:
             break
         ran += waiting
-        LeadWorker(queues, connection=services.redis).work(burst=True)
+        worker = LeadWorker(queues, connection=services.redis)
+        # A burst needs no command channel; joining RQ's pubsub thread at the end sometimes waited out
+        # a 60 s read (seen on a busy shared machine), a minute per drain.
+        worker.subscribe = worker.unsubscribe = lambda: None
+        worker.work(burst=True)
     return ran
 
 

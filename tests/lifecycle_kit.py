@@ -19,8 +19,7 @@ def work(services) -> None:  # noqa: ANN001
 
     if services.queue.count:
         worker = LeadWorker([services.queue], connection=services.redis)
-        # RQ's command channel (pubsub) is not needed in burst mode, and joining its thread at the end
-        # sometimes waits out a 60 s read on this shared machine.
+        # As in conftest.drain: no command channel for a burst (its thread's join could wait 60 s).
         worker.subscribe = worker.unsubscribe = lambda: None
         worker.work(burst=True)
 
