@@ -177,10 +177,10 @@ def test_sms_from_stranger_gets_no_reply(client, signed):
     assert sms(client, signed, "+15125550177", "hello?") == ""
 
 
-def test_inbound_call_from_stranger_hears_who_we_are(client, signed):
+def test_inbound_call_from_stranger_starts_the_default_flow_as_a_new_lead(client, signed):
     params = {"From": "+15125550177", "CallSid": "CA7"}
     resp = client.post("/twilio/voice", data=params, headers=signed("/twilio/voice", params))
-    assert resp.status_code == 200 and "Thanks for calling" in resp.get_data(as_text=True)
+    assert resp.status_code == 200 and "Are you looking for help with a project" in resp.get_data(as_text=True)
 
 
 def test_inbound_call_from_unreached_prospect_resumes_flow(client, services, emulator, signed):

@@ -399,3 +399,16 @@ def test_handed_off_lead_calling_back_is_put_through_to_its_rep(client, auth, se
     assert caller.heard[0] == f"Hi Ada, thanks for calling back. Let me put you through to {first}."
     assert any(v["verb"] == "Dial" for v in verbs)  # on hold in the transfer conference while the rep is rung
     assert [d["rep"] for _, d in events(services, lead_id, "inbound_to_rep")] == [rep.name]
+
+
+def test_a_new_request_after_the_dedupe_window_stops_the_old_leads_touches(client, auth, services, emulator, tm):
+    lead_id = post_lead(client, auth)
+    work(services)
+    status(*leg_for(client, services, emulator), "no-answer")
+    tm.travel(tm.now() + timedelta(minutes=11))  # past DEDUPE_WINDOW_SECONDS: a lead of its own
+    new_id = post_lead(client, auth)
+    assert new_id != lead_id
+    tm.release()
+    work(services)
+    assert [f["form"]["Url"].rsplit("/", 2)[1] for f in emulator.of("/Calls.json")] == ["answer", "answer"]
+    assert [d["reason"] for _, d in events(services, lead_id, "touch_cancelled")] == ["new submission"]

@@ -78,6 +78,8 @@ def run_touch(svc: Services, touch_id: str) -> str:
         lead = s.get_one(Lead, touch.lead_id)
         if lead.status in FINISHED:
             return _close(s, lead, touch, TouchStatus.CANCELLED, f"lead is {lead.status}")
+        if _newer_request(s, lead):  # a new submission after the dedupe window is its own lead
+            return _close(s, lead, touch, TouchStatus.CANCELLED, "new submission")
         channel = channel_for(s, lead, touch)
         if channel is None:
             return _close(s, lead, touch, TouchStatus.CANCELLED, "the number cannot take this channel")
@@ -88,6 +90,12 @@ def run_touch(svc: Services, touch_id: str) -> str:
         if content is None:
             return _close(s, lead, touch, TouchStatus.CANCELLED, "condition not met")
         return _send(svc, s, lead, touch, channel, content)
+
+
+def _newer_request(s: Session, lead: Lead) -> bool:
+    """True when the same number sent a request after this lead's (a newer lead now speaks for it)."""
+    newer = select(Lead.id).where(Lead.phone == lead.phone, Lead.created_at > lead.created_at).limit(1)
+    return s.scalar(newer) is not None
 
 
 def _close(s: Session, lead: Lead, touch: Touch, status: str, reason: str) -> str:
