@@ -17,8 +17,9 @@ def work(services) -> None:  # noqa: ANN001
     """Run every job in the queue now (a real RQ worker, burst mode); scheduled ones wait for their time."""
     from bot.jobs.worker import LeadWorker
 
-    if services.queue.count:
-        worker = LeadWorker([services.queue], connection=services.redis)
+    queues = [services.queue, services.low_queue]  # fresh leads first, then retries and nurture
+    if sum(q.count for q in queues):
+        worker = LeadWorker(queues, connection=services.redis)
         # As in conftest.drain: no command channel for a burst (its thread's join could wait 60 s).
         worker.subscribe = worker.unsubscribe = lambda: None
         worker.work(burst=True)

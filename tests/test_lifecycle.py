@@ -380,7 +380,7 @@ def test_handed_off_lead_calling_back_is_put_through_to_its_rep(client, auth, se
     from bot.store.handoff_tables import Handoff
     from bot.store.tables import Lead
     from bot.twilio.twiml_player import CallLeg
-    from handoff.rosters import roster_for
+    from handoff.roster_cache import roster_for
     from tests.lifecycle_kit import poster
 
     lead_id = post_lead(client, auth)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from rq import Queue
 from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import create_engine, select
@@ -54,7 +55,6 @@ class TimeMachine:
     def release(self, lead_id: str | None = None) -> list[str]:
         """Move the jobs of touches due by now (on the moved clock) from RQ's schedule into the queue."""
         now = self.now().replace(tzinfo=None)
-        registry = ScheduledJobRegistry(queue=self.queue)
         with self.engine.connect() as conn:
             query = select(Touch.id).where(Touch.status == TouchStatus.PLANNED, Touch.due_at <= now)
             if lead_id:
@@ -62,8 +62,9 @@ class TimeMachine:
             due = [row.id for row in conn.execute(query)]
         for touch_id in due:
             job_id = f"touch-{touch_id}"
-            registry.remove(job_id)
-            self.queue._enqueue_job(Job.fetch(job_id, connection=self.queue.connection))
+            job = Job.fetch(job_id, connection=self.queue.connection)
+            ScheduledJobRegistry(job.origin, connection=self.queue.connection).remove(job_id)
+            Queue(job.origin, connection=self.queue.connection)._enqueue_job(job)
         return due
 
     def close(self) -> None:

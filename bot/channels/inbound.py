@@ -88,7 +88,7 @@ def _new_lead(s: Session, phone: str, call_sid: str, caller_name: str) -> Lead:
 def _ring_rep(svc: Services, s: Session, lead: Lead, call_sid: str, response: VoiceResponse) -> bool:
     """Put a handed-off lead through to its rep, the usual warm transfer (hold, whisper, accept)."""
     from handoff import transfer
-    from handoff.answers import readable_answers
+    from handoff.answer_text import readable_answers
     from handoff.twiml import hold_in_conference
 
     handoff = s.scalar(

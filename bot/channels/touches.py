@@ -10,7 +10,6 @@ due touch whose job Redis lost.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,26 +30,14 @@ log = logging.getLogger(__name__)
 TOUCH_JOB = "bot.jobs.touches.run"
 LOST_AFTER_S = 30  # a due touch still 'planned' this long after its time lost its job
 _PENDING = "leadbot.touch_jobs"
-
-
-@dataclass(frozen=True)
-class _LeadOnChannel:
-    """The lead as the gate sees it, on the channel this touch uses."""
-
-    phone: str
-    channel: str
-    consent: bool
-    timezone: str | None
-    id: str
-    region: str | None = None
+URGENT = {"callback", "voicemail_text"}
 
 
 def touch_allowed(
     svc: Services, s: Session, lead: Lead, channel: str, now: datetime | None = None
 ) -> compliance.Verdict:
-    """The one place a touch asks the compliance gate (consent, opt-out, calling hours)."""
-    view = _LeadOnChannel(lead.phone, channel, lead.consent, lead.timezone, lead.id, lead.region)
-    return compliance.check(s, view, svc.settings.calling_hours, now or clock.now())  # type: ignore[arg-type]
+    """The one place a touch asks the compliance gate: opt-out, consent, calling rules, caps."""
+    return compliance.check_touch(svc, s, lead, channel, now or clock.now())
 
 
 def reach(s: Session, lead_id: str) -> Reach:
@@ -97,30 +84,35 @@ def plan(
         touch=touch.id,
         **({"step": fields["step"]} if fields.get("step") else {}),
     )
-    schedule_on_commit(svc, s, touch.id, due)
+    schedule_on_commit(svc, s, touch.id, due, kind)
     return touch
 
 
-def schedule_on_commit(svc: Services, s: Session, touch_id: str, due: datetime) -> None:
+def schedule_on_commit(svc: Services, s: Session, touch_id: str, due: datetime, kind: str) -> None:
     """Enqueue the touch's job once the session commits (never before: the row must be visible)."""
     pending = s.info.setdefault(_PENDING, [])
     if not pending and not s.info.get(_PENDING + ".hooked"):
         s.info[_PENDING + ".hooked"] = True
         event.listen(s, "after_commit", lambda sess: _flush_jobs(svc, sess))
         event.listen(s, "after_rollback", lambda sess: sess.info.pop(_PENDING, None))
-    pending.append((touch_id, due))
+    pending.append((touch_id, due, kind))
 
 
 def _flush_jobs(svc: Services, s: Session) -> None:
-    for touch_id, due in s.info.pop(_PENDING, []):
-        enqueue(svc, touch_id, due)
+    for touch_id, due, kind in s.info.pop(_PENDING, []):
+        enqueue(svc, touch_id, due, kind)
 
 
-def enqueue(svc: Services, touch_id: str, due: datetime) -> bool:
-    """Schedule the touch's job at `due` (naive UTC on leadbot's clock); False when Redis is down."""
+def enqueue(svc: Services, touch_id: str, due: datetime, kind: str) -> bool:
+    """Schedule the touch's job at `due` (naive UTC on leadbot's clock); False when Redis is down.
+
+    A callback the lead asked for and the text after a voicemail go with fresh leads; retries and
+    nurture take the low-priority queue (and the pacing limiter's spare slots).
+    """
     real = due.replace(tzinfo=clock.now().tzinfo) - (clock.now() - clock.real_now())
+    queue = svc.queue if kind in URGENT else svc.low_queue
     try:
-        svc.queue.enqueue_at(
+        queue.enqueue_at(
             real,
             TOUCH_JOB,
             touch_id,
@@ -187,7 +179,7 @@ def sweep_lost(svc: Services) -> int:
             .limit(200)
         ).all()
         for t in due:
-            if queueing.job_lost(svc.redis, f"touch-{t.id}", now) and enqueue(svc, t.id, now):
+            if queueing.job_lost(svc.redis, f"touch-{t.id}", now) and enqueue(svc, t.id, now, t.kind):
                 record(s, t.lead_id, "requeued", by="sweeper", touch=t.id)
                 handed += 1
         s.commit()

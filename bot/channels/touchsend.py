@@ -70,7 +70,7 @@ def run_touch(svc: Services, touch_id: str) -> str:
         if touch.due_at > utcnow() + timedelta(
             seconds=2
         ):  # the real-time scheduler ran ahead of a moved clock
-            touches.enqueue(svc, touch.id, touch.due_at)
+            touches.enqueue(svc, touch.id, touch.due_at, touch.kind)
             return "early"
         if not touches.claim(s, touch_id):
             return "skipped"
@@ -110,7 +110,7 @@ def _close(s: Session, lead: Lead, touch: Touch, status: str, reason: str) -> st
 def _held(svc: Services, s: Session, lead: Lead, touch: Touch, verdict: compliance.Verdict) -> str:
     """Outside the window: due again when it opens. Never allowed: blocked, with the rule."""
     if verdict.not_before is None:
-        reason = "blocked: opted out" if "opted out" in verdict.reason else f"blocked: {verdict.reason}"
+        reason = "blocked: opted out" if verdict.rule == "opt-out" else f"blocked: {verdict.reason}"
         return _close(s, lead, touch, TouchStatus.BLOCKED, reason)
     due = verdict.not_before.astimezone(UTC).replace(tzinfo=None)
     touch.status, touch.due_at, touch.reason = TouchStatus.PLANNED, due, verdict.reason
@@ -120,10 +120,11 @@ def _held(svc: Services, s: Session, lead: Lead, touch: Touch, verdict: complian
         "touch_deferred",
         kind=touch.kind,
         reason=verdict.reason,
+        rule=verdict.rule,
         due=due.isoformat() + "Z",
         touch=touch.id,
     )
-    touches.schedule_on_commit(svc, s, touch.id, due)
+    touches.schedule_on_commit(svc, s, touch.id, due, touch.kind)
     s.commit()
     return "deferred"
 
