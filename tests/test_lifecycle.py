@@ -401,7 +401,8 @@ def test_handed_off_lead_calling_back_is_put_through_to_its_rep(client, auth, se
     assert [d["rep"] for _, d in events(services, lead_id, "inbound_to_rep")] == [rep.name]
 
 
-def test_a_new_request_after_the_dedupe_window_stops_the_old_leads_touches(client, auth, services, emulator, tm):
+def test_a_new_request_after_the_dedupe_window_stops_the_old_leads_touches(client, auth, services, emulator,
+                                                                           tm):
     lead_id = post_lead(client, auth)
     work(services)
     status(*leg_for(client, services, emulator), "no-answer")

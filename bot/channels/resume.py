@@ -42,7 +42,7 @@ def stopped(s: Session, lead_id: str) -> Conversation | None:
 def _continue(
     svc: Services, s: Session, lead: Lead, old: Conversation, channel: str, call_sid: str | None, preface: str
 ) -> tuple[Conversation, list[Prompt]]:
-    """A new conversation on `channel` with the old one's state (same pinned flow version), asking its step."""
+    """A new conversation on `channel` with the old one's state (its pinned flow version), asking its step."""
     flow = svc.flows.get(old.flow_id, old.flow_version)
     old.open = False
     old.outcome = old.outcome if old.outcome in RESUMABLE_OUTCOMES else "resumed"

@@ -80,8 +80,3 @@ def travel(path: str | Path, to: datetime) -> None:
     tmp = Path(f"{path}.tmp")
     tmp.write_text(repr((target - datetime.now(UTC)).total_seconds()))
     os.replace(tmp, path)  # atomic: a reader never sees half a number
-
-
-def real_now() -> datetime:
-    """Aware UTC now, never moved (for RQ's scheduler, which runs on real time)."""
-    return datetime.now(UTC)
