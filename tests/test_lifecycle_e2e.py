@@ -47,7 +47,7 @@ def test_machine_answered_call_leaves_voicemail_then_texts_then_retries(
         ]
         emulator.wait_for(lambda reqs: any(r["path"].endswith("/Calls.json") for r in reqs), timeout=15)
         form = emulator.of("/Calls.json")[0]["form"]
-        [sid] = emulator.calls
+        [sid] = wait(lambda: list(emulator.calls))  # recorded as the request arrives, stored a moment later
         leg = CallLeg(
             http_post,
             "e2e-token",
