@@ -85,3 +85,39 @@ def test_machine_answered_call_leaves_voicemail_then_texts_then_retries(
     finally:
         stack.stop()
         tm.close()
+
+
+def test_simulator_voicemail_button_plays_amd_and_a_person_can_still_talk(
+    tmp_path, db_url, redis_url, emulator
+):
+    """The built-in simulator drives async AMD too: its Voicemail button answers, reports a machine, and
+    follows the app's REST redirect to the voicemail; typing over it resumes the questions."""
+    env = {
+        **stack_env(tmp_path, db_url, redis_url, emulator),
+        "TWILIO_ACCOUNT_SID": "",
+        "TWILIO_AUTH_TOKEN": "",
+        "TWILIO_API_BASE_URL": "",
+        "TWILIO_PHONE_NUMBER": "",
+    }
+    stack = Stack(env, tmp_path).start()
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    try:
+        lead_id = requests.post(stack.url + "/leads", json=lead_body(), headers=headers, timeout=5).json()[
+            "id"
+        ]
+        calls = wait(lambda: requests.get(stack.url + "/simulator/state", timeout=5).json()["calls"])
+        sid = calls[0]["sid"]
+        call = requests.post(f"{stack.url}/simulator/calls/{sid}/machine", json={}, timeout=15).json()
+        assert any("Sorry we missed you" in line for line in call["heard"]), call["heard"]
+        call = requests.post(
+            f"{stack.url}/simulator/calls/{sid}/input", json={"speech": "hello? I'm here"}, timeout=15
+        ).json()
+        assert any("Sorry, I thought I'd reached your voicemail" in line for line in call["heard"])
+        view = requests.get(f"{stack.url}/leads/{lead_id}", headers=headers, timeout=5).json()
+        assert view["status"] == "in_conversation"
+        assert "amd_corrected" in [e["type"] for e in view["timeline"]]
+    except BaseException:
+        print(stack.logs())
+        raise
+    finally:
+        stack.stop()
