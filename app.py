@@ -16,6 +16,7 @@ DB_RETRY_AFTER_S = 5
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app from settings (read from the environment once when not given)."""
+    from bot.api import hardening
     from bot.runtime import dev_defaults
     from bot.runtime.services import build_services
 
@@ -29,6 +30,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     _load_roster(services)
     app.extensions["leadbot"] = services
     app.session_interface = _NoSessionsForWebhooks()
+    hardening.init_app(app, MAX_BODY_BYTES)
     _register_blueprints(app, settings)
     _register_errors(app)
     return app
@@ -100,4 +102,8 @@ def _register_errors(app: Flask) -> None:
         messages = {413: f"body too large: the limit is {MAX_BODY_BYTES // 1024} KiB"}
         resp = jsonify({"error": messages.get(exc.code, exc.description or exc.name)})
         resp.status_code = exc.code or 500
+        # Keep what the error says in headers (Allow on a 405, Location on a redirect, Retry-After...).
+        for name, value in exc.get_headers():
+            if name.lower() not in ("content-type", "content-length"):
+                resp.headers[name] = value
         return resp

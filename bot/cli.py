@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
+import socket
 import subprocess
 import sys
 
-from bot.settings import ROOT, Settings
+from pydantic import ValidationError
+
+from bot.runtime.supervisor import VALKEY_STOP_S, WEB_STOP_S, WORKER_STOP_S, procfile
+from bot.settings import ROOT, ConfigError, Settings
 
 
 def roster_ok(settings: Settings) -> bool:
@@ -27,39 +30,69 @@ def roster_ok(settings: Settings) -> bool:
 
 
 def cmd_run(_args: argparse.Namespace) -> int:
-    """Start the embedded defaults, then web and worker from the Procfile through honcho."""
+    """Start Valkey (embedded by default), the workers and web from the Procfile; stop them in reverse."""
     from bot.runtime import dev_defaults
+    from bot.runtime.supervisor import AlreadyRunning, Supervisor, single_instance
 
     settings = Settings()
     settings.check()
     if not roster_ok(settings):
         return 2
-    server = None
-    env = dict(os.environ)
-    if not settings.redis_url and not settings.production:
-        from bot.runtime.embedded_valkey import start_embedded
+    try:
+        with single_instance(settings.data_dir):
+            if not _port_free(settings.host, settings.port):
+                print(f"leadbot: {settings.host}:{settings.port} is in use by another program; set PORT "
+                      "or stop it", file=sys.stderr)
+                return 1
+            sup = Supervisor(dict(os.environ), ROOT)
+            sup.install_signals()
+            try:
+                return _run(sup, settings, dev_defaults)
+            finally:
+                sup.stop()
+    except AlreadyRunning as exc:
+        print(f"leadbot: {exc}", file=sys.stderr)
+        return 1
 
-        env["REDIS_URL"], server = start_embedded(settings.data_dir / "valkey")
+
+def _run(sup, settings: Settings, dev_defaults) -> int:  # noqa: ANN001
+    """Valkey, then the workers, then web; then wait for a signal."""
+    env = sup.env
+    if not settings.redis_url and not settings.production:
+        keeper = sup.spawn("valkey", [sys.executable, "-m", "bot.runtime.embedded_valkey",
+                                      str(settings.data_dir / "valkey")], VALKEY_STOP_S,
+                           stdout=subprocess.PIPE)
+        env["REDIS_URL"] = keeper.stdout.readline().decode().strip()
+        if not env["REDIS_URL"]:
+            print("leadbot: the embedded Valkey did not start", file=sys.stderr)
+            return 1
+    if sup.stopping.is_set():
+        return 0
     settings = dev_defaults.apply(settings.model_copy(update={"redis_url": env.get("REDIS_URL")}))
     env.setdefault("LEAD_API_KEYS", settings.lead_api_keys or "")
     env.setdefault("SECRET_KEY", settings.secret_key or "")
     env.setdefault("PUBLIC_BASE_URL", settings.base_url)
-    # honcho's children find gunicorn and leadbot in this interpreter's bin directory.
+    # The children find gunicorn and leadbot in this interpreter's bin directory.
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     print(f"leadbot: web on {settings.base_url}  (simulator: {settings.base_url}/simulator/)", flush=True)
     print(f"leadbot: redis {env['REDIS_URL']}  db {settings.db_url}", flush=True)
     if not settings.production:
         print(f"leadbot: dev API key {settings.api_keys[0]}", flush=True)
-    proc = subprocess.Popen([sys.executable, "-m", "honcho", "-f", str(ROOT / "Procfile"), "start"],
-                            env=env, cwd=ROOT)
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.send_signal(signal.SIGINT)
-        return proc.wait()
-    finally:
-        if server is not None:
-            server.stop()
+    commands = procfile(ROOT / "Procfile")
+    sup.shell("worker", commands["worker"], WORKER_STOP_S)
+    sup.shell("web", commands["web"], WEB_STOP_S)
+    return sup.wait()
+
+
+def _port_free(host: str, port: int) -> bool:
+    """True when nothing listens on host:port (a second run would half-start on a busy port)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -172,7 +205,11 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--source", default="dnc import", help="recorded as the opt-out's source")
     d.set_defaults(func=cmd_dnc)
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (ConfigError, ValidationError) as exc:  # a bad environment: say what, without a traceback
+        print(f"leadbot: cannot start: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

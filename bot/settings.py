@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +22,11 @@ PRODUCTION_REQUIRED = (
     "TWILIO_PHONE_NUMBER",
     "SMTP_URL",
 )
+
+
+# The documented values of LEADBOT_ENV; anything else (prod, Production-1, staging) refuses to start
+# rather than silently running with development defaults.
+ENVIRONMENTS = ("development", "production")
 
 
 class ConfigError(RuntimeError):
@@ -65,6 +70,15 @@ class Settings(BaseSettings):
     queue_name: str = Field("leadbot", alias="QUEUE_NAME")
     data_dir: Path = Field(VAR, alias="LEADBOT_DATA_DIR")
 
+    @field_validator("env", mode="before")
+    @classmethod
+    def _known_env(cls, v: object) -> object:
+        """LEADBOT_ENV is one of ENVIRONMENTS, in any case."""
+        value = str(v).strip().lower() if v is not None else "development"
+        if value not in ENVIRONMENTS:
+            raise ValueError(f"LEADBOT_ENV must be one of {', '.join(ENVIRONMENTS)} (any case), not {v!r}")
+        return value
+
     @property
     def production(self) -> bool:
         """True when LEADBOT_ENV=production: no embedded defaults, secrets required."""
@@ -77,8 +91,11 @@ class Settings(BaseSettings):
 
     @property
     def simulated_telephony(self) -> bool:
-        """No Twilio credentials means the built-in simulator answers the REST calls."""
-        return not self.twilio_account_sid
+        """No Twilio credentials at all means the built-in simulator answers the REST calls.
+
+        Never with a real auth token (the simulator would sign with it and accept it) or in production.
+        """
+        return not (self.twilio_account_sid or self.twilio_auth_token or self.production)
 
     @property
     def twilio_cps(self) -> float:

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import phonenumbers
 
+from bot.flows.safetext import xml_safe
 from handoff.roster import Manager, Rep
 from handoff.shifts import as_utc
 
@@ -41,7 +42,7 @@ class LeadLike(Protocol):
 
 def clean(value: object, limit: int) -> str:
     """One line of at most ``limit`` characters: whitespace collapsed, '...' marking a cut."""
-    text = re.sub(r"\s+", " ", str(value if value is not None else "")).strip()
+    text = re.sub(r"\s+", " ", xml_safe(str(value if value is not None else ""))).strip()
     if len(text) <= limit:
         return text
     return text[: max(limit - 3, 0)].rstrip() + "..." if limit > 3 else text[:limit]

@@ -209,6 +209,8 @@ def load_roster(path: str | Path, default_region: str = "US") -> Roster:
         data, lines = compose(path.read_text(encoding="utf-8"), str(path))
     except OSError as exc:
         raise RosterError([f"{path}: cannot read roster: {exc.strerror or exc}"]) from exc
+    except UnicodeDecodeError as exc:
+        raise RosterError([f"{path}: not UTF-8 text (byte {exc.start}): save the file as UTF-8"]) from exc
     except YamlSyntaxError as exc:
         raise RosterError([str(exc)]) from exc
     report = Reporter(str(path), lines)

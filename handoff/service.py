@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from twilio.twiml.voice_response import VoiceResponse
 
+from bot.flows.safetext import xml_safe
 from bot.store.handoff_tables import Handoff, HandoffMode, HandoffStatus
 from bot.store.tables import Lead, utcnow
 from bot.store.timeline import record
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 def _say(response: VoiceResponse, text: str, outcome: Any) -> None:
     """Say in the flow's voice, so the prospect hears the same person."""
     voice = getattr(outcome, "voice", "") or None
-    response.say(text, **({"voice": voice} if voice else {}))
+    response.say(xml_safe(text), **({"voice": voice} if voice else {}))
 
 
 def _nobody_now(svc: Any, session: Session, lead: Lead, match: Match | None, why: dict[str, Any],

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from twilio.twiml.voice_response import VoiceResponse
 
+from bot.flows.safetext import xml_safe
 from handoff.defaults import HOLD_MUSIC_URL, WHISPER_KEY_SECONDS
 from handoff.notify import clean, label
 
@@ -57,7 +58,7 @@ def whisper(text: str, keys_url: str, *, again: bool = False) -> VoiceResponse:
     response = VoiceResponse()
     gather = response.gather(input="dtmf", num_digits=1, action=keys_url, method="POST",
                              timeout=WHISPER_KEY_SECONDS, action_on_empty_result=True)
-    gather.say((WHISPER_AGAIN if again else "") + f"{text} {WHISPER_KEYS}")
+    gather.say(xml_safe((WHISPER_AGAIN if again else "") + f"{text} {WHISPER_KEYS}"))
     return response
 
 
@@ -76,7 +77,7 @@ def goodbye(text: str | None = None, voice: str | None = None) -> VoiceResponse:
     """An optional sentence, then hang up."""
     response = VoiceResponse()
     if text:
-        response.say(text, **_voice(voice))
+        response.say(xml_safe(text), **_voice(voice))
     response.hangup()
     return response
 

@@ -26,10 +26,17 @@ class YamlSyntaxError(ValueError):
         super().__init__(f"{filename}:{line}: YAML syntax error: {problem}")
 
 
+MAX_ENTRIES = 100_000  # aliases can make a small file expand without bound ("billion laughs")
+# What a hostile or broken file can make PyYAML raise besides its marked errors: a control character
+# (ReaderError), a list as a key (TypeError), a date like 2024-02-30 (ValueError), deep nesting.
+PARSE_ERRORS = (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError)
+
+
 def compose(text: str, filename: str) -> tuple[Any, dict[Path_, int]]:
     """Parse YAML into plain data plus the 1-based line of every key and list item."""
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)
         node = loader.get_single_node()
         lines: dict[Path_, int] = {}
         data = None if node is None else _walk(loader, node, (), lines)
@@ -37,14 +44,22 @@ def compose(text: str, filename: str) -> tuple[Any, dict[Path_, int]]:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
         raise YamlSyntaxError(filename, line, str(exc.problem or exc)) from exc
+    except PARSE_ERRORS as exc:
+        if isinstance(exc, YamlSyntaxError):
+            raise YamlSyntaxError(filename, exc.line, exc.problem) from exc
+        problem = f"{type(exc).__name__}: {exc}"[:300]
+        raise YamlSyntaxError(filename, getattr(exc, "line", 1), problem) from exc
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return data, lines
 
 
 def _walk(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> Any:
     """Build plain data from a node, recording where each child starts."""
     lines.setdefault(path, node.start_mark.line + 1)
+    if len(lines) > MAX_ENTRIES:
+        raise YamlSyntaxError("", node.start_mark.line + 1, f"more than {MAX_ENTRIES} entries (aliases?)")
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)  # resolves `<<: *anchor` merges
         out: dict[Any, Any] = {}

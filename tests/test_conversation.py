@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from sqlalchemy import select
 
@@ -125,7 +127,7 @@ def test_conversation_pins_flow_version_across_edits(client, services, emulator,
 
 
 def sms(client, signed, frm: str, body: str) -> str:  # noqa: ANN001
-    params = {"From": frm, "To": "+15005550006", "Body": body, "MessageSid": "SM1"}
+    params = {"From": frm, "To": "+15005550006", "Body": body, "MessageSid": "SM" + uuid.uuid4().hex}  # unique, as Twilio sends
     resp = client.post("/twilio/sms", data=params, headers=signed("/twilio/sms", params))
     assert resp.status_code == 200
     from bot.twilio.twiml_player import parse_twiml

@@ -7,6 +7,8 @@ import time
 from flask import Blueprint, current_app, jsonify, render_template
 from sqlalchemy import text
 
+from bot.api.hardening import is_loopback_client
+from bot.runtime.dev_defaults import generated_key
 from handoff.roster_cache import roster_health
 
 bp = Blueprint("health", __name__)
@@ -46,5 +48,7 @@ def index():
     return render_template(
         "index.html", settings=s, simulated=s.simulated_telephony,
         db=s.db_url.split("@")[-1], redis=(s.redis_url or "").split("@")[-1],
-        dev_key=None if s.production else (s.api_keys[0] if s.api_keys else None),
+        # Only the generated development key, and only to someone at this machine: a key set in
+        # LEAD_API_KEYS is a real one, and the page may be reachable from elsewhere.
+        dev_key=generated_key(s) if is_loopback_client() else None,
     )

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request
 from pydantic import ValidationError
 
 from bot.channels.cadence import fresh_intent
+from bot.flows.safetext import bad_character
 from bot.runtime.queueing import enqueue_contact
 from bot.runtime.services import Services
 from bot.store import leads as lead_service
@@ -82,8 +83,9 @@ def create_lead():
     except ValidationError as exc:
         return json_error(422, "validation failed", field_errors(exc))
     key = request.headers.get("Idempotency-Key")
-    if key is not None and not (0 < len(key) <= 255):
-        return json_error(400, "bad Idempotency-Key", {"Idempotency-Key": "must be 1-255 characters"})
+    if key is not None and not (0 < len(key) <= 255 and bad_character(key) is None):
+        problem = {"Idempotency-Key": "must be 1-255 characters, no control characters"}
+        return json_error(400, "bad Idempotency-Key", problem)
     evidence = {"ip": request.remote_addr, "user_agent": request.user_agent.string}
     with raw_session(svc.engine) as conn:
         lead_id, status, created = lead_service.create_lead(

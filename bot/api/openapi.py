@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.api.openapi_paths import PATHS, SCHEMAS
+
+NEW_ID = "$response.body#/id"  # the links from a new lead to reading it and to its outcome
+
 ERROR = {
     "type": "object",
     "properties": {"error": {"type": "string"},
@@ -16,7 +20,8 @@ ERROR = {
 # value goes in the timeline's input_warning event), and over-long optional text is cut.
 WARNINGS = {"type": "object", "additionalProperties": {"type": "string"},
             "description": "Fields accepted in a changed form, each with why: an unusable email ignored "
-                           "(channel call or sms), over-long text cut to its limit"}
+                           "(channel call or sms), over-long text cut to its limit, control characters "
+                           "removed"}
 
 
 UNASSIGNED = {
@@ -46,11 +51,13 @@ def document(lead_model: Any) -> dict[str, Any]:
                  "description": "Post a lead; leadbot calls (or texts, or emails) it within seconds."},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"LeadIn": schema, "Accepted": accepted, "Error": ERROR, "Unassigned": UNASSIGNED},
+            "schemas": {"LeadIn": schema, "Accepted": accepted, "Error": ERROR, "Unassigned": UNASSIGNED,
+                        **SCHEMAS},
         },
         "security": [{"bearer": []}],
         "paths": {
             "/leads": {"post": {
+                "operationId": "createLead",
                 "summary": "Submit a lead",
                 "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
                                 "schema": {"type": "string", "maxLength": 255}}],
@@ -60,7 +67,10 @@ def document(lead_model: Any) -> dict[str, Any]:
                 }},
                 "responses": {
                     "202": {"description": "Committed; contact is under way", "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}}},
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}},
+                        "links": {"GetLead": {"operationId": "getLead", "parameters": {"id": NEW_ID}},
+                                  "PostOutcome": {"operationId": "postOutcome",
+                                                  "parameters": {"id": NEW_ID}}}},
                     "400": {"description": "Malformed body", **err},
                     "401": {"description": "Missing or wrong API key", **err},
                     "413": {"description": "Body over 64 KiB", **err},
@@ -71,20 +81,13 @@ def document(lead_model: Any) -> dict[str, Any]:
                 },
             }},
             "/reports/unassigned": {"get": {
+                "operationId": "unassignedReport",
                 "summary": "Qualified leads nobody could take yet, oldest first, each with why",
                 "responses": {"200": {"description": "The unassigned list", "content": {"application/json": {
                     "schema": {"$ref": "#/components/schemas/Unassigned"}}}},
-                              "401": {"description": "Unauthorized", **err}},
-            }},
-            "/leads/{id}": {"get": {
-                "summary": "A lead with its attempts, answers, handoff, touches (planned, sent, cancelled "
-                           "and blocked retries, texts and nurture steps, each with its reason), nurture "
-                           "(sequence, steps sent, next step due) and timeline; `next_contact_at` while "
-                           "it is `scheduled` (outside its calling rules)",
-                "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
-                "responses": {"200": {"description": "The lead"},
                               "401": {"description": "Unauthorized", **err},
-                              "404": {"description": "No such lead", **err}},
+                              "503": {"description": "Database unreachable", **err}},
             }},
+            **PATHS,
         },
     }

@@ -21,9 +21,16 @@ EMPTY_CARD = {"handoffs": 0, "acknowledged": 0, "median_ack_seconds": None, "p90
 
 
 def parse_instant(value: str) -> datetime:
-    """ISO-8601 date or date-time; naive means UTC. ValueError otherwise."""
+    """ISO-8601 date or date-time; naive means UTC. ValueError otherwise, also when it is out of range.
+
+    The result is in UTC: a time at the edge of the calendar (0001-01-01T00:00+01:00) does not
+    exist there, and converting it later, in the query, was an OverflowError (a 500).
+    """
     at = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
+    try:
+        return at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
+    except OverflowError:
+        raise ValueError("out of range") from None
 
 
 @bp.get("/reps")
@@ -41,9 +48,9 @@ def reps():
         try:
             window[key] = parse_instant(raw) if raw else None
         except ValueError:
-            bad[key] = f"not an ISO-8601 date or time: {raw!r}"
+            bad[key] = f"not an ISO-8601 date or time in range: {raw!r}"
     if bad:
-        return json_error(400, "bad report window", bad)
+        return json_error(422, "bad report window", bad)
     svc = current_app.extensions["leadbot"]
     with svc.sessions() as s:
         cards = rep_scorecard(s, since=window["since"], until=window["until"])

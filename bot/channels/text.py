@@ -119,7 +119,9 @@ def start_email(svc: Services, s: Session, lead: Lead) -> str:
     questions = [engine.prompt_for(flow, step_id, fields, lead.language).text for step_id in flow.steps]
     msg = EmailMessage()
     msg["From"], msg["To"] = svc.settings.mail_from, lead.email
-    msg["Subject"] = f"Your request{' about ' + lead.service if lead.service else ''}"
+    # One line: a line break from a lead's field would be a header injection (EmailMessage refuses it).
+    service = " ".join((lead.service or "").split())
+    msg["Subject"] = f"Your request{' about ' + service if service else ''}"
     msg["X-Leadbot-Lead-Id"] = lead.id
     lines = [prompts[0].text, "", "To help us help you faster, reply with a line for each:"]
     lines += [f"{n}. {q}" for n, q in enumerate(questions, 1)]

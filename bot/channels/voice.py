@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from sqlalchemy import select
 from twilio.twiml.voice_response import VoiceResponse
 
 from bot.channels import cadence, conversation, voice_render
 from bot.channels.resume import resume_voice
+from bot.flows import engine
 from bot.flows.errors import FlowsError
 from bot.runtime.services import Services
 from bot.store.leads import insert_event
@@ -25,8 +27,25 @@ VOICEMAIL = ("Hi {first}, this is the team you just contacted. We're returning y
 UNAVAILABLE = "Sorry, something went wrong on our side. A specialist will call you back shortly. Goodbye."
 
 
-def _action_url(svc: Services, conv: Any) -> str:
-    return f"{svc.settings.base_url}/twilio/voice/turn/{conv.id}"
+def _action_url(svc: Services, conv: Any, state: dict[str, Any] | None = None) -> str:
+    """The Gather action, numbered with the turn it answers: a replayed turn is recognised by its number."""
+    url = f"{svc.settings.base_url}/twilio/voice/turn/{conv.id}"
+    return f"{url}?t={state.get('turns', 0)}" if state is not None else url
+
+
+def _replayed(svc: Services, s: Any, call_sid: str, response: VoiceResponse) -> bool:
+    """A webhook for a call that already has its conversation (Twilio retried, or someone replayed it):
+    ask the current question again, or hang up if it is over; never start a second conversation."""
+    conv = call_sid and s.scalar(select(Conversation).where(Conversation.call_sid == call_sid)
+                                 .order_by(Conversation.created_at.desc()).limit(1))
+    if not conv:
+        return False
+    prompts = engine.repeat(svc.flows.get(conv.flow_id, conv.flow_version), conv.state) if conv.open else []
+    if prompts:
+        voice_render.render(prompts, action_url=_action_url(svc, conv, conv.state), response=response)
+    else:
+        response.hangup()
+    return True
 
 
 def answer(svc: Services, attempt_id: str, call_sid: str, answered_by: str) -> str:
@@ -37,6 +56,8 @@ def answer(svc: Services, attempt_id: str, call_sid: str, answered_by: str) -> s
         lead = s.get(Lead, attempt.lead_id) if attempt else None
         if lead is None or lead.status == LeadStatus.OPTED_OUT.value:
             response.hangup()
+            return str(response)
+        if _replayed(svc, s, call_sid, response):
             return str(response)
         if answered_by.startswith(("machine", "fax")):
             record(s, lead.id, EventType.MACHINE, answered_by=answered_by, sid=call_sid)
@@ -50,12 +71,13 @@ def answer(svc: Services, attempt_id: str, call_sid: str, answered_by: str) -> s
         cadence.stop(s, lead.id, "answered")
         conv, prompts = resume_voice(svc, s, lead, call_sid)
         lead.status, lead.status_reason = LeadStatus.IN_CONVERSATION.value, None
-        voice_render.render(prompts, action_url=_action_url(svc, conv), response=response)
+        voice_render.render(prompts, action_url=_action_url(svc, conv, conv.state), response=response)
         s.commit()
     return str(response)
 
 
-def turn(svc: Services, conv_id: str, speech: str | None, digits: str | None) -> str:
+def turn(svc: Services, conv_id: str, speech: str | None, digits: str | None,
+         number: int | None = None) -> str:
     """One Gather result through the engine; returns the next TwiML.
 
     The prospect hears silence until this returns, so the common turn (another question) runs on
@@ -70,6 +92,12 @@ def turn(svc: Services, conv_id: str, speech: str | None, digits: str | None) ->
         if row is None:
             response.hangup()
             return str(response)
+        if number is not None and number != row.state.get("turns"):
+            # This turn was already taken (a retry or a replay): ask what the conversation asks now.
+            flow = svc.flows.get(row.flow_id, row.flow_version)
+            voice_render.render(engine.repeat(flow, row.state), action_url=_action_url(svc, row, row.state),
+                                response=response)
+            return str(response)
         try:
             state, prompts, outcome = conversation.advance(svc, row, event)
         except FlowsError as exc:
@@ -79,7 +107,7 @@ def turn(svc: Services, conv_id: str, speech: str | None, digits: str | None) ->
             response.say(UNAVAILABLE)
             response.hangup()
             return str(response)
-        voice_render.render(prompts, outcome, action_url=_action_url(svc, row), response=response)
+        voice_render.render(prompts, outcome, action_url=_action_url(svc, row, state), response=response)
         if outcome is None:
             with svc.writer.held():
                 conversation.save(conn, row, state)
@@ -97,4 +125,8 @@ def inbound(svc: Services, from_phone: str, call_sid: str, caller_name: str = ""
     """A call to our number (bot.channels.inbound)."""
     from bot.channels.inbound import inbound as take_call
 
+    response = VoiceResponse()
+    with svc.sessions() as s:
+        if _replayed(svc, s, call_sid, response):  # the same call again: never a second conversation
+            return str(response)
     return take_call(svc, conversation.normalize(svc, from_phone), call_sid, caller_name)

@@ -8,6 +8,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from bot.flows.engine import Event, Outcome, Prompt, PromptKind
 from bot.flows.model import ActionKind, AnswerType
+from bot.flows.safetext import xml_safe
 
 SPEECH_LANGUAGES = {"en": "en-US", "es": "es-US"}
 MAX_HINTS = 60  # Twilio accepts more, but long hint lists stop helping recognition
@@ -56,10 +57,10 @@ def render(
     asking = next((p for p in reversed(prompts) if p.expects_input), None)
     if outcome is not None or asking is None:
         for prompt in prompts:
-            response.say(prompt.text, voice=prompt.voice)
+            response.say(xml_safe(prompt.text), voice=prompt.voice)
         if outcome is not None:
             if outcome.say:
-                response.say(outcome.say, voice=outcome.voice)
+                response.say(xml_safe(outcome.say), voice=outcome.voice)
             if hangup if hangup is not None else outcome.kind != ActionKind.WARM_TRANSFER:
                 response.hangup()
         return response
@@ -73,13 +74,13 @@ def render(
         "language": SPEECH_LANGUAGES.get(asking.language, "en-US"),
     }
     if asking.hints:
-        options["hints"] = ", ".join(h.replace(",", " ") for h in asking.hints[:MAX_HINTS])
+        options["hints"] = xml_safe(", ".join(h.replace(",", " ") for h in asking.hints[:MAX_HINTS]))
     if asking.num_digits:
         options["num_digits"] = asking.num_digits
     gather = response.gather(**options)
     for prompt in prompts:
         hint = keypad_hint(prompt) if prompt.expects_input else ""
-        gather.say(f"{prompt.text} {hint}".strip(), voice=prompt.voice)
+        gather.say(xml_safe(f"{prompt.text} {hint}".strip()), voice=prompt.voice)
     return response
 
 

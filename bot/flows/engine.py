@@ -34,6 +34,7 @@ __all__ = [
     "decide",
     "opt_out",
     "prompt_for",
+    "repeat",
     "start",
     "step",
 ]
@@ -223,6 +224,13 @@ def _miss(flow: Flow, step: Step, state: dict[str, Any], why: str) -> tuple[list
         tries = state["retries"]
         return _go(flow, state, step.on_fail, f"{why} at step '{step.id}' after {tries} tries")
     return [_question(flow, step, state, PromptKind.REPROMPT)], None
+
+
+def repeat(flow: Flow, state: Mapping[str, Any]) -> list[Prompt]:
+    """The question the conversation waits on, asked again: the answer to a replayed webhook."""
+    if state.get("done") or state.get("step") not in flow.steps:
+        return []
+    return [_question(flow, flow.steps[state["step"]], state, PromptKind.QUESTION)]
 
 
 def step(

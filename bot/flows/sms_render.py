@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.flows.engine import Event, Outcome, Prompt, PromptKind
+from bot.flows.safetext import xml_safe
 
 REPLY = {
     "en": ("Reply {pairs}.", "{key} for {label}", " or "),
@@ -33,7 +34,8 @@ def render(prompts: Sequence[Prompt], outcome: Outcome | None = None) -> str:
     if any(p.kind == PromptKind.GREETING for p in prompts):
         lang = prompts[0].language
         parts.append(STOP_NOTICE.get(lang, STOP_NOTICE["en"]))
-    return "\n".join(part for part in parts if part)
+    # A control character from a lead field or an answer would make the reply TwiML invalid.
+    return xml_safe("\n".join(part for part in parts if part))
 
 
 def event_from_sms(body: str | None) -> Event:

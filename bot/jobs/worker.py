@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 # each; one refresh is enough when the key already lives within this margin of what is asked.
 HEARTBEAT_MARGIN_S = 30
 SUSPENSION_CHECK_S = 1.0
+PUBSUB_WAKE_S = 0.25  # a socket wait, not a Redis round trip: waking often costs nothing
 
 
 def _sweeper_loop(stop: threading.Event) -> None:
@@ -137,6 +138,19 @@ class LeadWorker(SimpleWorker):
             return
         self._suspension_checked = at
         super().check_for_suspension(burst)
+
+    def subscribe(self) -> None:
+        """RQ's, with the command thread waking every PUBSUB_WAKE_S instead of every 60 s.
+
+        redis-py's stop() joins that thread without a limit, so a worker that was told to stop
+        waited up to a minute in its teardown: `leadbot run` could not stop in time, and tests that
+        drain the queue paid the minute now and then.
+        """
+        self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(
+            sleep_time=PUBSUB_WAKE_S, daemon=True, exception_handler=self._pubsub_exception_handler)
 
     def work(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
         """Warm the services (their SQLite checkpointer starts with them) and start the sweeper."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import fcntl
+import signal
+import sys
 from pathlib import Path
 
 import redis
@@ -42,3 +44,24 @@ def start_embedded(data_dir: Path, port: int | None = None) -> tuple[str, Valkey
                     raise
         url_file.write_text(server.connection_url)
         return server.connection_url, server
+
+
+def keep(data_dir: Path) -> int:
+    """`python -m bot.runtime.embedded_valkey DIR`: serve DIR's Valkey until SIGTERM, printing its URL.
+
+    `leadbot run` starts this in a session of its own, so a Ctrl-C at the terminal cannot stop
+    Valkey before the workers have stopped using it.
+    """
+    wanted = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    signal.pthread_sigmask(signal.SIG_BLOCK, wanted)  # held until sigwait, so none is lost meanwhile
+    url, server = start_embedded(data_dir)
+    print(url, flush=True)
+    if server is None:  # someone else's Valkey already serves this directory: not ours to stop
+        return 0
+    signal.sigwait(wanted)
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(keep(Path(sys.argv[1])))

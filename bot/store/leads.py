@@ -14,13 +14,16 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from sqlalchemy import Connection, Table, bindparam, exists, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from bot.flows.safetext import bad_character, strip_controls
 from bot.store import states
 from bot.store.database import WriterLock
 from bot.store.prepared import RawSession
@@ -44,6 +47,16 @@ MAX_BODY_BYTES = 64 * 1024
 ZIP = re.compile(r"^\d{5}(-\d{4})?$")
 TRUTHY = {"1", "true", "yes", "on", "y", "t"}
 FALSY = {"0", "false", "no", "off", "n", "f", ""}
+TEXT_FIELDS = ("name", "phone", "email", "service", "source", "consent_text", "consent_version", "page_url",
+               "message")
+MULTILINE_FIELDS = ("message", "consent_text")
+# The channel rules of LeadIn._channel_needs, for the OpenAPI document: no channel means a call.
+CHANNEL_NEEDS = [
+    {"if": {"properties": {"channel": {"enum": ["call", "sms"]}}},
+     "then": {"required": ["consent"], "properties": {"consent": {"const": True}}}},
+    {"if": {"required": ["channel"], "properties": {"channel": {"const": "email"}}},
+     "then": {"required": ["email"]}},
+]
 
 
 def parse_phone(raw: str, region: str) -> phonenumbers.PhoneNumber:
@@ -82,13 +95,15 @@ def check_email(value: str) -> str:
 class LeadIn(BaseModel):
     """The public intake contract for POST /leads."""
 
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True,
+                              json_schema_extra={"allOf": CHANNEL_NEEDS})
     # A bad optional field is dropped or cut, not refused: what changed, and the email as sent.
     _warnings: dict[str, str] = PrivateAttr(default_factory=dict)
     _email_raw: str | None = PrivateAttr(None)
 
     name: str = Field(min_length=1, max_length=120)
-    phone: str = Field(min_length=3, max_length=40)
+    phone: str = Field(min_length=3, max_length=40, examples=["+15125550100", "(512) 555-0100"],
+                       description="E.164 (+15125550100), or a national number read with DEFAULT_REGION")
     email: str | None = Field(None, max_length=254)
     service: str | None = Field(None, max_length=80)
     channel: Literal["call", "sms", "email"] = "call"
@@ -196,15 +211,68 @@ class LeadIn(BaseModel):
         """The email as sent, when it was unusable and dropped."""
         return self._email_raw
 
-    @model_validator(mode="after")
-    def _channel_needs(self, info: ValidationInfo) -> LeadIn:
-        """An email lead needs an address; calls and texts need consent unless REQUIRE_CONSENT=false."""
-        if self.channel == "email" and not self.email:
-            raise ValueError("email: required when channel is 'email'")
+    @model_validator(mode="wrap")
+    @classmethod
+    def _channel_needs(cls, data: Any, handler: Any, info: ValidationInfo) -> LeadIn:
+        """An email lead needs an address; calls and texts need consent (TCPA) unless REQUIRE_CONSENT=false.
+
+        Checked on the raw input too when other fields fail, so one 422 names every bad field.
+        """
         required = (info.context or {}).get("require_consent", True)
-        if self.channel in ("call", "sms") and not self.consent and required:
-            raise ValueError(f"consent: required (true) before we may {self.channel} this number")
-        return self
+        try:
+            lead = handler(data)
+        except ValidationError as exc:
+            bad = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+            extra = [_error(field, msg) for field, msg in _needs(data, required).items() if field not in bad]
+            if not extra:
+                raise
+            raise ValidationError.from_exception_data(exc.title, [*exc.errors(), *extra]) from None
+        if errors := _needs(lead.model_dump(), required):
+            raise ValidationError.from_exception_data(cls.__name__, [_error(f, m) for f, m in errors.items()])
+        return lead
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _strip_controls(cls, data: Any, handler: Any) -> LeadIn:
+        """Control characters are removed, with a warning: they broke TwiML (a NUL ended the call) and
+        PostgreSQL (a NUL was a 500 and a lost lead). Tab and line breaks stay in the free-text fields."""
+        removed: dict[str, str] = {}
+        if isinstance(data, dict):
+            data = dict(data)
+            for key in TEXT_FIELDS:
+                value, multiline = data.get(key), key in MULTILINE_FIELDS
+                if not isinstance(value, str):
+                    continue
+                value = value if multiline else value.strip()  # a trailing newline is only whitespace
+                if found := bad_character(value, multiline):
+                    data[key] = strip_controls(value, multiline)
+                    removed[key] = f"control characters removed (first: {found})"
+        lead = handler(data)
+        lead._warnings = {**lead._warnings, **removed}
+        return lead
+
+
+def _error(field: str, message: str) -> InitErrorDetails:
+    """A pydantic error on `field`."""
+    return InitErrorDetails(type=PydanticCustomError("channel_needs", message), loc=(field,), input=None)
+
+
+def _needs(data: Any, consent_required: bool = True) -> dict[str, str]:
+    """What the channel requires and the data lacks, as {field: message}; raw or validated data."""
+    if not isinstance(data, dict):
+        return {}
+    channel = data.get("channel") or "call"
+    consent = data.get("consent")
+    if isinstance(consent, str):
+        consent = consent.strip().lower() in TRUTHY
+    elif isinstance(consent, int | float):
+        consent = consent == 1
+    email = data.get("email")
+    if channel == "email" and not (isinstance(email, str) and email.strip()):
+        return {"email": "required when channel is 'email'"}
+    if channel in ("call", "sms") and consent is not True and consent_required:
+        return {"consent": f"required (true) before we may {channel} this number"}
+    return {}
 
 
 def field_errors(exc: Any) -> dict[str, str]:

@@ -7,6 +7,8 @@ from functools import wraps
 from flask import current_app, jsonify, request
 from twilio.request_validator import RequestValidator
 
+from bot.twilio.replay import once
+
 
 def public_url() -> str:
     """The URL Twilio signed: our public base plus path and query (request.url is wrong behind proxies)."""
@@ -16,7 +18,7 @@ def public_url() -> str:
 
 
 def twilio_signed(view):  # noqa: ANN001, ANN201 - decorator
-    """Reject (403) any webhook whose signature does not match our auth token."""
+    """Reject (403) any webhook whose signature does not match our auth token; answer replays once."""
 
     @wraps(view)
     def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
@@ -27,7 +29,7 @@ def twilio_signed(view):  # noqa: ANN001, ANN201 - decorator
             resp = jsonify({"error": "forbidden: bad or missing X-Twilio-Signature"})
             resp.status_code = 403
             return resp
-        return view(*args, **kwargs)
+        return once(view, *args, **kwargs)
 
     return wrapper
 

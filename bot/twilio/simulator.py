@@ -11,7 +11,10 @@ from email.utils import format_datetime
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, render_template, request
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
+from bot.runtime.dev_defaults import local_client
+from bot.store.leads import field_errors
 from bot.twilio.signature import sign
 from bot.twilio.twiml_player import CallLeg
 
@@ -38,6 +41,53 @@ def _authorized() -> bool:
     except ValueError:
         return False
     return hmac.compare_digest(password, _svc().webhook_token)
+
+
+class CallInput(BaseModel):
+    """What the page sends for a call action: strings only (a number here was a 500)."""
+
+    model_config = ConfigDict(extra="ignore")
+    answered_by: StrictStr | None = Field(None, max_length=40)
+    digits: StrictStr | None = Field(None, max_length=40, pattern=r"^[0-9*#w]*$")
+    speech: StrictStr | None = Field(None, max_length=2000)
+
+
+class TextInput(BaseModel):
+    """A text the person sends to our number from the page."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    from_: StrictStr = Field(alias="from", min_length=1, max_length=40)
+    body: StrictStr = Field(min_length=1, max_length=1600)
+
+
+def _body(model: type[BaseModel]) -> BaseModel | tuple[Any, int]:
+    """The JSON body validated against `model`, or a 422 naming every bad field."""
+    data = request.get_json(silent=True)
+    if data is None and not request.get_data():
+        data = {}
+    if not isinstance(data, dict):
+        return jsonify({"error": "body must be a JSON object", "fields": {"body": "not a JSON object"}}), 422
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        fields = {k.replace("from_", "from"): v for k, v in field_errors(exc).items()}
+        return jsonify({"error": "validation failed", "fields": fields}), 422
+
+
+@bp.before_request
+def page_is_local():  # noqa: ANN201
+    """The page can answer calls and text STOP as anyone: only this machine, or whoever has the token.
+
+    The REST endpoints check Basic auth with the same token, as Twilio does.
+    """
+    if request.path.startswith("/simulator/api/"):
+        return None
+    token = request.headers.get("X-Simulator-Token") or request.args.get("token") or ""
+    if local_client(request.remote_addr, request.headers):
+        return None
+    if token and hmac.compare_digest(token, _svc().webhook_token):
+        return None
+    return jsonify({"error": "the simulator answers loopback clients only (or send X-Simulator-Token)"}), 403
 
 
 def _error(status: int, code: int, message: str):  # noqa: ANN202
@@ -181,27 +231,29 @@ def act(sid: str, action: str):
     if call is None:
         return jsonify({"error": "no such call"}), 404
     leg = _leg(call)
-    body = request.get_json(silent=True) or {}
+    body = _body(CallInput)
+    if not isinstance(body, CallInput):
+        return body
     try:
         if action == "answer":
             _status(call, "ringing", leg)
-            leg.answer(call["url"], body.get("answered_by", "human"))
+            leg.answer(call["url"], body.answered_by or "human")
             call["status"] = "in-progress"
         elif action == "machine":  # voicemail picks up: async AMD reports it, the call is redirected
             _status(call, "ringing", leg)
             # Synchronous AMD (a rep's call) says so on answer; asynchronous AMD reports it a moment later.
             leg.answer(call["url"], "" if call.get("amd_callback") else "machine_start")
             if call.get("amd_callback"):
-                leg.amd(call["amd_callback"], body.get("answered_by", "machine_end_beep"))
+                leg.amd(call["amd_callback"], body.answered_by or "machine_end_beep")
             redirected = _load("call", sid) or call
             if redirected.get("pending_redirect"):
                 call["url"] = redirected["url"]
                 leg.request(call["url"])
             call["status"] = "in-progress"
         elif action == "input":
-            said = body.get("speech") or (f"[pressed {body['digits']}]" if body.get("digits") else "[silence]")
+            said = body.speech or (f"[pressed {body.digits}]" if body.digits else "[silence]")
             call.setdefault("heard", []).append(f"You: {said}")
-            leg.reply(digits=body.get("digits") or None, speech=body.get("speech") or None)
+            leg.reply(digits=body.digits or None, speech=body.speech or None)
         elif action == "hangup":
             _status(call, "completed", leg, CallDuration="30")
         else:
@@ -223,10 +275,10 @@ def _save_existing(call: dict[str, Any]) -> None:
 @bp.post("/sms")
 def sms_reply():
     """The prospect (or a rep) texts our number; the reply TwiML becomes an outbound message."""
-    body = request.get_json(silent=True) or {}
-    frm, text = body.get("from", ""), body.get("body", "")
-    if not frm or not text:
-        return jsonify({"error": "from and body are required", "fields": {"from": "required", "body": "required"}}), 422
+    body = _body(TextInput)
+    if not isinstance(body, TextInput):
+        return body
+    frm, text = body.from_, body.body
     svc = _svc()
     params = {"MessageSid": "SM" + secrets.token_hex(16), "From": frm, "To": svc.settings.caller_id, "Body": text,
               "AccountSid": "AC" + "0" * 32}

@@ -6,6 +6,7 @@ from flask import Blueprint, Response, current_app, request
 from twilio.twiml.messaging_response import MessagingResponse
 
 from bot.channels import text as texting
+from bot.flows.safetext import xml_safe
 from bot.twilio.signature import twilio_signed
 
 bp = Blueprint("sms", __name__, url_prefix="/twilio")
@@ -17,8 +18,9 @@ def inbound():
     """Route a text by its sender; reply with TwiML (empty when there is nothing to say)."""
     f = request.form
     svc = current_app.extensions["leadbot"]
-    reply = texting.sms_inbound(svc, f.get("From", ""), f.get("Body", ""))
+    # A text can hold any character; one XML forbids would break the reply, and NUL a PostgreSQL row.
+    reply = texting.sms_inbound(svc, f.get("From", ""), xml_safe(f.get("Body", "")))
     resp = MessagingResponse()
     if reply:
-        resp.message(reply)
+        resp.message(xml_safe(reply))
     return Response(str(resp), mimetype="text/xml")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, request
 
+from bot.flows.safetext import xml_safe
 from bot.twilio.signature import twilio_signed
 from handoff import callbacks
 
@@ -15,8 +16,8 @@ def _svc():  # noqa: ANN202
 
 
 def _twiml(xml: str) -> Response:
-    """A TwiML response."""
-    return Response(xml, mimetype="text/xml")
+    """A TwiML response; never with a character XML forbids, whatever got into the text."""
+    return Response(xml_safe(xml), mimetype="text/xml")
 
 
 @bp.post("/hold/<transfer_id>")
@@ -24,7 +25,9 @@ def _twiml(xml: str) -> Response:
 def hold(transfer_id: str):
     """The conference waitUrl: hold messages and music for the waiting prospect."""
     visit = request.args.get("n", "1")
-    return _twiml(callbacks.hold(_svc(), transfer_id, int(visit) if visit.isdigit() else 1))
+    # isascii too: "²".isdigit() is True, and int("²") a ValueError.
+    number = int(visit) if visit.isascii() and visit.isdigit() else 1
+    return _twiml(callbacks.hold(_svc(), transfer_id, number))
 
 
 @bp.post("/whisper/<handoff_id>")

@@ -6,14 +6,15 @@ from flask import Blueprint, Response, current_app, request
 
 from bot.channels import amd as machine
 from bot.channels import voice as voice_flow
+from bot.flows.safetext import xml_safe
 from bot.twilio.signature import twilio_signed
 
 bp = Blueprint("voice", __name__, url_prefix="/twilio/voice")
 
 
 def twiml(xml: str) -> Response:
-    """A TwiML response."""
-    return Response(xml, mimetype="text/xml")
+    """A TwiML response; never with a character XML forbids, whatever got into the text."""
+    return Response(xml_safe(xml), mimetype="text/xml")
 
 
 @bp.post("/answer/<attempt_id>")
@@ -31,7 +32,10 @@ def turn(conv_id: str):
     """One Gather result (speech or keys, or silence) goes through the flow engine."""
     f = request.form
     svc = current_app.extensions["leadbot"]
-    return twiml(voice_flow.turn(svc, conv_id, f.get("SpeechResult"), f.get("Digits")))
+    number = request.args.get("t", "")
+    speech, digits = (xml_safe(f[k]) if k in f else None for k in ("SpeechResult", "Digits"))
+    return twiml(voice_flow.turn(svc, conv_id, speech, digits,
+                                 int(number) if number.isascii() and number.isdigit() else None))
 
 
 @bp.post("")

@@ -4,6 +4,7 @@ the loopback Twilio emulator over HTTP, and a real SMTP server."""
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -93,7 +94,7 @@ def text_in(stack: Stack, phone: str, body: str) -> requests.Response:
     from bot.twilio.signature import sign
 
     url, params = stack.url + "/twilio/sms", {"From": phone, "To": "+15125550000", "Body": body,
-                                              "MessageSid": "SM" + "0" * 32}
+                                              "MessageSid": "SM" + uuid.uuid4().hex}  # each text its own
     headers = {"X-Twilio-Signature": sign(TOKEN, url, params)}
     return requests.post(url, data=params, headers=headers, timeout=5)
 

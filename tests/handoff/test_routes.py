@@ -88,4 +88,4 @@ def test_reps_report_figures(client, services):
     assert later.get_json()["since"] == since.replace("+00:00", "")
 
     bad = client.get("/reports/reps?since=yesterday", headers={"Authorization": f"Bearer {API_KEY}"})
-    assert bad.status_code == 400 and "since" in bad.get_json()["fields"]
+    assert bad.status_code == 422 and "since" in bad.get_json()["fields"]
