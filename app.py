@@ -29,6 +29,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     services.flows  # noqa: B018 - load and store the flows now, outside any request's transaction
     _load_roster(services)
     app.extensions["leadbot"] = services
+    _check_sources(services)
     app.session_interface = _NoSessionsForWebhooks()
     hardening.init_app(app, MAX_BODY_BYTES)
     _register_blueprints(app, settings)
@@ -62,19 +63,29 @@ class _NoSessionsForWebhooks(SecureCookieSessionInterface):
 
 def _register_blueprints(app: Flask, settings: Settings) -> None:
     """One blueprint per family of routes."""
-    from bot.api import health, intake, reports
+    from bot.api import crm, health, intake, reports
     from bot.api import outcome as outcome_api
+    from bot.sources import routes as sources
     from bot.twilio import sms_webhooks as sms
     from bot.twilio import status_webhooks as status
     from bot.twilio import transfer_webhooks as handoff_routes
     from bot.twilio import voice_webhooks as voice
 
-    for module in (health, intake, outcome_api, voice, sms, status, handoff_routes, reports):
+    for module in (health, intake, outcome_api, voice, sms, status, handoff_routes, reports, crm, sources):
         app.register_blueprint(module.bp)
     if settings.simulated_telephony:
         from bot.twilio import simulator
 
         app.register_blueprint(simulator.bp)
+
+
+def _check_sources(services) -> None:  # noqa: ANN001
+    """A broken SOURCES_PATH or WEBHOOKS_PATH stops the start with every problem's file:line."""
+    from bot.runtime import crm
+    from bot.sources.mapping import load_sources
+
+    load_sources(services.settings.sources_path)
+    crm.subscribers(services, strict=True)
 
 
 def _register_errors(app: Flask) -> None:

@@ -183,6 +183,61 @@ def cmd_roster(args: argparse.Namespace) -> int:
     return check_file(path, settings.default_region, sys.stdout)
 
 
+def cmd_leads_import(args: argparse.Namespace) -> int:
+    """Import a CSV of leads; 1 when any row had errors."""
+    from pathlib import Path
+
+    from bot.runtime import dev_defaults
+    from bot.runtime.services import build_services
+    from bot.sources.backfill import import_csv
+    from bot.sources.mapping import load_sources
+
+    settings = dev_defaults.apply(Settings())
+    entry = None
+    if args.mapping:
+        entry = load_sources(settings.sources_path).get(args.mapping)
+        if entry is None:
+            print(f"no entry {args.mapping!r} in {settings.sources_path}", file=sys.stderr)
+            return 2
+    svc = build_services(settings)
+    try:
+        report = import_csv(svc, Path(args.file), args.source, entry, args.dry_run, sys.stdout)
+    finally:
+        svc.close()
+    return 1 if report.errors else 0
+
+
+def cmd_webhooks(args: argparse.Namespace) -> int:
+    """Replay a CRM webhook delivery now (and queue its retries if it fails again)."""
+    from bot.jobs.webhooks import attempt
+    from bot.runtime import crm, dev_defaults
+    from bot.runtime.services import build_services
+    from bot.store.source_tables import DeliveryStatus, WebhookDelivery
+
+    svc = build_services(dev_defaults.apply(Settings()))
+    try:
+        with svc.sessions() as s:
+            d = s.get(WebhookDelivery, args.id)
+            if d is None:
+                print(f"no webhook delivery {args.id}", file=sys.stderr)
+                return 2
+            d.status = DeliveryStatus.PENDING  # replay resends even a delivered event
+            s.commit()
+        result = attempt(svc, args.id)
+        with svc.sessions() as s:
+            d = s.get_one(WebhookDelivery, args.id)
+            print(f"{args.id}: {result} (HTTP {d.last_status_code}, attempt {d.attempts})"
+                  + (f": {d.last_error}" if d.last_error else ""))
+            if result != "delivered":
+                d.status = DeliveryStatus.PENDING
+                s.commit()
+                crm.enqueue_delivery(svc, args.id)
+                print("queued for retries with back-off")
+        return 0 if result == "delivered" else 1
+    finally:
+        svc.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `leadbot` console script."""
     parser = argparse.ArgumentParser(prog="leadbot", description="Instant lead callback bot")
@@ -204,6 +259,18 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("file", nargs="?", help="CSV to read (import) or write (export; default stdout)")
     d.add_argument("--source", default="dnc import", help="recorded as the opt-out's source")
     d.set_defaults(func=cmd_dnc)
+    leads = sub.add_parser("leads", help="lead tools").add_subparsers(dest="leads_command", required=True)
+    imp = leads.add_parser("import", help="import a CSV of leads (good rows in, bad rows reported by line)")
+    imp.add_argument("file")
+    imp.add_argument("--source", required=True, help="the source name recorded on each lead")
+    imp.add_argument("--mapping", help="a sources.yaml entry whose field mapping reads the columns")
+    imp.add_argument("--dry-run", action="store_true", help="validate and report only")
+    imp.set_defaults(func=cmd_leads_import)
+    hooks = sub.add_parser("webhooks", help="CRM webhooks").add_subparsers(dest="webhooks_command",
+                                                                          required=True)
+    replay = hooks.add_parser("replay", help="resend one delivery (ids in GET /reports/webhook-deliveries)")
+    replay.add_argument("id")
+    replay.set_defaults(func=cmd_webhooks)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -69,6 +69,16 @@ class Settings(BaseSettings):
     handoff_sla_seconds: int = Field(300, alias="HANDOFF_SLA_SECONDS")
     queue_name: str = Field("leadbot", alias="QUEUE_NAME")
     data_dir: Path = Field(VAR, alias="LEADBOT_DATA_DIR")
+    # Lead sources (bot/sources) and CRM webhooks out (bot/runtime/crm.py): an adapter whose secret
+    # is unset answers 404, as if it did not exist.
+    google_ads_key: str | None = Field(None, alias="GOOGLE_ADS_KEY")
+    google_ads_call_tests: bool = Field(False, alias="GOOGLE_ADS_CALL_TESTS")
+    facebook_app_secret: str | None = Field(None, alias="FACEBOOK_APP_SECRET")
+    facebook_verify_token: str | None = Field(None, alias="FACEBOOK_VERIFY_TOKEN")
+    facebook_page_access_token: str | None = Field(None, alias="FACEBOOK_PAGE_ACCESS_TOKEN")
+    facebook_graph_base_url: str = Field("https://graph.facebook.com/v21.0", alias="FACEBOOK_GRAPH_BASE_URL")
+    sources_path: Path = Field(ROOT / "ivr_flows" / "sources.yaml", alias="SOURCES_PATH")
+    webhooks_path: Path | None = Field(None, alias="WEBHOOKS_PATH")
 
     @field_validator("env", mode="before")
     @classmethod

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from bot.runtime import crm
 from bot.store.handoff_tables import Handoff, HandoffMode, HandoffStatus
 from bot.store.tables import Lead, LeadStatus, utcnow
 from bot.store.timeline import record
@@ -63,6 +64,7 @@ def acknowledge(svc: Any, s: Session, rep: Rep, body: str, now: datetime | None 
     record(s, lead.id, Ev.ACKED, rep=rep.name, handoff=h.id, via="sms", seconds=round(seconds, 1),
            within_sla=within, late=late)
     mark_handed_off(s, lead.id)
+    crm.emit(svc, s, lead.id, "lead.acknowledged")
     # Jobs check the row anyway; deleting them keeps Redis tidy. Only after the ack is committed.
     after_commit(s, lambda: cancel(svc.redis, (REMIND_JOB, h.id), (ESCALATE_JOB, h.id)))
     left = s.scalar(select(func.count()).select_from(Handoff).where(

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from twilio.twiml.voice_response import VoiceResponse
 
 from bot.flows.safetext import xml_safe
+from bot.runtime import crm
 from bot.store.handoff_tables import Handoff, HandoffMode, HandoffStatus
 from bot.store.tables import Lead, utcnow
 from bot.store.timeline import record
@@ -84,6 +85,7 @@ def begin_warm_transfer(svc: Any, session: Session, lead: Lead, outcome: Any, ca
         response.hangup()
         return
     record_match(session, lead, match, HandoffMode.WARM_TRANSFER)
+    crm.emit(svc, session, lead.id, "lead.handed_off")
     candidates = [match.rep.key, *(r.key for r in match.fallbacks)]
     t, _first = transfer.start(svc, session, lead, candidates, answers, call_sid,
                                getattr(outcome, "voice", "") or None, DEFAULT_TRANSFER_TRIES, now)
@@ -108,6 +110,7 @@ def begin_sms_handoff(svc: Any, session: Session, lead: Lead, outcome: Any, reas
         _nobody_now(svc, session, lead, match, why, answers)
         return
     record_match(session, lead, match, HandoffMode.SMS)
+    crm.emit(svc, session, lead.id, "lead.handed_off")
     offer_sms(svc, session, lead, match.rep, answers=answers, queue=[r.key for r in match.fallbacks],
               reason=reason)
 

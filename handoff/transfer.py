@@ -20,6 +20,7 @@ import redis
 from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
+from bot.runtime import crm
 from bot.runtime.queueing import job_lost
 from bot.store.handoff_tables import (
     WAITING_STATUSES,
@@ -173,6 +174,7 @@ def accept(svc: Any, s: Session, h: Handoff, t: Transfer, now: datetime) -> bool
     record(s, h.lead_id, Ev.ACKED, rep=h.rep_name, handoff=h.id, via="transfer", seconds=seconds,
            within_sla=h.due_at is None or now <= h.due_at)
     _set_lead(s, h.lead_id, LeadStatus.HANDED_OFF, None, LeadStatus.QUALIFIED, LeadStatus.TRANSFERRING)
+    crm.emit(svc, s, h.lead_id, "lead.acknowledged")
     after_commit(s, lambda: cancel(svc.redis, (WATCH_JOB, h.id)))
     # The rep has nothing in writing yet, and the managers have not heard of the lead.
     enqueue_after_commit(s, svc.queue, ACCEPTED_JOB, h.id, retry=SEND_RETRY)

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from bot.channels.cadence import fresh_intent
 from bot.flows.safetext import bad_character
+from bot.runtime import crm
 from bot.runtime.queueing import enqueue_contact
 from bot.runtime.services import Services
 from bot.store import leads as lead_service
@@ -94,6 +95,8 @@ def create_lead():
     body: dict[str, Any] = {"id": lead_id, "status": status}
     if created and status == "received":
         enqueue_contact(svc.queue, lead_id, skip_while_down=True)  # on failure the sweeper picks it up
+    if created:
+        crm.emit_committed(svc, lead_id, "lead.received")
     if not created:
         body["duplicate"] = True
         # A new request from a lead we could not reach, or are nurturing, is fresh intent: contact it now.

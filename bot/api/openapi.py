@@ -35,6 +35,27 @@ UNASSIGNED = {
 }
 
 
+GOOGLE_LEAD = {
+    "type": "object", "required": ["google_key", "lead_id", "user_column_data"],
+    "properties": {
+        "google_key": {"type": "string"}, "lead_id": {"type": "string"}, "is_test": {"type": "boolean"},
+        "campaign_id": {"type": "integer"}, "form_id": {"type": "integer"}, "adgroup_id": {"type": "integer"},
+        "creative_id": {"type": "integer"}, "gcl_id": {"type": "string"}, "api_version": {"type": "string"},
+        "user_column_data": {"type": "array", "items": {"type": "object", "properties": {
+            "column_id": {"type": "string"}, "column_name": {"type": "string"},
+            "string_value": {"type": "string"}}}},
+    },
+}
+_ERR = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+SOURCE_RESPONSES = {
+    "202": {"description": "Committed (or the earlier lead, with duplicate: true); contact is under way",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}}},
+    "400": {"description": "Malformed body", **_ERR},
+    "404": {"description": "The adapter's secret is unset (or no such source)", **_ERR},
+    "422": {"description": "Invalid fields (each named)", **_ERR},
+}
+
+
 def document(lead_model: Any) -> dict[str, Any]:
     """Build the OpenAPI 3.1 document."""
     schema = lead_model.model_json_schema()
@@ -56,7 +77,15 @@ def document(lead_model: Any) -> dict[str, Any]:
         },
         "security": [{"bearer": []}],
         "paths": {
-            "/leads": {"post": {
+            "/leads": {"get": {
+                "operationId": "listLeads",
+                "summary": "Leads, oldest first, with their sources (for CRMs that pull)",
+                "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}}
+                               for n in ("status", "source", "since", "cursor", "limit")],
+                "responses": {"200": {"description": "{leads: [...], next_cursor}: follow it until null"},
+                              "400": {"description": "Bad filter or cursor (each named)", **err},
+                              "401": {"description": "Unauthorized", **err}},
+            }, "post": {
                 "operationId": "createLead",
                 "summary": "Submit a lead",
                 "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
@@ -79,6 +108,54 @@ def document(lead_model: Any) -> dict[str, Any]:
                     "503": {"description": "Database unreachable: nothing was saved; retry after Retry-After "
                                            "seconds", **err},
                 },
+            }},
+            "/sources/google-ads": {"post": {
+                "operationId": "googleAdsLead",
+                "summary": "Google Ads lead form webhook (google_key must equal GOOGLE_ADS_KEY)",
+                "security": [],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": GOOGLE_LEAD}}},
+                "responses": {**SOURCE_RESPONSES, "403": {"description": "Wrong google_key", **err}},
+            }},
+            "/sources/facebook": {
+                "get": {"operationId": "facebookVerify",
+                        "summary": "Webhooks verification: echoes hub.challenge", "security": [],
+                        "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}}
+                                       for n in ("hub.mode", "hub.verify_token", "hub.challenge")],
+                        "responses": {"200": {"description": "hub.challenge, as text/plain"},
+                                      "403": {"description": "Wrong verify token", **err},
+                                      "404": {"description": "FACEBOOK_VERIFY_TOKEN unset", **err}}},
+                "post": {"operationId": "facebookLeadgen",
+                         "summary": "Lead Ads leadgen notifications; each lead is fetched from the Graph API",
+                         "security": [],
+                         "parameters": [{"name": "X-Hub-Signature-256", "in": "header", "required": True,
+                                         "schema": {"type": "string"}}],
+                         "requestBody": {"required": True, "content": {"application/json": {
+                             "schema": {"type": "object"}}}},
+                         "responses": {"200": {"description": "Accepted; one fetch job per leadgen_id"},
+                                       "403": {"description": "Bad X-Hub-Signature-256", **err},
+                                       "404": {"description": "Facebook secrets unset", **err},
+                                       "503": {"description": "Queue down: Facebook retries", **err}}},
+            },
+            "/sources/{name}": {"post": {
+                "operationId": "mappedSourceLead",
+                "summary": "A web form or Zapier step, mapped by its entry in SOURCES_PATH",
+                "description": "Auth per entry: a bearer token, or an HMAC-SHA256 of the body in a header.",
+                "security": [],
+                "parameters": [{"name": "name", "in": "path", "required": True,
+                                "schema": {"type": "string"}}],
+                "requestBody": {"required": True, "content": {
+                    "application/json": {"schema": {"type": "object"}},
+                    "application/x-www-form-urlencoded": {"schema": {"type": "object"}}}},
+                "responses": {**SOURCE_RESPONSES, "403": {"description": "Wrong token or signature", **err}},
+            }},
+            "/reports/webhook-deliveries": {"get": {
+                "operationId": "webhookDeliveriesReport",
+                "summary": "CRM webhook deliveries not yet answered 2xx after a try",
+                "parameters": [{"name": "status", "in": "query",
+                                "schema": {"type": "string", "enum": ["pending", "failed"]}}],
+                "responses": {"200": {"description": "{deliveries: [...]}: attempts, last response, log"},
+                              "400": {"description": "Bad status filter", **err},
+                              "401": {"description": "Unauthorized", **err}},
             }},
             "/reports/unassigned": {"get": {
                 "operationId": "unassignedReport",

@@ -13,6 +13,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from bot.compliance import gate as compliance
 from bot.flows import engine
 from bot.flows.model import ActionKind, Flow
+from bot.runtime import crm
 from bot.runtime.services import Services
 from bot.store.leads import e164, insert_event, parse_phone
 from bot.store.prepared import RawSession
@@ -134,6 +135,7 @@ def opt_out(svc: Services, s: Session, phone: str, source: str) -> None:
         cancel_handoffs(svc, s, lead.id, f"opted out ({source})")
         lead.status, lead.status_reason = LeadStatus.OPTED_OUT.value, f"opted out ({source})"
         record(s, lead.id, EventType.OPTED_OUT, source=source)
+        crm.emit(svc, s, lead.id, "lead.opted_out")
 
 
 # ---- outcomes ----
@@ -151,6 +153,7 @@ def apply_outcome(svc: Services, s: Session, lead: Lead, conv: Conversation, out
     elif kind == ActionKind.CLOSE:
         lead.status, lead.status_reason = LeadStatus.DISQUALIFIED.value, outcome.reason or outcome.id
         record(s, lead.id, EventType.DISQUALIFIED, outcome=outcome.id, reason=outcome.reason)
+        crm.emit(svc, s, lead.id, "lead.disqualified")
     elif kind == ActionKind.NURTURE:
         from bot.channels import nurture
 
@@ -158,6 +161,7 @@ def apply_outcome(svc: Services, s: Session, lead: Lead, conv: Conversation, out
         lead.status, lead.status_reason = LeadStatus.NURTURING.value, f"nurture sequence {outcome.sequence}"
         record(s, lead.id, EventType.NURTURE, sequence=outcome.sequence,
                waiting_for=f"first follow-up of '{outcome.sequence}'", next_follow_up=follow_up.isoformat() + "Z")
+        crm.emit(svc, s, lead.id, "lead.nurturing")
     else:
         from bot.channels.touches import cancel
         from handoff.service import begin_sms_handoff, begin_warm_transfer
@@ -165,6 +169,7 @@ def apply_outcome(svc: Services, s: Session, lead: Lead, conv: Conversation, out
         lead.status = LeadStatus.QUALIFIED.value
         cancel(s, lead.id, "qualified: handed to sales")
         record(s, lead.id, EventType.QUALIFIED, outcome=outcome.id, action=outcome.action)
+        crm.emit(svc, s, lead.id, "lead.qualified")
         if kind == ActionKind.WARM_TRANSFER and response is not None and conv.call_sid:
             begin_warm_transfer(svc, s, lead, outcome, conv.call_sid, response)
         else:

@@ -59,7 +59,7 @@ def check(files: Sequence[Path], out: TextIO) -> int:
     flows: dict[str, Path] = {}
     routing_paths = [p for p in paths if p.name == ROUTING_FILE]
     for path in paths:
-        if path.name == ROUTING_FILE:
+        if path.name in NOT_FLOWS:
             continue
         flow, found = load_flow(path)
         errors += found

@@ -10,8 +10,9 @@ from bot.flows.errors import FlowError, FlowNotFound
 from bot.flows.yamlmarks import MarkedDict, parse_yaml
 
 ROUTING_FILE = "routing.yaml"
-# Files in the flows folder that are not flows: routing, and the calling rules (bot.compliance.rules).
-NOT_FLOWS = frozenset({ROUTING_FILE, "calling_rules.yaml", "cadence.yaml"})
+# YAML in the flows folder that is not a flow: routing, the calling rules (bot.compliance.rules), the
+# cadence, and the lead sources' mapping (bot.sources.mapping).
+NOT_FLOWS = frozenset({ROUTING_FILE, "calling_rules.yaml", "cadence.yaml", "sources.yaml"})
 DEFAULT_FLOW = "prequal"
 KEYS = ("default", "by_service", "by_source")
 

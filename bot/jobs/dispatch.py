@@ -16,7 +16,7 @@ from twilio.base.exceptions import TwilioRestException
 
 from bot.channels.amd import call_options
 from bot.compliance import gate as compliance
-from bot.runtime import pacing
+from bot.runtime import crm, pacing
 from bot.runtime.services import Services, current
 from bot.store import clock
 from bot.store.leads import insert_event
@@ -178,6 +178,7 @@ def _hold(svc: Services, s, lead: Lead, verdict: compliance.Verdict) -> None:  #
         return
     lead.status = (LeadStatus.OPTED_OUT if verdict.rule == "opt-out" else LeadStatus.FAILED).value
     lead.status_reason = verdict.reason
+    crm.emit(svc, s, lead.id, "lead.opted_out" if verdict.rule == "opt-out" else "lead.failed")
 
 
 def place(svc: Services, attempt_id: str) -> str:
@@ -214,6 +215,7 @@ def _place(svc: Services, s, attempt: Attempt, lead: Lead) -> str:  # noqa: ANN0
     conn = joined(s.connection())
     conn.execute(MARK_PLACED, {"attempt_id": attempt.id, "sid": sid, "at": utcnow()})
     insert_event(conn, lead.id, kind, at=started, sid=sid, attempt=attempt.number)
+    crm.emit(svc, s, lead.id, "lead.contacted")
     s.commit()
     return sid
 
@@ -267,7 +269,7 @@ def _retries_left() -> int:
 def _transient(svc: Services, s, lead: Lead, attempt: Attempt, detail: str, ambiguous: bool) -> str:  # noqa: ANN001
     """Park the attempt for an RQ retry, or fail the lead when retries are used up."""
     if _retries_left() <= 0:
-        return _fail(s, lead, attempt, f"gave up after {attempt.tries} tries: {detail}")
+        return _fail(svc, s, lead, attempt, f"gave up after {attempt.tries} tries: {detail}")
     attempt.status, attempt.error = "retry", ("ambiguous" if ambiguous else detail[:500])
     record(s, lead.id, EventType.DIAL_RETRY, detail=detail[:500], attempt=attempt.number, tries=attempt.tries)
     s.commit()
@@ -281,13 +283,14 @@ def _twilio_failed(svc: Services, s, lead: Lead, attempt: Attempt, exc: TwilioRe
         return _transient(svc, s, lead, attempt, detail, ambiguous=False)
     if exc.code == 21610:  # the number texted STOP to our sender: honour it everywhere
         compliance.opt_out(s, lead.phone, "twilio-21610")
-    return _fail(s, lead, attempt, detail)
+    return _fail(svc, s, lead, attempt, detail)
 
 
-def _fail(s, lead: Lead, attempt: Attempt, reason: str) -> str:  # noqa: ANN001
+def _fail(svc: Services, s, lead: Lead, attempt: Attempt, reason: str) -> str:  # noqa: ANN001
     """Mark the attempt and lead failed, with the reason in the timeline."""
     attempt.status, attempt.error = "failed", reason[:1000]
     lead.status, lead.status_reason = LeadStatus.FAILED.value, reason[:1000]
     record(s, lead.id, EventType.DIAL_FAILED, reason=reason[:1000], attempt=attempt.number)
+    crm.emit(svc, s, lead.id, "lead.failed")
     s.commit()
     return "failed"

@@ -2,7 +2,8 @@
 
 Contact jobs here; the SMS handoff's text and escalation in `handoff.ladder.sweep_lost` (a warm
 transfer heals itself from the hold webhook, `handoff.transfer.heal`). Each pass also offers the
-unassigned list to reps now available (`handoff.waiting.drain`).
+unassigned list to reps now available (`handoff.waiting.drain`), and
+CRM webhook deliveries Redis lost go back too (`bot.jobs.webhooks.sweep_lost`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from rq.job import JobStatus
 from sqlalchemy import Select, select, update
 
 from bot.channels.touches import sweep_lost as sweep_lost_touches
+from bot.jobs.webhooks import sweep_lost as sweep_lost_deliveries
 from bot.runtime import queueing
 from bot.runtime.queueing import JOB_TIMEOUT_S, contact_job_id, enqueue_contact
 from bot.runtime.services import Services
@@ -85,4 +87,4 @@ def sweep_once_locked(svc: Services, interval_s: float) -> int | None:
     # Last: the unassigned list is offered to reps who became free (a shift began, a handoff was
     # acknowledged, the roster was fixed) before newer leads take them.
     return (sweep(svc) + sweep_lost_handoffs(svc) + sweep_lost_alerts(svc) + sweep_lost_touches(svc)
-            + offer_waiting_leads(svc))
+            + sweep_lost_deliveries(svc) + offer_waiting_leads(svc))

@@ -15,7 +15,7 @@ from rq.worker import WorkerStatus
 from rq.worker_pool import WorkerPool
 
 from bot.jobs.sweeper import sweep_once_locked
-from bot.runtime import pacing, queueing
+from bot.runtime import crm, pacing, queueing
 from bot.runtime.services import current
 from bot.settings import Settings
 
@@ -155,6 +155,7 @@ class LeadWorker(SimpleWorker):
     def work(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
         """Warm the services (their SQLite checkpointer starts with them) and start the sweeper."""
         current().flows  # noqa: B018 - load flows outside any job's transaction
+        crm.subscribers(current(), strict=True)  # a broken WEBHOOKS_PATH stops the start, naming file:line
         from bot import dispatch  # noqa: F401 - import job code before the first lead arrives
 
         stop = threading.Event()
@@ -183,6 +184,11 @@ def _preload() -> None:
     gc.freeze()
 
 
+def queue_names(settings: Settings) -> list[str]:
+    """In priority order: fresh leads, CRM webhook deliveries, then low priority (retries, nurture, backfill)."""
+    return [settings.queue_name, f"{settings.queue_name}-webhooks", queueing.low_queue_name(settings)]
+
+
 def run(settings: Settings, processes: int = 1, burst: bool = False) -> None:
     """Run one LeadWorker in this process, or a pool of them."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
@@ -191,12 +197,12 @@ def run(settings: Settings, processes: int = 1, burst: bool = False) -> None:
     logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
     if processes <= 1:
         svc = current()
-        LeadWorker([svc.queue, svc.low_queue], connection=svc.redis).work(with_scheduler=True, burst=burst)
+        queues = [svc.queue, crm.webhook_queue(svc), svc.low_queue]  # see queue_names()
+        LeadWorker(queues, connection=svc.redis).work(with_scheduler=True, burst=burst)
         return
     # The pool forks its workers: build no DB engine here, or they would share its SQLite
     # connections across fork. Each worker builds its own services in LeadWorker.work().
     _preload()
-    queues = [settings.queue_name, queueing.low_queue_name(settings)]  # fresh leads first
-    pool = WorkerPool(queues, connection=queueing.connect(settings), num_workers=processes,
+    pool = WorkerPool(queue_names(settings), connection=queueing.connect(settings), num_workers=processes,
                       worker_class=LeadWorker)
     pool.start(burst=burst)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.store import handoff_tables  # noqa: F401 - registers the handoff tables on Base
 from bot.store import touch_tables  # noqa: F401 - registers the touch tables on Base
+from bot.store import source_tables  # noqa: F401 - registers the source and webhook tables on Base
 from bot.store.tables import Base
 
 log = logging.getLogger(__name__)

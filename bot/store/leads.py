@@ -43,6 +43,13 @@ TWIN_OR_OPT_OUT = select(
     exists().where(OPT_OUTS.c.phone == bindparam("phone")),
 )
 
+# The same person by email from another source (which may have another number for them); asked only
+# when no phone twin exists and an email was given. Within one source, two numbers are two people.
+TWIN_BY_EMAIL = (select(LEADS.c.id)
+                 .where(LEADS.c.email == bindparam("email"), LEADS.c.created_at >= bindparam("since"),
+                        LEADS.c.source.is_distinct_from(bindparam("source")))
+                 .order_by(LEADS.c.created_at).limit(1))
+
 MAX_BODY_BYTES = 64 * 1024
 ZIP = re.compile(r"^\d{5}(-\d{4})?$")
 TRUTHY = {"1", "true", "yes", "on", "y", "t"}
@@ -314,6 +321,9 @@ def create_lead(
         return found.id, found.status, False
     since = utcnow() - timedelta(seconds=window_s)
     twin_id, opted_out = conn.first(TWIN_OR_OPT_OUT, {"phone": data.phone, "since": since})
+    if not twin_id and data.email:
+        by_email = conn.first(TWIN_BY_EMAIL, {"email": data.email, "since": since, "source": data.source})
+        twin_id = by_email.id if by_email else None
     if twin_id:
         status = conn.first(STATUS, {"lead_id": twin_id}).status
         with writer.held():

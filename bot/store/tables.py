@@ -57,7 +57,7 @@ class Lead(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(120))
     phone: Mapped[str] = mapped_column(String(20), index=True)
-    email: Mapped[str | None] = mapped_column(String(254))
+    email: Mapped[str | None] = mapped_column(String(254), index=True)  # dedupe across sources by email
     service: Mapped[str | None] = mapped_column(String(80))
     channel: Mapped[str] = mapped_column(String(8), default="call")
     source: Mapped[str | None] = mapped_column(String(80))
