@@ -66,6 +66,8 @@ def _run(svc: Services, sub: Submission, extra: dict[str, Any] | None = None) ->
     except ValidationError as exc:
         return json_error(422, "validation failed", field_errors(exc))
     sub.evidence = {"ip": request.remote_addr, "user_agent": request.user_agent.string}
+    if lead_in.warnings:
+        extra = {**(extra or {}), "warnings": lead_in.warnings}
     return _accepted(ingest(svc, sub, lead_in), extra)
 
 
