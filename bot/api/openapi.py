@@ -114,7 +114,10 @@ def document(lead_model: Any) -> dict[str, Any]:
                 "summary": "Google Ads lead form webhook (google_key must equal GOOGLE_ADS_KEY)",
                 "security": [],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": GOOGLE_LEAD}}},
-                "responses": {**SOURCE_RESPONSES, "403": {"description": "Wrong google_key", **err}},
+                "responses": {**{k: v for k, v in SOURCE_RESPONSES.items() if k != "202"},
+                              "200": {**SOURCE_RESPONSES["202"], "description": "Committed (or the earlier "
+                                      "lead, duplicate: true); 200 as Google expects"},
+                              "403": {"description": "Wrong google_key", **err}},
             }},
             "/sources/facebook": {
                 "get": {"operationId": "facebookVerify",

@@ -48,18 +48,18 @@ def _entries(svc: Services) -> dict[str, Entry]:
     return entries
 
 
-def _accepted(result: Ingested, extra: dict[str, Any] | None = None) -> Response:
-    """202 with the lead id, as POST /leads answers."""
+def _accepted(result: Ingested, extra: dict[str, Any] | None = None, status: int = 202) -> Response:
+    """202 with the lead id, as POST /leads answers (Google Ads gets 200, the code its docs ask for)."""
     body: dict[str, Any] = {"id": result.lead_id, "status": result.status, **(extra or {})}
     if not result.created:
         body["duplicate"] = True
     resp = jsonify(body)
-    resp.status_code = 202
+    resp.status_code = status
     resp.headers["Location"] = f"/leads/{result.lead_id}"
     return resp
 
 
-def _run(svc: Services, sub: Submission, extra: dict[str, Any] | None = None) -> Response:
+def _run(svc: Services, sub: Submission, extra: dict[str, Any] | None = None, status: int = 202) -> Response:
     """Validate and ingest; 422 naming each bad field, nothing stored."""
     try:
         lead_in = validate(svc, sub)
@@ -68,7 +68,7 @@ def _run(svc: Services, sub: Submission, extra: dict[str, Any] | None = None) ->
     sub.evidence = {"ip": request.remote_addr, "user_agent": request.user_agent.string}
     if lead_in.warnings:
         extra = {**(extra or {}), "warnings": lead_in.warnings}
-    return _accepted(ingest(svc, sub, lead_in), extra)
+    return _accepted(ingest(svc, sub, lead_in), extra, status)
 
 
 def _json_object() -> dict[str, Any] | Response:
@@ -93,7 +93,7 @@ def google_ads_lead():
     if not isinstance(given, str) or not hmac.compare_digest(given.encode(), key.encode()):
         return json_error(403, "forbidden: google_key does not match GOOGLE_ADS_KEY")
     sub = google_ads.submission(data, _entries(svc).get(google_ads.SOURCE))
-    return _run(svc, sub, {"test": True} if sub.is_test else None)
+    return _run(svc, sub, {"test": True} if sub.is_test else None, status=200)
 
 
 @bp.get("/facebook")

@@ -27,7 +27,7 @@ def count(services, model) -> int:  # noqa: ANN001
 def test_documented_test_lead_is_stored_mapped_and_called_when_configured(make_app, emulator):
     client, services = make_app(GOOGLE_ADS_KEY="testkey", GOOGLE_ADS_CALL_TESTS="true")
     resp = client.post("/sources/google-ads", json=payload())
-    assert resp.status_code == 202, resp.get_json()
+    assert resp.status_code == 200, resp.get_json()
     assert resp.get_json()["test"] is True
     lead_id = resp.get_json()["id"]
     with services.sessions() as s:
@@ -47,7 +47,7 @@ def test_documented_test_lead_is_stored_mapped_and_called_when_configured(make_a
 def test_test_leads_are_stored_and_marked_but_not_called_by_default(make_app, emulator):
     client, services = make_app(GOOGLE_ADS_KEY="testkey")
     resp = client.post("/sources/google-ads", json=payload())
-    assert resp.status_code == 202
+    assert resp.status_code == 200
     drain_all(services)
     assert emulator.of("/Calls.json") == []
     with services.sessions() as s:
@@ -61,7 +61,7 @@ def test_real_lead_is_called_once_even_when_google_delivers_it_again(make_app, e
     drain_all(services)
     again = client.post("/sources/google-ads", json=payload(is_test=False))
     drain_all(services)
-    assert first.status_code == again.status_code == 202
+    assert first.status_code == again.status_code == 200
     assert again.get_json()["id"] == first.get_json()["id"] and again.get_json()["duplicate"] is True
     assert len(emulator.of("/Calls.json")) == 1
     assert count(services, Lead) == count(services, LeadSource) == 1
@@ -73,7 +73,7 @@ def test_first_and_last_name_columns_are_joined(make_app):
     cols += [{"string_value": "Grace", "column_id": "FIRST_NAME"},
              {"string_value": "Hopper", "column_id": "LAST_NAME"}]
     resp = client.post("/sources/google-ads", json=payload(user_column_data=cols, is_test=False))
-    assert resp.status_code == 202, resp.get_json()
+    assert resp.status_code == 200, resp.get_json()
     with services.sessions() as s:
         assert s.get_one(Lead, resp.get_json()["id"]).name == "Grace Hopper"
 
