@@ -185,7 +185,7 @@ def _preload() -> None:
 
 
 def queue_names(settings: Settings) -> list[str]:
-    """In priority order: fresh leads, CRM webhook deliveries, then low priority (retries, nurture, backfill)."""
+    """In priority order: fresh leads, CRM webhook deliveries, then retries, nurture and backfill."""
     return [settings.queue_name, f"{settings.queue_name}-webhooks", queueing.low_queue_name(settings)]
 
 

@@ -9,6 +9,7 @@ from rq import Queue
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from bot.channels.cadence import fresh_intent
 from bot.runtime import crm
 from bot.runtime.queueing import enqueue_contact
 from bot.runtime.services import Services
@@ -89,6 +90,9 @@ def ingest(svc: Services, sub: Submission, lead_in: LeadIn | None = None, *, dia
                       .values(status=LeadStatus.DISQUALIFIED.value, status_reason=reason))
             s.commit()
             status = LeadStatus.DISQUALIFIED.value
+    if not created:
+        # As POST /leads: a new submission from a lead we could not reach (or nurture) is fresh intent.
+        status = fresh_intent(svc, lead_id, status, key)
     if created and status == LeadStatus.RECEIVED.value:
         if queue is None:
             enqueue_contact(svc.queue, lead_id, skip_while_down=True)  # else the sweeper dispatches it

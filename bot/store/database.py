@@ -16,9 +16,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.store import handoff_tables  # noqa: F401 - registers the handoff tables on Base
-from bot.store import touch_tables  # noqa: F401 - registers the touch tables on Base
-from bot.store import source_tables  # noqa: F401 - registers the source and webhook tables on Base
+from bot.store import (
+    handoff_tables,  # noqa: F401 - registers the handoff tables on Base
+    source_tables,  # noqa: F401 - registers the source and webhook tables on Base
+    touch_tables,  # noqa: F401 - registers the touch tables on Base
+)
 from bot.store.tables import Base
 
 log = logging.getLogger(__name__)
