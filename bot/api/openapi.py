@@ -52,6 +52,7 @@ SOURCE_RESPONSES = {
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}}},
     "400": {"description": "Malformed body", **_ERR},
     "404": {"description": "The adapter's secret is unset (or no such source)", **_ERR},
+    "413": {"description": "Body over 64 KiB", **_ERR},
     "422": {"description": "Invalid fields (each named)", **_ERR},
 }
 
@@ -84,6 +85,7 @@ def document(lead_model: Any) -> dict[str, Any]:
                                for n in ("status", "source", "since", "cursor", "limit")],
                 "responses": {"200": {"description": "{leads: [...], next_cursor}: follow it until null"},
                               "400": {"description": "Bad filter or cursor (each named)", **err},
+                              "422": {"description": "A control character in the query", **err},
                               "401": {"description": "Unauthorized", **err}},
             }, "post": {
                 "operationId": "createLead",
@@ -126,6 +128,7 @@ def document(lead_model: Any) -> dict[str, Any]:
                                        for n in ("hub.mode", "hub.verify_token", "hub.challenge")],
                         "responses": {"200": {"description": "hub.challenge, as text/plain"},
                                       "403": {"description": "Wrong verify token", **err},
+                                      "422": {"description": "A control character in the query", **err},
                                       "404": {"description": "FACEBOOK_VERIFY_TOKEN unset", **err}}},
                 "post": {"operationId": "facebookLeadgen",
                          "summary": "Lead Ads leadgen notifications; each lead is fetched from the Graph API",
@@ -137,6 +140,7 @@ def document(lead_model: Any) -> dict[str, Any]:
                          "responses": {"200": {"description": "Accepted; one fetch job per leadgen_id"},
                                        "403": {"description": "Bad X-Hub-Signature-256", **err},
                                        "404": {"description": "Facebook secrets unset", **err},
+                                       "413": {"description": "Body over 64 KiB", **err},
                                        "503": {"description": "Queue down: Facebook retries", **err}}},
             },
             "/sources/{name}": {"post": {
@@ -158,6 +162,7 @@ def document(lead_model: Any) -> dict[str, Any]:
                                 "schema": {"type": "string", "enum": ["pending", "failed"]}}],
                 "responses": {"200": {"description": "{deliveries: [...]}: attempts, last response, log"},
                               "400": {"description": "Bad status filter", **err},
+                              "422": {"description": "A control character in the query", **err},
                               "401": {"description": "Unauthorized", **err}},
             }},
             "/reports/unassigned": {"get": {
