@@ -33,7 +33,13 @@ from handoff.ladder import (
     _text,
 )
 from handoff.mail import MailError
-from handoff.notify import accepted_sms_text, escalation_email, unassigned_email, unassigned_sms_text
+from handoff.notify import (
+    accepted_sms_text,
+    escalation_email,
+    unassigned_email,
+    unassigned_sms_text,
+    unreachable_email,
+)
 from handoff.offers import SEND_RETRY, lead_link
 from handoff.roster_cache import roster_for
 from handoff.scheduling import enqueue, job_id
@@ -94,10 +100,10 @@ def resend_escalation(svc: Any, handoff_id: str) -> str:
     return "sent"
 
 
-def _told(s: Any, lead_id: str, type_: str) -> set[str]:
-    """Managers' addresses or phones already sent this lead's unassigned alert (so a retry skips them)."""
+def _told(s: Any, lead_id: str, type_: str, kind: str = "unassigned") -> set[str]:
+    """Managers' addresses or phones already sent this lead's alert of `kind` (so a retry skips them)."""
     rows = s.scalars(select(Event.data).where(Event.lead_id == lead_id, Event.type == type_))
-    return {d.get("to") for d in rows if d.get("kind") == "unassigned"}
+    return {d.get("to") for d in rows if d.get("kind") == kind}
 
 
 def report_unassigned(svc: Any, lead_id: str) -> str:
@@ -142,6 +148,33 @@ def report_unassigned(svc: Any, lead_id: str) -> str:
             raise MailError(f"lead {lead_id}: unassigned-lead email failed: {sent.error}")
     if failed:
         raise TransientSendError(f"lead {lead_id}: unassigned-lead text to {', '.join(failed)} failed")
+    return "sent"
+
+
+def report_unreachable(svc: Any, lead_id: str) -> str:
+    """Email every manager about a lead that cannot be reached at all, so a person follows it up.
+
+    A failed lead (an invalid, blocked or unsubscribed number, or a dial that kept failing) would
+    otherwise end with only a status: the prospect heard nothing and nobody at the company knows.
+    Sent once; RQ retries a mail server's refusal.
+    """
+    now = utcnow()
+    with svc.sessions() as s:
+        lead = s.get(Lead, lead_id)
+        if lead is None or lead.status != "failed":
+            return "skipped"
+        if _told(s, lead_id, Ev.EMAIL_SENT, "unreachable"):
+            return "already sent"
+        roster = roster_for(svc)
+        msg = unreachable_email(lead, readable_answers(lead.answers), roster.managers,
+                                lead.status_reason or "the call failed", lead_link(svc, lead.id), now,
+                                svc.settings.mail_from)
+    sent = _email(svc, msg)
+    with svc.sessions() as s:
+        _note_email(s, None, lead_id, "unreachable", msg, sent)
+        s.commit()
+    if sent.error is not None:
+        raise MailError(f"lead {lead_id}: unreachable-lead email failed: {sent.error}")
     return "sent"
 
 

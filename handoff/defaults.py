@@ -34,6 +34,7 @@ EMAIL_JOB = "handoff.jobs.send_handoff_email"
 REMIND_JOB = "handoff.jobs.remind"
 ESCALATE_JOB = "handoff.jobs.escalate"
 UNASSIGNED_JOB = "handoff.jobs.report_unassigned"
+UNREACHABLE_JOB = "handoff.jobs.report_unreachable"
 ACCEPTED_JOB = "handoff.jobs.send_accepted"
 DRAIN_JOB = "handoff.jobs.offer_waiting"
 ESCALATION_MAIL_JOB = "handoff.jobs.resend_escalation"
@@ -43,6 +44,7 @@ JOB_IDS = {
     END_HOLD_JOB: "transfer-end-{}", SEND_JOB: "handoff-send-{}", EMAIL_JOB: "handoff-email-{}",
     REMIND_JOB: "handoff-remind-{}", ESCALATE_JOB: "handoff-escalate-{}",
     UNASSIGNED_JOB: "handoff-unassigned-{}", ACCEPTED_JOB: "handoff-accepted-{}",
+    UNREACHABLE_JOB: "handoff-unreachable-{}",
     DRAIN_JOB: "handoff-waiting-{}", ESCALATION_MAIL_JOB: "handoff-escalation-mail-{}",
 }
 # Handoff.rep_call_sid while the dial request is in flight (claimed, Twilio has not answered yet).

@@ -56,6 +56,11 @@ def report_unassigned(lead_id: str) -> str:
     return alerts.report_unassigned(current(), lead_id)
 
 
+def report_unreachable(lead_id: str) -> str:
+    """Email the managers about a lead no call or text can reach (an invalid or blocked number)."""
+    return alerts.report_unreachable(current(), lead_id)
+
+
 def offer_waiting(_at: str) -> int:
     """A shift starts: offer the unassigned leads, oldest first, to the reps now on shift."""
     return waiting.drain(current())

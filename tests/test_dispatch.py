@@ -84,7 +84,7 @@ def test_permanent_errors_fail_the_lead_with_reason(client, services, emulator, 
     got = lead(services, lead_id)
     assert got.status == "failed" and reason in got.status_reason
     assert len(emulator.of("/Calls.json")) == 1  # never retried
-    assert events(services, lead_id)[-1] == "dial_failed"
+    assert events(services, lead_id)[-2:] == ["dial_failed", "handoff_email_sent"]  # the managers are told
 
 
 def test_unsubscribed_recipient_is_recorded_as_opt_out(client, services, emulator):
@@ -228,3 +228,21 @@ def test_smtp_down_is_retried_not_lost(tmp_path, db_url, redis_url, emulator):
     finally:
         runtime.use(None)
         svc.engine.dispose()
+
+
+def test_a_lead_that_cannot_be_reached_is_emailed_to_the_managers_once(client, services, emulator):
+    """An invalid number fails the lead; the managers hear of it by email, and a rerun sends nothing more."""
+    from bot.store.handoff_tables import MailOutbox
+    from handoff import alerts
+
+    emulator.script("call", (400, {"code": 21211, "message": "Invalid 'To' Phone Number", "status": 400}))
+    lead_id = new_lead(client)
+    drain(services)
+    assert lead(services, lead_id).status == "failed"
+    assert alerts.report_unreachable(services, lead_id) == "already sent"
+    with services.sessions() as s:
+        mails = s.scalars(select(MailOutbox).where(MailOutbox.lead_id == lead_id)).all()
+    assert [m.kind for m in mails] == ["unreachable"]
+    assert mails[0].to_addrs == "priya.natarajan@example.com, tom.becker@example.com"
+    assert mails[0].subject.startswith("Unreachable lead: Ada Lovelace")
+    assert "21211" in mails[0].body and f"/leads/{lead_id}" in mails[0].body

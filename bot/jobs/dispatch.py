@@ -23,7 +23,10 @@ from bot.store.leads import insert_event
 from bot.store.prepared import joined
 from bot.store.tables import DISPATCHABLE, Attempt, Lead, LeadStatus, new_id, utcnow
 from bot.store.timeline import EventType, record
+from handoff.defaults import UNREACHABLE_JOB
 from handoff.mail import MailError
+from handoff.scheduling import enqueue_after_commit
+from handoff.waiting import ALERT_RETRY
 
 log = logging.getLogger(__name__)
 
@@ -292,5 +295,7 @@ def _fail(svc: Services, s, lead: Lead, attempt: Attempt, reason: str) -> str:  
     lead.status, lead.status_reason = LeadStatus.FAILED.value, reason[:1000]
     record(s, lead.id, EventType.DIAL_FAILED, reason=reason[:1000], attempt=attempt.number)
     crm.emit(svc, s, lead.id, "lead.failed")
+    # Nobody hears of a lead that cannot be reached unless we say so: the managers get an email.
+    enqueue_after_commit(s, svc.queue, UNREACHABLE_JOB, lead.id, retry=ALERT_RETRY)
     s.commit()
     return "failed"
