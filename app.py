@@ -77,6 +77,9 @@ def _register_blueprints(app: Flask, settings: Settings) -> None:
         from bot.twilio import simulator
 
         app.register_blueprint(simulator.bp)
+    from console import create_blueprint
+
+    app.register_blueprint(create_blueprint())
 
 
 def _check_sources(services) -> None:  # noqa: ANN001
@@ -110,6 +113,8 @@ def _register_errors(app: Flask) -> None:
     def http_error(exc: HTTPException):
         if request.path == "/" or request.path.startswith("/simulator") and exc.code == 404:
             return exc
+        if request.path.startswith("/console/") and request.headers.get("X-Requested-With") != "fetch":
+            return exc  # the console's pages show HTML errors; its fetches get JSON below
         messages = {413: f"body too large: the limit is {MAX_BODY_BYTES // 1024} KiB"}
         resp = jsonify({"error": messages.get(exc.code, exc.description or exc.name)})
         resp.status_code = exc.code or 500

@@ -1,4 +1,4 @@
-"""The `leadbot` command: run (everything), web, worker, flows, roster, dnc."""
+"""The `leadbot` command: run (everything), web, worker, flows, roster, dnc, users."""
 
 from __future__ import annotations
 
@@ -75,6 +75,12 @@ def _run(sup, settings: Settings, dev_defaults) -> int:  # noqa: ANN001
     # The children find gunicorn and leadbot in this interpreter's bin directory.
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     print(f"leadbot: web on {settings.base_url}  (simulator: {settings.base_url}/simulator/)", flush=True)
+    from console.accounts import ensure_dev_admin
+
+    admin = ensure_dev_admin(settings)
+    if admin is not None:
+        print(f"leadbot: console {settings.base_url}/console/  log in as {admin[0]} / {admin[1]}  (development "
+              f"admin; password kept in {settings.data_dir / 'console_admin_password'})", flush=True)
     print(f"leadbot: redis {env['REDIS_URL']}  db {settings.db_url}", flush=True)
     if not settings.production:
         print(f"leadbot: dev API key {settings.api_keys[0]}", flush=True)
@@ -271,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     replay = hooks.add_parser("replay", help="resend one delivery (ids in GET /reports/webhook-deliveries)")
     replay.add_argument("id")
     replay.set_defaults(func=cmd_webhooks)
+    from console.accounts import add_parser
+
+    add_parser(sub)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -54,25 +54,32 @@ def acknowledge(svc: Any, s: Session, rep: Rep, body: str, now: datetime | None 
     lead = lead_of(s, h.lead_id)
     if not is_ack(body):
         return HELP.format(lead=lead.name, phone=e164(lead.phone))
-    late = h.status == HandoffStatus.MISSED.value  # read before the UPDATE refreshes the row
-    res = s.execute(update(Handoff).where(Handoff.id == h.id, Handoff.status.in_(_ACKABLE))
-                    .values(status=HandoffStatus.ACKED.value, acked_at=now))
-    if res.rowcount != 1:
+    if not ack_handoff(svc, s, h, rep.name, "sms", now):
         return NOTHING_OPEN
-    seconds = max((now - h.created_at).total_seconds(), 0.0)
-    within = h.due_at is not None and now <= h.due_at
-    record(s, lead.id, Ev.ACKED, rep=rep.name, handoff=h.id, via="sms", seconds=round(seconds, 1),
-           within_sla=within, late=late)
-    mark_handed_off(s, lead.id)
-    crm.emit(svc, s, lead.id, "lead.acknowledged")
-    # Jobs check the row anyway; deleting them keeps Redis tidy. Only after the ack is committed.
-    after_commit(s, lambda: cancel(svc.redis, (REMIND_JOB, h.id), (ESCALATE_JOB, h.id)))
     left = s.scalar(select(func.count()).select_from(Handoff).where(
         Handoff.rep_phone == rep.key, Handoff.id != h.id, Handoff.status == HandoffStatus.OPEN.value))
     reply = ACK_REPLY.format(first=rep.name.split(" ")[0], lead=lead.name, service=lead.service or "lead")
     if left:
         reply += MORE_OPEN.format(n=left, s="s" if left != 1 else "")
     return reply
+
+
+def ack_handoff(svc: Any, s: Session, h: Handoff, rep_name: str, via: str, now: datetime) -> bool:
+    """Acknowledge one open (or missed) handoff; False when it was no longer open. The caller commits."""
+    late = h.status == HandoffStatus.MISSED.value  # read before the UPDATE refreshes the row
+    res = s.execute(update(Handoff).where(Handoff.id == h.id, Handoff.status.in_(_ACKABLE))
+                    .values(status=HandoffStatus.ACKED.value, acked_at=now))
+    if res.rowcount != 1:
+        return False
+    seconds = max((now - h.created_at).total_seconds(), 0.0)
+    within = h.due_at is not None and now <= h.due_at
+    record(s, h.lead_id, Ev.ACKED, rep=rep_name, handoff=h.id, via=via, seconds=round(seconds, 1),
+           within_sla=within, late=late)
+    mark_handed_off(s, h.lead_id)
+    crm.emit(svc, s, h.lead_id, "lead.acknowledged")
+    # Jobs check the row anyway; deleting them keeps Redis tidy. Only after the ack is committed.
+    after_commit(s, lambda: cancel(svc.redis, (REMIND_JOB, h.id), (ESCALATE_JOB, h.id)))
+    return True
 
 
 def mark_handed_off(s: Session, lead_id: str) -> None:

@@ -132,8 +132,8 @@ def send(svc: Any, handoff_id: str) -> str:
         if claimed.rowcount != 1:
             s.rollback()
             return "skipped"
-        text = handoff_sms_text(lead, h.details.get("answers"), rep, lead.created_at, lead_link(svc, lead.id),
-                                now, h.reason)
+        text = handoff_sms_text(lead, h.details.get("answers"), rep, lead.created_at,
+                                lead_link(svc, lead.id, h.id), now, h.reason)
         s.commit()
     sent = _text(svc, h.rep_phone, text)
     with svc.sessions() as s:
@@ -167,10 +167,10 @@ def send_email(svc: Any, handoff_id: str) -> str:
         due = h.due_at or now + timedelta(seconds=sla_seconds(svc, roster, rep))
         if h.mode == HandoffMode.WARM_TRANSFER.value:  # accepted live: a record, no response timer
             msg = accepted_email(lead, h.details.get("answers"), rep, roster.managers_for(rep),
-                                 lead.created_at, lead_link(svc, lead.id), now, svc.settings.mail_from)
+                                 lead.created_at, lead_link(svc, lead.id, h.id), now, svc.settings.mail_from)
         else:
             msg = handoff_email(lead, h.details.get("answers"), rep, roster.managers_for(rep),
-                                lead.created_at, lead_link(svc, lead.id), now, due, svc.settings.mail_from,
+                                lead.created_at, lead_link(svc, lead.id, h.id), now, due, svc.settings.mail_from,
                                 h.reason)
     sent = _email(svc, msg)
     with svc.sessions() as s:
@@ -193,7 +193,7 @@ def remind(svc: Any, handoff_id: str) -> str:
             return "skipped"
         h = s.get(Handoff, handoff_id)
         lead, _roster, rep = _context(svc, s, h)
-        text = reminder_sms_text(lead, rep, h.created_at, h.due_at, lead_link(svc, lead.id), now)
+        text = reminder_sms_text(lead, rep, h.created_at, h.due_at, lead_link(svc, lead.id, h.id), now)
         s.commit()
     sent = _text(svc, h.rep_phone, text)
     with svc.sessions() as s:

@@ -10,6 +10,7 @@ from typing import Any
 from rq import Retry
 from sqlalchemy.orm import Session
 
+from bot.runtime.replinks import rep_link
 from bot.store.handoff_tables import Handoff, HandoffMode, HandoffStatus
 from bot.store.tables import Lead, new_id, utcnow
 from bot.store.timeline import record
@@ -40,9 +41,11 @@ def lead_of(session: Session, lead_id: str) -> Lead:
     return lead
 
 
-def lead_link(svc: Any, lead_id: str) -> str:
-    """Where a rep opens the lead."""
-    return f"{svc.settings.base_url}/leads/{lead_id}"
+def lead_link(svc: Any, lead_id: str, handoff_id: str | None = None) -> str:
+    """Where a rep opens the lead: their signed, password-free page for a handoff, else the console's."""
+    if handoff_id is not None and svc.settings.secret_key:
+        return rep_link(svc.settings.base_url, svc.settings.secret_key, handoff_id)
+    return f"{svc.settings.base_url}/console/leads/{lead_id}"
 
 
 def sla_seconds(svc: Any, roster: Roster, rep: Rep) -> int:

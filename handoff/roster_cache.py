@@ -105,3 +105,18 @@ def rep_for(roster: Roster, phone: str, name: str = "", email: str | None = None
         return roster.rep(phone)
     except KeyError:
         return Rep(name=name or phone, phone=phone, email=email or "", services=(), active=False)
+
+
+def check_roster_text(text: str, filename: str, region: str = "US") -> tuple[Roster | None, list[str]]:
+    """Validate roster YAML held in memory (the console's editor): (roster, []) or (None, every error)."""
+    from handoff.roster import Reporter, YamlSyntaxError, _roster, compose
+
+    try:
+        data, lines = compose(text, filename)
+    except YamlSyntaxError as exc:
+        return None, [str(exc)]
+    report = Reporter(filename, lines)
+    roster = _roster(data if data is not None else {}, report, region, filename)
+    if report.errors or roster is None:
+        return None, list(report.errors) or [f"{filename}: the roster could not be built"]
+    return roster, []

@@ -21,6 +21,7 @@ from bot.store import (
     source_tables,  # noqa: F401 - registers the source and webhook tables on Base
     touch_tables,  # noqa: F401 - registers the touch tables on Base
 )
+from bot.store import staff_tables  # noqa: F401 - registers the console's tables on Base
 from bot.store.tables import Base
 
 log = logging.getLogger(__name__)

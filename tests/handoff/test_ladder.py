@@ -13,6 +13,7 @@ from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 
 from bot.jobs.worker import LeadWorker
+from bot.runtime.replinks import read_token
 from bot.store.handoff_tables import Handoff
 from bot.store.tables import Lead
 from handoff import jobs
@@ -64,6 +65,11 @@ def handoffs(services, lead_id: str) -> list[tuple[str, str]]:  # noqa: ANN001
         return [(h.rep_name, h.status) for h in rows]
 
 
+def handoff_ids(services, lead_id: str) -> list[tuple[str, str]]:  # noqa: ANN001
+    with services.sessions() as s:
+        return [(h.id, h.rep_name) for h in s.scalars(select(Handoff).where(Handoff.lead_id == lead_id))]
+
+
 def texts_to(emulator, phone: str) -> list[str]:  # noqa: ANN001
     return [m["body"] for m in emulator.messages if m["to"] == phone]
 
@@ -80,7 +86,9 @@ def test_handoff_text_and_backup_email_with_managers_in_cc(services, emulator, i
     assert lines[0] == "New lead for Alice: Maria Lopez +15125550100"
     assert lines[1].startswith("roofing - form sent ") and lines[1].endswith(" ago")
     assert lines[2:5] == ["Budget: $12,000", "Timing: right away", "Authority: me"]
-    assert lines[5] == f"http://leadbot.test/leads/{lead_id}"
+    (h_id, _), = handoff_ids(services, lead_id)
+    assert lines[5].startswith("http://leadbot.test/console/r/")  # the rep's signed lead page
+    assert read_token(services.settings.secret_key, lines[5].rsplit("/", 1)[1]) == h_id
     assert lines[6] == "Reply 1 when you've called"
     assert len(text) < 320
 
@@ -93,7 +101,7 @@ def test_handoff_text_and_backup_email_with_managers_in_cc(services, emulator, i
     assert "Email:     maria@example.com" in body and "  Budget: $12,000" in body
     assert "Response timer: call the prospect and reply 1 to the text by " in body
     assert "(5 min from now)" in body
-    assert f"Lead: http://leadbot.test/leads/{lead_id}" in body
+    assert f"Lead: {lines[5]}" in body
     assert "Copied: Priya Natarajan, Tom Becker" in body
 
     assert events(services, lead_id) == ["handoff_matched", "handoff_sms_sent", "handoff_email_sent"]

@@ -1,0 +1,61 @@
+"""The rep's lead page: a signed, expiring link with no password, showing only that handoff's lead."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, redirect, render_template, url_for
+
+from bot.runtime.replinks import LinkError, read_token
+from bot.store import board as board_model
+from bot.store.tables import utcnow
+from console.auth import svc
+from handoff import acks, passing
+from handoff.answers import readable_answers
+from handoff.notify import e164
+
+bp = Blueprint("replink", __name__)
+
+
+def _handoff_id(token: str) -> str:
+    """The handoff a link opens; 404 (with the reason) for a forged or expired one."""
+    try:
+        return read_token(svc().settings.secret_key or "", token)
+    except LinkError as exc:
+        abort(404, str(exc))
+
+
+@bp.get("/r/<token>")
+def page(token: str):
+    """Phone-sized: who to call, what they want, and the two buttons."""
+    hid = _handoff_id(token)
+    with svc().sessions() as s:
+        found = board_model.handoff_and_lead(s, hid)
+        if found is None:
+            abort(404, "this lead is no longer available")
+        h, lead = found
+        answers = readable_answers(lead.answers, (h.details or {}).get("answers"))
+        view = {"name": lead.name, "phone": e164(lead.phone), "service": lead.service, "email": lead.email,
+                "created_at": lead.created_at, "rep": h.rep_name, "status": h.status, "mode": h.mode,
+                "due_at": h.due_at, "acked_at": h.acked_at, "reason": h.reason}
+    resp = render_template("console/rep.html", lead=view, answers=answers, token=token)
+    return resp, 200, {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+                       "X-Robots-Tag": "noindex"}
+
+
+@bp.post("/r/<token>/<action>")
+def act(token: str, action: str):
+    """"I called them" acknowledges; "Can't take it" passes the lead on, as the rep's text reply would."""
+    if action not in ("ack", "pass"):
+        abort(404)
+    hid = _handoff_id(token)
+    now = utcnow()
+    with svc().sessions() as s:
+        found = board_model.handoff_and_lead(s, hid)
+        if found is None:
+            abort(404, "this lead is no longer available")
+        h, _lead = found
+        if action == "ack":
+            done = acks.ack_handoff(svc(), s, h, h.rep_name, "link", now)
+        else:
+            done = passing.pass_handoff(svc(), s, h, "link", now) is not None
+        s.commit()
+    return redirect(url_for("console.replink.page", token=token, done=action if done else "stale"))

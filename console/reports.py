@@ -1,0 +1,104 @@
+"""Reports over a date range: speed-to-lead histograms, the funnel per source and service, rep scorecards, CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from flask import Blueprint, Response, abort, render_template, request
+
+from bot.store import reportdata
+from console import charts
+from console.auth import requires, svc
+from handoff.roster import HandoffError
+from handoff.rosters import roster_for
+from handoff.scorecard import rep_scorecard
+
+bp = Blueprint("reports", __name__)
+DEFAULT_DAYS = 7
+STAGES = ["submitted", *reportdata.FUNNEL]
+IDLE_CARD = {"handoffs": 0, "acknowledged": 0, "median_ack_seconds": None, "p90_ack_seconds": None,
+             "within_sla": 0, "late": 0, "missed": 0, "pct_within_sla": None}
+TABLES = ("speed", "funnel_source", "funnel_service", "reps")
+
+
+def date_range() -> tuple[date, date]:
+    """The inclusive [from, to] dates of the query string (default: the last week)."""
+    today = datetime.now(UTC).date()
+    try:
+        start = date.fromisoformat(request.args.get("from") or str(today - timedelta(days=DEFAULT_DAYS - 1)))
+        end = date.fromisoformat(request.args.get("to") or str(today))
+    except ValueError:
+        abort(400, "from and to must be dates like 2026-01-31")
+    if end < start:
+        start, end = end, start
+    return start, end
+
+
+def build(start: date, end: date) -> dict[str, Any]:
+    """Every table of the report for [start, end]."""
+    since = datetime.combine(start, datetime.min.time())
+    until = datetime.combine(end + timedelta(days=1), datetime.min.time())
+    with svc().sessions() as s:
+        speed = reportdata.speed_to_lead(s, since, until)
+        groups = reportdata.funnel(s, since, until)
+        cards = rep_scorecard(s, since=since, until=until)
+    try:
+        seen = {c["rep_phone"] for c in cards}
+        cards += [{**IDLE_CARD, "rep_phone": r.key, "rep_name": r.name} for r in roster_for(svc()).salespeople
+                  if r.key not in seen]
+    except HandoffError:
+        pass  # the figures stand without the roster's idle reps
+    speed_rows = [{"milestone": name, **reportdata.summary(values)} for name, values in speed.items()]
+    totals = {stage: sum(g.get(stage, 0) for g in groups["source"].values()) for stage in STAGES}
+    return {"speed": speed, "speed_rows": speed_rows, "groups": groups, "totals": totals, "cards": cards}
+
+
+@bp.get("/reports")
+@requires("read")
+def reports():
+    """The report page with charts."""
+    start, end = date_range()
+    data = build(start, end)
+    hists = [(row["milestone"], charts.histogram_svg(f"Form to {row['milestone']}", data["speed"][row["milestone"]],
+                                                     row["p50"], row["p90"], charts.COLORS[i]))
+             for i, row in enumerate(data["speed_rows"])]
+    funnel = charts.funnel_svg([(stage, data["totals"][stage]) for stage in STAGES])
+    return render_template("console/reports.html", start=start, end=end, hists=hists, funnel=funnel,
+                           stages=STAGES, tables=TABLES, **data)
+
+
+@bp.get("/reports/<table>.csv")
+@requires("read")
+def export(table: str):
+    """One report table as CSV, over the same date range."""
+    if table not in TABLES:
+        abort(404)
+    start, end = date_range()
+    data = build(start, end)
+    out = io.StringIO()
+    w = csv.writer(out)
+    if table == "speed":
+        w.writerow(["milestone", "leads", "p50_seconds", "p90_seconds"])
+        w.writerows([r["milestone"], r["n"], r["p50"], r["p90"]] for r in data["speed_rows"])
+    elif table in ("funnel_source", "funnel_service"):
+        kind = table.split("_")[1]
+        w.writerow([kind, *STAGES])
+        w.writerows([_cell(name), *(g.get(s, 0) for s in STAGES)] for name, g in sorted(data["groups"][kind].items()))
+    else:
+        cols = ["rep_name", "rep_phone", "handoffs", "acknowledged", "median_ack_seconds", "p90_ack_seconds",
+                "within_sla", "late", "missed", "pct_within_sla"]
+        w.writerow(cols)
+        w.writerows([_cell(c.get(k)) for k in cols] for c in data["cards"])
+    name = f"leadbot-{table}-{start}-{end}.csv"
+    return Response(out.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _cell(value: Any) -> Any:
+    """Neutralize spreadsheet formulas in user data (a source named '=HYPERLINK(...)')."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return "" if value is None else value
