@@ -27,7 +27,7 @@ def board():
     flt = _filter()
     with svc().sessions() as s:
         rows = board_model.board(s, flt)
-        choices = board_model.filter_choices(s)
+        choices = board_model.filter_choices(s, svc().extras.setdefault("console.board", {}))
     return render_template("console/board.html", rows=rows, flt=flt, choices=choices)
 
 

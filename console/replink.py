@@ -10,7 +10,7 @@ from bot.store.tables import utcnow
 from console.auth import svc
 from handoff import acks, passing
 from handoff.answers import readable_answers
-from handoff.notify import e164
+from handoff.notify import e164, label
 
 bp = Blueprint("replink", __name__)
 
@@ -32,7 +32,7 @@ def page(token: str):
         if found is None:
             abort(404, "this lead is no longer available")
         h, lead = found
-        answers = readable_answers(lead.answers, (h.details or {}).get("answers"))
+        answers = {label(k): v for k, v in readable_answers(lead.answers, (h.details or {}).get("answers")).items()}
         view = {"name": lead.name, "phone": e164(lead.phone), "service": lead.service, "email": lead.email,
                 "created_at": lead.created_at, "rep": h.rep_name, "status": h.status, "mode": h.mode,
                 "due_at": h.due_at, "acked_at": h.acked_at, "reason": h.reason}

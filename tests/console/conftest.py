@@ -40,3 +40,18 @@ def staff_client(app, services, admin):  # noqa: ANN001, ANN201
     assert login(client, admin).status_code == 302
     client.csrf = csrf_of(client.get("/console/").get_data(as_text=True))
     return client
+
+
+@pytest.fixture
+def settings(tmp_path, db_url, redis_url, emulator):  # noqa: ANN001, ANN201
+    """Test settings with a private copy of the flows and the roster, which the console's editors write."""
+    import shutil
+
+    from bot.settings import ROOT
+    from tests.conftest import make_settings
+
+    flows = tmp_path / "flows"
+    shutil.copytree(ROOT / "ivr_flows", flows)
+    roster = tmp_path / "roster.yaml"
+    shutil.copy(ROOT / "handoff" / "roster.yaml", roster)
+    return make_settings(tmp_path, db_url, redis_url, emulator.url, FLOWS_DIR=str(flows), ROSTER_PATH=str(roster))

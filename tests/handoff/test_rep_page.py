@@ -1,0 +1,87 @@
+"""The rep's lead page: a signed, expiring link with no password; its buttons act like the rep's texts."""
+
+from __future__ import annotations
+
+import re
+
+from itsdangerous import TimestampSigner
+from sqlalchemy import select
+
+from bot.runtime.replinks import SALT, make_token, read_token
+from bot.store.handoff_tables import Handoff
+from tests.handoff.live import ALICE, BOB, events, make_lead, run_jobs
+from tests.handoff.test_ladder import hand_off, texts_to
+
+
+def the_link(services, emulator, lead_id: str) -> str:  # noqa: ANN001
+    hand_off(services, lead_id)
+    run_jobs(services)
+    text, = texts_to(emulator, ALICE)
+    return re.search(r"http://leadbot.test(/console/r/\S+)", text).group(1)
+
+
+def rows(services, lead_id: str) -> list[tuple[str, str, str | None]]:  # noqa: ANN001
+    with services.sessions() as s:
+        return [(h.rep_name, h.status, h.reason) for h in s.scalars(
+            select(Handoff).where(Handoff.lead_id == lead_id).order_by(Handoff.try_number))]
+
+
+def csrf(page: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def test_link_opens_only_that_lead_without_a_password(client, services, emulator):
+    lead_id = make_lead(services, name="<b>Maria</b> {{7*7}}")
+    path = the_link(services, emulator, lead_id)
+    page = client.get(path)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store"
+    assert "&lt;b&gt;Maria&lt;/b&gt; {{7*7}}" in html and 'href="tel:+15125550100"' in html
+    assert "Budget" in html and "I called them" in html and "Can't take it" in html
+    assert lead_id not in html  # the page and link never name the lead's id
+
+
+def test_forged_tampered_or_expired_links_are_refused(client, services, emulator):
+    lead_id = make_lead(services)
+    path = the_link(services, emulator, lead_id)
+    token = path.rsplit("/", 1)[1]
+    assert client.get(path[:-2] + ("AA" if not path.endswith("AA") else "BB")).status_code == 404
+    other = TimestampSigner("not-the-secret", salt=SALT).sign(token.split(".")[0].encode()).decode()
+    assert client.get(f"/console/r/{other}").status_code == 404
+    hid = read_token(services.settings.secret_key, token)
+    assert read_token(services.settings.secret_key, make_token(services.settings.secret_key, hid)) == hid
+    expired = client.get(path)
+    assert expired.status_code == 200
+    import pytest
+
+    from bot.runtime.replinks import LinkError
+    with pytest.raises(LinkError, match="expired"):
+        read_token(services.settings.secret_key, token, max_age=-1)
+
+
+def test_i_called_them_acknowledges_like_a_text_reply(client, services, emulator):
+    lead_id = make_lead(services)
+    path = the_link(services, emulator, lead_id)
+    page = client.get(path).get_data(as_text=True)
+    assert client.post(path + "/ack").status_code == 400  # no CSRF token: refused
+    resp = client.post(path + "/ack", data={"csrf_token": csrf(page)})
+    assert resp.status_code == 302
+    assert rows(services, lead_id) == [("Alice Able", "acked", None)]
+    assert events(services, lead_id)[-1] == "handoff_acked"
+    after = client.get(resp.headers["Location"]).get_data(as_text=True)
+    assert "Marked as called" in after and "I called them" not in after
+    again = client.post(path + "/ack", data={"csrf_token": csrf(page)})
+    assert "done=stale" in again.headers["Location"]
+
+
+def test_cant_take_it_passes_the_lead_to_the_next_rep(client, services, emulator):
+    lead_id = make_lead(services)
+    path = the_link(services, emulator, lead_id)
+    page = client.get(path).get_data(as_text=True)
+    client.post(path + "/pass", data={"csrf_token": csrf(page)})
+    assert rows(services, lead_id) == [("Alice Able", "declined", "Alice Able couldn't take it"),
+                                       ("Bob Baker", "open", "Alice Able couldn't take it")]
+    run_jobs(services)
+    text, = texts_to(emulator, BOB)
+    assert text.startswith("Alice Able couldn't take it\nNew lead for Bob: Maria Lopez")
+    assert "rep_declined" in events(services, lead_id) and "handoff_reassigned" in events(services, lead_id)
