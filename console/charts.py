@@ -11,11 +11,13 @@ BUCKETS = [0, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600]
 COLORS = ["#123c69", "#0b7a75", "#b45309", "#7c3aed", "#be123c", "#475569", "#15803d"]
 
 
+def _short(s: float) -> str:
+    return f"{int(s)}s" if s < 60 else (f"{int(s // 60)}m" if s < 3600 else f"{int(s // 3600)}h")
+
+
 def bucket_label(lo: float, hi: float | None) -> str:
-    """'5-10s', '1-2m', '1h+'."""
-    def short(s: float) -> str:
-        return f"{int(s)}s" if s < 60 else (f"{int(s // 60)}m" if s < 3600 else f"{int(s // 3600)}h")
-    return f"{short(lo)}+" if hi is None else f"{short(lo)}–{short(hi)}"
+    """'5–10s', '1–2m', '1h+'."""
+    return f"{_short(lo)}+" if hi is None else f"{_short(lo)}–{_short(hi)}"
 
 
 def histogram(values: list[float]) -> list[tuple[str, int]]:
@@ -37,7 +39,7 @@ def histogram_svg(title: str, values: list[float], p50: float | None, p90: float
                   color: str = COLORS[0]) -> Markup:
     """A bar chart of the buckets, with the p50 and p90 buckets marked."""
     bins = histogram(values)
-    width, height, pad, top = 520, 200, 30, 24
+    width, height, pad, top = 480, 200, 28, 30
     bar_w = (width - 2 * pad) / len(bins)
     peak = max((n for _, n in bins), default=0) or 1
     parts = [f'<svg viewBox="0 0 {width} {height + 40}" role="img" class="chart" data-points="{len(values)}" '
@@ -50,8 +52,8 @@ def histogram_svg(title: str, values: list[float], p50: float | None, p90: float
                      f'fill="{color}"><title>{escape(label)}: {n}</title></rect>')
         if n:
             parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{y - 3:.1f}" text-anchor="middle">{n}</text>')
-        parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{height - pad + 14}" text-anchor="middle">'
-                     f'{escape(label)}</text>')
+        parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{height - pad + 15}" text-anchor="middle">'
+                     f'{escape(_short(BUCKETS[i]) if i + 1 < len(BUCKETS) else label)}</text>')
     for name, value, dash in (("p50", p50, "4 3"), ("p90", p90, "1 3")):
         b = _bucket_of(value)
         if b is None:
@@ -59,7 +61,7 @@ def histogram_svg(title: str, values: list[float], p50: float | None, p90: float
         x = pad + (b + 0.5) * bar_w
         parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top - 8}" y2="{height - pad}" stroke="#b42318" '
                      f'stroke-width="2" stroke-dasharray="{dash}"/>'
-                     f'<text x="{x + 3:.1f}" y="{top - 10 + (12 if name == "p90" else 0)}" fill="#b42318">'
+                     f'<text x="{x + 4:.1f}" y="{top - 10 + (15 if name == "p90" else 0)}" fill="#b42318">'
                      f'{name} {_fmt(value)}</text>')
     parts.append(f'<line x1="{pad}" x2="{width - pad}" y1="{height - pad}" y2="{height - pad}" stroke="#9aa3b2"/>')
     parts.append("</svg>")

@@ -20,6 +20,7 @@ BOARD_LIMIT = 100
 CONTACT_SLA_SECONDS = 60
 WAITING = (LeadStatus.RECEIVED.value, LeadStatus.QUEUED.value)
 CHOICES_TTL_S = 60.0
+REP_SCAN = 500  # the rep filter looks at this many of the rep's newest handoffs
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,11 @@ def board(session: Session, flt: BoardFilter, now: datetime | None = None,
     if flt.service:
         query = query.where(Lead.service == flt.service)
     if flt.rep:
-        query = query.where(Lead.id.in_(select(Handoff.lead_id).where(Handoff.rep_phone == flt.rep)))
+        # The rep's newest handoffs first (index on rep_phone): filtering every lead by a subquery
+        # walks the whole leads index when the rep has thousands of handoffs.
+        theirs = (select(Handoff.lead_id).where(Handoff.rep_phone == flt.rep)
+                  .order_by(Handoff.created_at.desc()).limit(REP_SCAN))
+        query = query.where(Lead.id.in_(list(session.scalars(theirs))))
     rows = session.execute(query).all()
     reps = _latest_handoffs(session, [r.id for r in rows])
     out = []
