@@ -40,12 +40,18 @@ TARGET_MS = 100.0
 
 def pages(lead_id: str) -> list[tuple[str, str]]:
     """(label, path) of every page measured."""
-    return [("live board", "/console/"), ("board rows (poll)", "/console/board/rows"),
-            ("board rows, status filter", "/console/board/rows?status=qualified"),
-            ("board rows, rep filter", f"/console/board/rows?rep=%2B{REPS[0][1][1:]}"),
-            ("lead page", f"/console/leads/{lead_id}"), ("reports (7 days)", "/console/reports"),
-            ("reports CSV (7 days)", "/console/reports/funnel_source.csv"), ("health", "/console/health"),
-            ("flows", "/console/flows"), ("users & audit", "/console/users")]
+    return [
+        ("live board", "/console/"),
+        ("board rows (poll)", "/console/board/rows"),
+        ("board rows, status filter", "/console/board/rows?status=qualified"),
+        ("board rows, rep filter", f"/console/board/rows?rep=%2B{REPS[0][1][1:]}"),
+        ("lead page", f"/console/leads/{lead_id}"),
+        ("reports (7 days)", "/console/reports"),
+        ("reports CSV (7 days)", "/console/reports/funnel_source.csv"),
+        ("health", "/console/health"),
+        ("flows", "/console/flows"),
+        ("users & audit", "/console/users"),
+    ]
 
 
 def main() -> int:
@@ -70,23 +76,36 @@ def main() -> int:
         engine.dispose()
         with embedded_valkey(tmp / "valkey") as redis_url:
             port = free_port()
-            env = {"LEADBOT_DATA_DIR": str(tmp), "REDIS_URL": redis_url, "DATABASE_URL": url,
-                   "SECRET_KEY": "bench-secret", "LEAD_API_KEYS": "bench-key-0123456789", "HOST": "127.0.0.1",
-                   "PORT": str(port), "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
+            env = {
+                "LEADBOT_DATA_DIR": str(tmp),
+                "REDIS_URL": redis_url,
+                "DATABASE_URL": url,
+                "SECRET_KEY": "bench-secret",
+                "LEAD_API_KEYS": "bench-key-0123456789",
+                "HOST": "127.0.0.1",
+                "PORT": str(port),
+                "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+            }
             add_user(Settings(**env), "bench@example.com", PASSWORD, "admin")
             with Stack("console", env, tmp, port) as stack:
                 stack.spawn("web", gunicorn_args(port, "app:create_app()", args.web_workers))
                 stack.wait_ready("/healthz")
                 rows = measure(stack.url, pages(newest), args.requests)
-                rows += measure(stack.url, [("reports (7 days), cold: every day re-read", "/console/reports")],
-                                max(args.requests // 10, 3), before=lambda: _flush_reports(redis_url))
+                rows += measure(
+                    stack.url,
+                    [("reports (7 days), cold: every day re-read", "/console/reports")],
+                    max(args.requests // 10, 3),
+                    before=lambda: _flush_reports(redis_url),
+                )
     worst = max(float(r[3]) for r in rows if "cold" not in r[0])
     db_kind = "PostgreSQL" if args.database_url else "SQLite"
-    text = (f"Console pages, {args.leads:,} leads over {args.days} days on {db_kind}, {args.requests} sequential "
-            f"requests per page, gunicorn {args.web_workers} sync workers; {machine_line()}\n\n"
-            + markdown_table(["page", "p50 ms", "p90 ms", "p95 ms", "max ms"], rows)
-            + f"\n\nWorst p95 (the cold report aside): {worst:.1f} ms (target < {TARGET_MS:.0f} ms): "
-            f"{'met' if worst < TARGET_MS else 'NOT met'}.")
+    text = (
+        f"Console pages, {args.leads:,} leads over {args.days} days on {db_kind}, {args.requests} sequential "
+        f"requests per page, gunicorn {args.web_workers} sync workers; {machine_line()}\n\n"
+        + markdown_table(["page", "p50 ms", "p90 ms", "p95 ms", "max ms"], rows)
+        + f"\n\nWorst p95 (the cold report aside): {worst:.1f} ms (target < {TARGET_MS:.0f} ms): "
+        f"{'met' if worst < TARGET_MS else 'NOT met'}."
+    )
     return emit(text, args.out)
 
 
@@ -104,8 +123,11 @@ def measure(base: str, targets: list[tuple[str, str]], n: int, before=None) -> l
     """Log in, warm each page up, then time n requests of each (calling `before` ahead of each one)."""
     http = requests.Session()
     token = re.search(r'name="csrf_token" value="([^"]+)"', http.get(base + "/console/login").text).group(1)
-    resp = http.post(base + "/console/login", data={"email": "bench@example.com", "password": PASSWORD,
-                                                   "csrf_token": token}, allow_redirects=False)
+    resp = http.post(
+        base + "/console/login",
+        data={"email": "bench@example.com", "password": PASSWORD, "csrf_token": token},
+        allow_redirects=False,
+    )
     assert resp.status_code == 302, resp.text[:500]
     rows = []
     for label, path in targets:
@@ -119,8 +141,15 @@ def measure(base: str, targets: list[tuple[str, str]], n: int, before=None) -> l
             r = http.get(base + path)
             times.append((time.perf_counter() - t) * 1000)
             assert r.status_code == 200, (path, r.status_code)
-        rows.append([label, fmt(percentile(times, 50)), fmt(percentile(times, 90)), fmt(percentile(times, 95)),
-                     fmt(max(times))])
+        rows.append(
+            [
+                label,
+                fmt(percentile(times, 50)),
+                fmt(percentile(times, 90)),
+                fmt(percentile(times, 95)),
+                fmt(max(times)),
+            ]
+        )
         print(f"{label}: p95 {percentile(times, 95):.1f} ms", flush=True)
     return rows
 

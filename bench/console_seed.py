@@ -14,8 +14,13 @@ from bot.store.tables import Event, Lead, new_id, utcnow
 
 SOURCES = ["google", "facebook", "website", "angi", "referral"]
 SERVICES = ["roofing", "kitchen remodel", "siding", "windows", "bathroom remodel"]
-REPS = [("Rita Reyes", "+15125550191"), ("Sam Stone", "+15125550192"), ("Tara Tran", "+15125550193"),
-        ("Uma Upton", "+15125550194"), ("Vic Vega", "+15125550195")]
+REPS = [
+    ("Rita Reyes", "+15125550191"),
+    ("Sam Stone", "+15125550192"),
+    ("Tara Tran", "+15125550193"),
+    ("Uma Upton", "+15125550194"),
+    ("Vic Vega", "+15125550195"),
+]
 BATCH = 5_000
 
 
@@ -31,7 +36,7 @@ def _journey(rng: random.Random, lead_id: str, t0: datetime) -> tuple[str, list[
     else:
         t += rng.uniform(4, 20)
         ev.append(("answered", t))
-        for step in ("need", "budget", "timing", "authority"):
+        for _step in ("need", "budget", "timing", "authority"):
             t += rng.uniform(3, 9)
             ev.append(("answer", t))
         if roll < 0.45:
@@ -46,10 +51,20 @@ def _journey(rng: random.Random, lead_id: str, t0: datetime) -> tuple[str, list[
             name, phone = rng.choice(REPS)
             ack = rng.lognormvariate(4.5, 0.9) if rng.random() < 0.85 else None
             offered = t0 + timedelta(seconds=t + 1.1)
-            handoff = {"id": new_id(), "lead_id": lead_id, "rep_name": name, "rep_phone": phone, "mode": "sms",
-                       "status": "acked" if ack else "missed", "try_number": 1, "details": {},
-                       "created_at": offered, "updated_at": offered, "due_at": offered + timedelta(minutes=5),
-                       "acked_at": offered + timedelta(seconds=ack) if ack else None}
+            handoff = {
+                "id": new_id(),
+                "lead_id": lead_id,
+                "rep_name": name,
+                "rep_phone": phone,
+                "mode": "sms",
+                "status": "acked" if ack else "missed",
+                "try_number": 1,
+                "details": {},
+                "created_at": offered,
+                "updated_at": offered,
+                "due_at": offered + timedelta(minutes=5),
+                "acked_at": offered + timedelta(seconds=ack) if ack else None,
+            }
             if ack:
                 ev.append(("handoff_acked", t + 1.1 + ack))
             else:
@@ -70,10 +85,23 @@ def seed(engine: Engine, leads: int, days: int, seed_value: int = 7) -> str:
                 lead_id = new_id()
                 t0 = now - timedelta(seconds=(leads - i) * days * 86400 / leads)
                 status, events, handoff = _journey(rng, lead_id, t0)
-                lead_rows.append({"id": lead_id, "name": f"Lead {i:06d}", "phone": f"+1512{550 + i // 10_000}{i % 10_000:04d}",
-                                  "email": f"lead{i}@example.com", "service": rng.choice(SERVICES), "channel": "call",
-                                  "source": rng.choice(SOURCES), "language": "en", "status": status, "consent": True,
-                                  "answers": {}, "created_at": t0, "updated_at": t0})
+                lead_rows.append(
+                    {
+                        "id": lead_id,
+                        "name": f"Lead {i:06d}",
+                        "phone": f"+1512{550 + i // 10_000}{i % 10_000:04d}",
+                        "email": f"lead{i}@example.com",
+                        "service": rng.choice(SERVICES),
+                        "channel": "call",
+                        "source": rng.choice(SOURCES),
+                        "language": "en",
+                        "status": status,
+                        "consent": True,
+                        "answers": {},
+                        "created_at": t0,
+                        "updated_at": t0,
+                    }
+                )
                 event_rows += events
                 if handoff:
                     handoff_rows.append(handoff)

@@ -79,8 +79,9 @@ def _run(sup, settings: Settings, dev_defaults) -> int:  # noqa: ANN001
 
     admin = ensure_dev_admin(settings)
     if admin is not None:
-        print(f"leadbot: console {settings.base_url}/console/  log in as {admin[0]} / {admin[1]}  (development "
-              f"admin; password kept in {settings.data_dir / 'console_admin_password'})", flush=True)
+        print(f"leadbot: console {settings.base_url}/console/  log in as {admin[0]} / {admin[1]}  "
+              f"(development admin; its password is in {settings.data_dir / 'console_admin_password'})",
+              flush=True)
     print(f"leadbot: redis {env['REDIS_URL']}  db {settings.db_url}", flush=True)
     if not settings.production:
         print(f"leadbot: dev API key {settings.api_keys[0]}", flush=True)

@@ -1,4 +1,4 @@
-"""The staff web console at /console/: live board, lead pages, reports, flow and roster editors, phone, health.
+"""The staff web console at /console/: board, lead pages, reports, flow and roster editors, phone, health.
 
 A top room beside bot.api: one Flask blueprint (with nested ones per page family), its templates and
 static files. It may import bot.channels, handoff, bot.runtime, bot.store, bot.flows and bot.settings;
@@ -15,8 +15,14 @@ def create_blueprint() -> Blueprint:
     """The console blueprint with every page family nested under it."""
     from console import admin, auth, board, editor, health, phone, replink, reports
 
-    bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
-                   static_folder="static", static_url_path="/static")
+    bp = Blueprint(
+        "console",
+        __name__,
+        url_prefix="/console",
+        template_folder="templates",
+        static_folder="static",
+        static_url_path="/static",
+    )
     auth.install(bp)
     for module in (auth, board, reports, editor, phone, health, replink, admin):
         bp.register_blueprint(module.bp)

@@ -9,8 +9,18 @@ from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, abort, current_app, flash, g, redirect, render_template, request, session,
-                   url_for)
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 
 from bot.store import staff
 from bot.store.staff_tables import Role
@@ -25,8 +35,11 @@ SESSION_HOURS = 12
 # Pages anyone may open: the login itself, static files, and the rep's signed lead page.
 PUBLIC_ENDPOINTS = {"console.auth.login", "console.static", "console.replink.page", "console.replink.act"}
 # Who may do what; admins may do everything.
-RIGHTS = {"read": {Role.ADMIN, Role.EDITOR, Role.MANAGER}, "edit_flows": {Role.ADMIN, Role.EDITOR},
-          "admin": {Role.ADMIN}}
+RIGHTS = {
+    "read": {Role.ADMIN, Role.EDITOR, Role.MANAGER},
+    "edit_flows": {Role.ADMIN, Role.EDITOR},
+    "admin": {Role.ADMIN},
+}
 
 
 def svc() -> Any:
@@ -41,9 +54,11 @@ def install(parent: Blueprint) -> None:
     def _cookies(state: Any) -> None:
         settings = state.app.extensions["leadbot"].settings
         state.app.config.update(
-            SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
+            SESSION_COOKIE_HTTPONLY=True,
+            SESSION_COOKIE_SAMESITE="Lax",
             SESSION_COOKIE_SECURE=settings.production or settings.base_url.startswith("https://"),
-            PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS))
+            PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS),
+        )
 
     parent.before_request(_guard)
     parent.app_context_processor(lambda: {"csrf_token": csrf_token, "can": can, "me": g.get("user")})
@@ -104,8 +119,14 @@ def requires(right: str):  # noqa: ANN201 - decorator
 def audit(action: str, target: str | None = None, **details: Any) -> None:
     """Record a change made by the logged-in user, in its own transaction."""
     with svc().sessions() as s:
-        staff.audit(s, g.user["email"] if g.get("user") else "anonymous", action, target, request.remote_addr,
-                    **details)
+        staff.audit(
+            s,
+            g.user["email"] if g.get("user") else "anonymous",
+            action,
+            target,
+            request.remote_addr,
+            **details,
+        )
         s.commit()
 
 

@@ -16,8 +16,12 @@ bp = Blueprint("board", __name__)
 
 def _filter() -> board_model.BoardFilter:
     a = request.args
-    return board_model.BoardFilter(status=a.get("status", ""), source=a.get("source", ""),
-                                   service=a.get("service", ""), rep=a.get("rep", ""))
+    return board_model.BoardFilter(
+        status=a.get("status", ""),
+        source=a.get("source", ""),
+        service=a.get("service", ""),
+        rep=a.get("rep", ""),
+    )
 
 
 @bp.get("/")
@@ -48,8 +52,9 @@ def lead(lead_id: str):
         view = board_model.lead_detail(s, lead_id)
     if view is None:
         abort(404)
-    return render_template("console/lead.html", lead=view, timeline=with_deltas(view["events"]),
-                           transcript=transcript(view))
+    return render_template(
+        "console/lead.html", lead=view, timeline=with_deltas(view["events"]), transcript=transcript(view)
+    )
 
 
 def with_deltas(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -58,8 +63,13 @@ def with_deltas(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for e in events:
         at: datetime = e["at"]
         first = first or at
-        out.append({**e, "delta": (at - prev).total_seconds() if prev else None,
-                    "since_start": (at - first).total_seconds()})
+        out.append(
+            {
+                **e,
+                "delta": (at - prev).total_seconds() if prev else None,
+                "since_start": (at - first).total_seconds(),
+            }
+        )
         prev = at
     return out
 
@@ -78,12 +88,19 @@ def transcript(view: dict[str, Any]) -> list[dict[str, str]]:
             if step:
                 lines.append({"who": "bot", "text": step})
             said = data.get("raw") if data.get("raw") is not None else data.get("value")
-            lines.append({"who": "prospect", "text": f"{said}", "note": f"{data.get('step')} = {data.get('value')}"})
+            lines.append(
+                {"who": "prospect", "text": f"{said}", "note": f"{data.get('step')} = {data.get('value')}"}
+            )
         elif e["type"] == "reply" and data.get("body"):
             lines.append({"who": "prospect", "text": data["body"], "note": "text message"})
         elif e["type"] == "outcome":
-            lines.append({"who": "bot", "text": f"Outcome: {data.get('outcome')} ({data.get('action')})",
-                          "note": data.get("reason") or ""})
+            lines.append(
+                {
+                    "who": "bot",
+                    "text": f"Outcome: {data.get('outcome')} ({data.get('action')})",
+                    "note": data.get("reason") or "",
+                }
+            )
     return lines
 
 

@@ -25,8 +25,10 @@ def histogram(values: list[float]) -> list[tuple[str, int]]:
     counts = [0] * len(BUCKETS)
     for v in values:
         counts[max(bisect_right(BUCKETS, v) - 1, 0)] += 1
-    return [(bucket_label(lo, BUCKETS[i + 1] if i + 1 < len(BUCKETS) else None), counts[i])
-            for i, lo in enumerate(BUCKETS)]
+    return [
+        (bucket_label(lo, BUCKETS[i + 1] if i + 1 < len(BUCKETS) else None), counts[i])
+        for i, lo in enumerate(BUCKETS)
+    ]
 
 
 def _bucket_of(value: float | None) -> int | None:
@@ -35,35 +37,46 @@ def _bucket_of(value: float | None) -> int | None:
     return max(bisect_right(BUCKETS, value) - 1, 0)
 
 
-def histogram_svg(title: str, values: list[float], p50: float | None, p90: float | None,
-                  color: str = COLORS[0]) -> Markup:
+def histogram_svg(
+    title: str, values: list[float], p50: float | None, p90: float | None, color: str = COLORS[0]
+) -> Markup:
     """A bar chart of the buckets, with the p50 and p90 buckets marked."""
     bins = histogram(values)
     width, height, pad, top = 480, 200, 28, 30
     bar_w = (width - 2 * pad) / len(bins)
     peak = max((n for _, n in bins), default=0) or 1
-    parts = [f'<svg viewBox="0 0 {width} {height + 40}" role="img" class="chart" data-points="{len(values)}" '
-             f'aria-label="{escape(title)}: {len(values)} leads, p50 {_fmt(p50)}, p90 {_fmt(p90)}">',
-             f'<title>{escape(title)}</title>']
+    parts = [
+        f'<svg viewBox="0 0 {width} {height + 40}" role="img" class="chart" data-points="{len(values)}" '
+        f'aria-label="{escape(title)}: {len(values)} leads, p50 {_fmt(p50)}, p90 {_fmt(p90)}">',
+        f"<title>{escape(title)}</title>",
+    ]
     for i, (label, n) in enumerate(bins):
         h = (height - top - pad) * n / peak
         x, y = pad + i * bar_w, height - pad - h
-        parts.append(f'<rect class="bar" x="{x + 2:.1f}" y="{y:.1f}" width="{bar_w - 4:.1f}" height="{h:.1f}" '
-                     f'fill="{color}"><title>{escape(label)}: {n}</title></rect>')
+        parts.append(
+            f'<rect class="bar" x="{x + 2:.1f}" y="{y:.1f}" width="{bar_w - 4:.1f}" height="{h:.1f}" '
+            f'fill="{color}"><title>{escape(label)}: {n}</title></rect>'
+        )
         if n:
             parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{y - 3:.1f}" text-anchor="middle">{n}</text>')
-        parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{height - pad + 15}" text-anchor="middle">'
-                     f'{escape(_short(BUCKETS[i]) if i + 1 < len(BUCKETS) else label)}</text>')
+        parts.append(
+            f'<text x="{x + bar_w / 2:.1f}" y="{height - pad + 15}" text-anchor="middle">'
+            f"{escape(_short(BUCKETS[i]) if i + 1 < len(BUCKETS) else label)}</text>"
+        )
     for name, value, dash in (("p50", p50, "4 3"), ("p90", p90, "1 3")):
         b = _bucket_of(value)
         if b is None:
             continue
         x = pad + (b + 0.5) * bar_w
-        parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top - 8}" y2="{height - pad}" stroke="#b42318" '
-                     f'stroke-width="2" stroke-dasharray="{dash}"/>'
-                     f'<text x="{x + 4:.1f}" y="{top - 10 + (15 if name == "p90" else 0)}" fill="#b42318">'
-                     f'{name} {_fmt(value)}</text>')
-    parts.append(f'<line x1="{pad}" x2="{width - pad}" y1="{height - pad}" y2="{height - pad}" stroke="#9aa3b2"/>')
+        parts.append(
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top - 8}" y2="{height - pad}" stroke="#b42318" '
+            f'stroke-width="2" stroke-dasharray="{dash}"/>'
+            f'<text x="{x + 4:.1f}" y="{top - 10 + (15 if name == "p90" else 0)}" fill="#b42318">'
+            f"{name} {_fmt(value)}</text>"
+        )
+    parts.append(
+        f'<line x1="{pad}" x2="{width - pad}" y1="{height - pad}" y2="{height - pad}" stroke="#9aa3b2"/>'
+    )
     parts.append("</svg>")
     return Markup("".join(parts))
 
@@ -72,16 +85,20 @@ def funnel_svg(stages: list[tuple[str, int]]) -> Markup:
     """Horizontal bars for the funnel's stages, each with its share of submitted."""
     width, row = 520, 30
     total = stages[0][1] if stages else 0
-    parts = [f'<svg viewBox="0 0 {width} {row * len(stages) + 10}" role="img" class="chart" '
-             f'data-points="{total}" aria-label="Funnel: {total} leads submitted"><title>Funnel</title>']
+    parts = [
+        f'<svg viewBox="0 0 {width} {row * len(stages) + 10}" role="img" class="chart" '
+        f'data-points="{total}" aria-label="Funnel: {total} leads submitted"><title>Funnel</title>'
+    ]
     for i, (name, n) in enumerate(stages):
         w = (width - 240) * (n / total if total else 0)
         y = i * row + 5
         share = f"{100 * n / total:.0f}%" if total else "—"
-        parts.append(f'<text x="0" y="{y + 18}">{escape(name)}</text>'
-                     f'<rect class="bar" x="110" y="{y}" width="{max(w, 1):.1f}" height="{row - 8}" '
-                     f'fill="{COLORS[i % len(COLORS)]}"><title>{escape(name)}: {n}</title></rect>'
-                     f'<text x="{116 + w:.1f}" y="{y + 18}">{n} ({share})</text>')
+        parts.append(
+            f'<text x="0" y="{y + 18}">{escape(name)}</text>'
+            f'<rect class="bar" x="110" y="{y}" width="{max(w, 1):.1f}" height="{row - 8}" '
+            f'fill="{COLORS[i % len(COLORS)]}"><title>{escape(name)}: {n}</title></rect>'
+            f'<text x="{116 + w:.1f}" y="{y + 18}">{n} ({share})</text>'
+        )
     parts.append("</svg>")
     return Markup("".join(parts))
 

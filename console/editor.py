@@ -45,15 +45,25 @@ def check_roster(text: str) -> list[dict[str, Any]]:
     out = []
     for e in errors:
         m = _LINE.match(e)
-        out.append({"line": int(m.group(1)), "where": m.group(2) or "", "message": m.group(3)} if m
-                   else {"line": None, "where": "", "message": e})
+        out.append(
+            {"line": int(m.group(1)), "where": m.group(2) or "", "message": m.group(3)}
+            if m
+            else {"line": None, "where": "", "message": e}
+        )
     return out
 
 
 def diff(live: str, draft: str, name: str) -> str:
     """A unified diff of the live text against the draft."""
-    return "".join(difflib.unified_diff(live.splitlines(keepends=True), draft.splitlines(keepends=True),
-                                        f"{name} (live)", f"{name} (draft)", n=2))
+    return "".join(
+        difflib.unified_diff(
+            live.splitlines(keepends=True),
+            draft.splitlines(keepends=True),
+            f"{name} (live)",
+            f"{name} (draft)",
+            n=2,
+        )
+    )
 
 
 def _write(path: Path, text: str) -> None:
@@ -86,16 +96,29 @@ def flows():
     """Every flow file, with its problems."""
     folder = Path(svc().settings.flows_dir)
     errors = svc().flows.errors
-    items = [{"name": p.stem, "errors": len(errors.get(str(p), []))} for p in sorted(folder.glob("*.yaml"))
-             if p.stem != ROUTING]
+    items = [
+        {"name": p.stem, "errors": len(errors.get(str(p), []))}
+        for p in sorted(folder.glob("*.yaml"))
+        if p.stem != ROUTING
+    ]
     return render_template("console/flows.html", flows=items, ids=svc().flows.ids())
 
 
-def _editor_page(kind: str, name: str, live: str, draft: str, errors: list[dict[str, Any]], status: int = 200):
+def _editor_page(
+    kind: str, name: str, live: str, draft: str, errors: list[dict[str, Any]], status: int = 200
+):
     with svc().sessions() as s:
         history = staff.publications(s, kind, name)
-    return render_template("console/edit.html", kind=kind, name=name, live=live, draft=draft, errors=errors,
-                           diff=diff(live, draft, name), history=history), status
+    return render_template(
+        "console/edit.html",
+        kind=kind,
+        name=name,
+        live=live,
+        draft=draft,
+        errors=errors,
+        diff=diff(live, draft, name),
+        history=history,
+    ), status
 
 
 @bp.get("/flows/<name>")
@@ -150,7 +173,9 @@ def _rollback(kind: str, name: str, path: Path, pub_id: int, checker: Any) -> An
         new_id = _publish(kind, name, path, source, f"rollback to version {pub_id}")
         audit(f"{kind}_rolled_back", name, to_version=pub_id, version=new_id)
         flash(f"Rolled back to version {pub_id} (now version {new_id}).", "info")
-    return redirect(url_for("console.editor.roster" if kind == "roster" else "console.editor.flow", name=name))
+    return redirect(
+        url_for("console.editor.roster" if kind == "roster" else "console.editor.flow", name=name)
+    )
 
 
 def _roster_path() -> Path:
@@ -204,5 +229,8 @@ def roster_rollback(pub_id: int):
 def roster_export():
     """The live roster as a YAML download."""
     path = _roster_path()
-    return Response(path.read_text(encoding="utf-8") if path.exists() else "", mimetype="application/yaml",
-                    headers={"Content-Disposition": 'attachment; filename="roster.yaml"'})
+    return Response(
+        path.read_text(encoding="utf-8") if path.exists() else "",
+        mimetype="application/yaml",
+        headers={"Content-Disposition": 'attachment; filename="roster.yaml"'},
+    )

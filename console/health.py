@@ -45,17 +45,32 @@ def health():
             job = Job.fetch(job_id, connection=s_.redis)
         except NoSuchJobError:
             continue
-        jobs.append({"id": job.id, "func": job.func_name, "args": job.args, "ended_at": job.ended_at,
-                     "error": (job.latest_result().exc_string if job.latest_result() else "") or ""})
+        jobs.append(
+            {
+                "id": job.id,
+                "func": job.func_name,
+                "args": job.args,
+                "ended_at": job.ended_at,
+                "error": (job.latest_result().exc_string if job.latest_result() else "") or "",
+            }
+        )
     now = utcnow()
     with s_.sessions() as s:
         twilio = board_model.recent_events(s, TWILIO_ERRORS, now - timedelta(hours=1))
         unassigned = board_model.recent_events(s, UNASSIGNED, now - timedelta(days=1))
     panels = [(title, provider(s_)) for title, provider in PANELS]
-    return render_template("console/health.html", depth=q.count, workers=len(Worker.all(connection=s_.redis)),
-                           started=StartedJobRegistry(queue=q).count, scheduled=ScheduledJobRegistry(queue=q).count,
-                           failed_count=failed.count, failed=jobs, twilio=twilio, unassigned=unassigned,
-                           panels=panels)
+    return render_template(
+        "console/health.html",
+        depth=q.count,
+        workers=len(Worker.all(connection=s_.redis)),
+        started=StartedJobRegistry(queue=q).count,
+        scheduled=ScheduledJobRegistry(queue=q).count,
+        failed_count=failed.count,
+        failed=jobs,
+        twilio=twilio,
+        unassigned=unassigned,
+        panels=panels,
+    )
 
 
 @bp.post("/health/retry/<job_id>")

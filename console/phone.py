@@ -32,9 +32,14 @@ def phone():
         reps = []
     with svc().sessions() as s:
         outbox = board_model.mail_outbox(s)
-    return render_template("console/phone.html", simulated=svc().settings.simulated_telephony, reps=reps,
-                           outbox=outbox, test_phone=request.args.get("phone", TEST_PHONE),
-                           services=sorted({x for r in roster_for_services() for x in r}))
+    return render_template(
+        "console/phone.html",
+        simulated=svc().settings.simulated_telephony,
+        reps=reps,
+        outbox=outbox,
+        test_phone=request.args.get("phone", TEST_PHONE),
+        services=sorted({x for r in roster_for_services() for x in r}),
+    )
 
 
 def roster_for_services() -> list[tuple[str, ...]]:
@@ -58,11 +63,16 @@ def start():
         return redirect(url_for("console.phone.phone"))
     with raw_session(svc().engine) as conn:
         lead_id, status, created = lead_service.create_lead(
-            conn, lead_in, {"ip": request.remote_addr, "user_agent": request.user_agent.string}, None, 0,
-            svc().writer)
+            conn,
+            lead_in,
+            {"ip": request.remote_addr, "user_agent": request.user_agent.string},
+            None,
+            0,
+            svc().writer,
+        )
     if created and status == "received":
         enqueue_contact(svc().queue, lead_id, skip_while_down=True)
     audit("test_lead", lead_id, phone=lead_in.phone, channel=lead_in.channel)
-    flash(f"Test lead started: the bot is {'calling' if lead_in.channel == 'call' else 'texting'} the test phone.",
-          "info")
+    doing = "calling" if lead_in.channel == "call" else "texting"
+    flash(f"Test lead started: the bot is {doing} the test phone.", "info")
     return redirect(url_for("console.phone.phone", phone=request.form.get("phone", TEST_PHONE), lead=lead_id))

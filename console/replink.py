@@ -32,18 +32,33 @@ def page(token: str):
         if found is None:
             abort(404, "this lead is no longer available")
         h, lead = found
-        answers = {label(k): v for k, v in readable_answers(lead.answers, (h.details or {}).get("answers")).items()}
-        view = {"name": lead.name, "phone": e164(lead.phone), "service": lead.service, "email": lead.email,
-                "created_at": lead.created_at, "rep": h.rep_name, "status": h.status, "mode": h.mode,
-                "due_at": h.due_at, "acked_at": h.acked_at, "reason": h.reason}
+        answers = {
+            label(k): v for k, v in readable_answers(lead.answers, (h.details or {}).get("answers")).items()
+        }
+        view = {
+            "name": lead.name,
+            "phone": e164(lead.phone),
+            "service": lead.service,
+            "email": lead.email,
+            "created_at": lead.created_at,
+            "rep": h.rep_name,
+            "status": h.status,
+            "mode": h.mode,
+            "due_at": h.due_at,
+            "acked_at": h.acked_at,
+            "reason": h.reason,
+        }
     resp = render_template("console/rep.html", lead=view, answers=answers, token=token)
-    return resp, 200, {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
-                       "X-Robots-Tag": "noindex"}
+    return (
+        resp,
+        200,
+        {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"},
+    )
 
 
 @bp.post("/r/<token>/<action>")
 def act(token: str, action: str):
-    """"I called them" acknowledges; "Can't take it" passes the lead on, as the rep's text reply would."""
+    """ "I called them" acknowledges; "Can't take it" passes the lead on, as the rep's text reply would."""
     if action not in ("ack", "pass"):
         abort(404)
     hid = _handoff_id(token)

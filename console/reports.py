@@ -1,4 +1,4 @@
-"""Reports over a date range: speed-to-lead histograms, the funnel per source and service, rep scorecards, CSV."""
+"""Reports over a date range: speed-to-lead histograms, the funnel by source and service, reps, CSV."""
 
 from __future__ import annotations
 
@@ -21,8 +21,16 @@ from handoff.scorecard import rep_scorecard
 bp = Blueprint("reports", __name__)
 DEFAULT_DAYS = 7
 STAGES = ["submitted", *reportdata.FUNNEL]
-IDLE_CARD = {"handoffs": 0, "acknowledged": 0, "median_ack_seconds": None, "p90_ack_seconds": None,
-             "within_sla": 0, "late": 0, "missed": 0, "pct_within_sla": None}
+IDLE_CARD = {
+    "handoffs": 0,
+    "acknowledged": 0,
+    "median_ack_seconds": None,
+    "p90_ack_seconds": None,
+    "within_sla": 0,
+    "late": 0,
+    "missed": 0,
+    "pct_within_sla": None,
+}
 DIGEST_VERSION = 1
 TODAY_TTL_S = 15
 PAST_TTL_S = 600
@@ -60,7 +68,10 @@ def day_digest(day: date) -> dict[str, Any]:
     with svc().sessions() as s:
         speed = reportdata.speed_to_lead(s, since, since + timedelta(days=1))
         groups = reportdata.funnel(s, since, since + timedelta(days=1))
-    digest = {"speed": {m: Counter(f"{v:.1f}" for v in values) for m, values in speed.items()}, "funnel": groups}
+    digest = {
+        "speed": {m: Counter(f"{v:.1f}" for v in values) for m, values in speed.items()},
+        "funnel": groups,
+    }
     today = datetime.now(UTC).date()
     svc().redis.set(key, json.dumps(digest), ex=TODAY_TTL_S if day >= today else PAST_TTL_S)
     return digest
@@ -98,8 +109,11 @@ def _build(start: date, end: date) -> dict[str, Any]:
         cards = rep_scorecard(s, since=since, until=until)
     try:
         seen = {c["rep_phone"] for c in cards}
-        cards += [{**IDLE_CARD, "rep_phone": r.key, "rep_name": r.name} for r in roster_for(svc()).salespeople
-                  if r.key not in seen]
+        cards += [
+            {**IDLE_CARD, "rep_phone": r.key, "rep_name": r.name}
+            for r in roster_for(svc()).salespeople
+            if r.key not in seen
+        ]
     except HandoffError:
         pass  # the figures stand without the roster's idle reps
     speed_rows = [{"milestone": name, **reportdata.summary(values)} for name, values in speed.items()]
@@ -113,12 +127,30 @@ def reports():
     """The report page with charts."""
     start, end = date_range()
     data = build(start, end)
-    hists = [(row["milestone"], charts.histogram_svg(f"Form to {row['milestone']}", data["speed"][row["milestone"]],
-                                                     row["p50"], row["p90"], charts.COLORS[i]))
-             for i, row in enumerate(data["speed_rows"])]
+    hists = [
+        (
+            row["milestone"],
+            charts.histogram_svg(
+                f"Form to {row['milestone']}",
+                data["speed"][row["milestone"]],
+                row["p50"],
+                row["p90"],
+                charts.COLORS[i],
+            ),
+        )
+        for i, row in enumerate(data["speed_rows"])
+    ]
     funnel = charts.funnel_svg([(stage, data["totals"][stage]) for stage in STAGES])
-    return render_template("console/reports.html", start=start, end=end, hists=hists, funnel=funnel,
-                           stages=STAGES, tables=TABLES, **data)
+    return render_template(
+        "console/reports.html",
+        start=start,
+        end=end,
+        hists=hists,
+        funnel=funnel,
+        stages=STAGES,
+        tables=TABLES,
+        **data,
+    )
 
 
 @bp.get("/reports/<table>.csv")
@@ -137,15 +169,28 @@ def export(table: str):
     elif table in ("funnel_source", "funnel_service"):
         kind = table.split("_")[1]
         w.writerow([kind, *STAGES])
-        w.writerows([_cell(name), *(g.get(s, 0) for s in STAGES)] for name, g in sorted(data["groups"][kind].items()))
+        w.writerows(
+            [_cell(name), *(g.get(s, 0) for s in STAGES)] for name, g in sorted(data["groups"][kind].items())
+        )
     else:
-        cols = ["rep_name", "rep_phone", "handoffs", "acknowledged", "median_ack_seconds", "p90_ack_seconds",
-                "within_sla", "late", "missed", "pct_within_sla"]
+        cols = [
+            "rep_name",
+            "rep_phone",
+            "handoffs",
+            "acknowledged",
+            "median_ack_seconds",
+            "p90_ack_seconds",
+            "within_sla",
+            "late",
+            "missed",
+            "pct_within_sla",
+        ]
         w.writerow(cols)
         w.writerows([_cell(c.get(k)) for k in cols] for c in data["cards"])
     name = f"leadbot-{table}-{start}-{end}.csv"
-    return Response(out.getvalue(), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(
+        out.getvalue(), mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
 
 
 def _cell(value: Any) -> Any:

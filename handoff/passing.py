@@ -28,9 +28,13 @@ def pass_handoff(svc: Any, s: Session, h: Handoff, via: str, now: datetime) -> s
     """
     if h.mode != HandoffMode.SMS.value:
         return None
-    res = s.execute(update(Handoff).where(Handoff.id == h.id, Handoff.status == HandoffStatus.OPEN.value)
-                    .values(status=HandoffStatus.DECLINED.value, escalated_at=now,
-                            reason=PASSED_REASON.format(rep=h.rep_name)))
+    res = s.execute(
+        update(Handoff)
+        .where(Handoff.id == h.id, Handoff.status == HandoffStatus.OPEN.value)
+        .values(
+            status=HandoffStatus.DECLINED.value, escalated_at=now, reason=PASSED_REASON.format(rep=h.rep_name)
+        )
+    )
     if res.rowcount != 1:
         return None
     lead = lead_of(s, h.lead_id)
@@ -40,8 +44,23 @@ def pass_handoff(svc: Any, s: Session, h: Handoff, via: str, now: datetime) -> s
     if nxt is None:
         unassigned(svc, s, lead, PASSED_REASON.format(rep=h.rep_name) + " and no other rep can")
         return ""
-    new = offer_sms(svc, s, lead, nxt, answers=(h.details or {}).get("answers", {}), queue=rest,
-                    reason=PASSED_REASON.format(rep=h.rep_name), try_number=h.try_number + 1)
-    record(s, lead.id, Ev.REASSIGNED, rep=nxt.name, previous_rep=h.rep_name, handoff=new.id,
-           previous_handoff=h.id)
+    new = offer_sms(
+        svc,
+        s,
+        lead,
+        nxt,
+        answers=(h.details or {}).get("answers", {}),
+        queue=rest,
+        reason=PASSED_REASON.format(rep=h.rep_name),
+        try_number=h.try_number + 1,
+    )
+    record(
+        s,
+        lead.id,
+        Ev.REASSIGNED,
+        rep=nxt.name,
+        previous_rep=h.rep_name,
+        handoff=new.id,
+        previous_handoff=h.id,
+    )
     return nxt.name

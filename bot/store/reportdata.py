@@ -36,11 +36,18 @@ def speed_to_lead(session: Session, since: datetime, until: datetime) -> dict[st
     """Seconds from submission to each milestone, for leads submitted in [since, until)."""
     types = sorted({t for ts in MILESTONES.values() for t in ts})
     firsts: dict[tuple[str, str], float] = {}
-    rows = session.execute(select(Event.lead_id, Event.type, Lead.created_at, func.min(Event.at))
-                           .join(Lead, Lead.id == Event.lead_id)
-                           .where(Lead.created_at >= since, Lead.created_at < until, Event.type.in_(types),
-                                  Event.at >= since, Event.at < until + LATE_MILESTONES)
-                           .group_by(Event.lead_id, Event.type, Lead.created_at))
+    rows = session.execute(
+        select(Event.lead_id, Event.type, Lead.created_at, func.min(Event.at))
+        .join(Lead, Lead.id == Event.lead_id)
+        .where(
+            Lead.created_at >= since,
+            Lead.created_at < until,
+            Event.type.in_(types),
+            Event.at >= since,
+            Event.at < until + LATE_MILESTONES,
+        )
+        .group_by(Event.lead_id, Event.type, Lead.created_at)
+    )
     for lead_id, type_, created, first in rows:
         for name, members in MILESTONES.items():
             if type_ in members:
@@ -55,21 +62,25 @@ def speed_to_lead(session: Session, since: datetime, until: datetime) -> dict[st
 
 def funnel(session: Session, since: datetime, until: datetime) -> dict[str, dict[str, dict[str, int]]]:
     """Lead counts per stage, by source and by service: {"source": {value: {stage: n}}, "service": ...}."""
-    out: dict[str, dict[str, dict[str, int]]] = {"source": defaultdict(lambda: defaultdict(int)),
-                                                  "service": defaultdict(lambda: defaultdict(int))}
+    out: dict[str, dict[str, dict[str, int]]] = {
+        "source": defaultdict(lambda: defaultdict(int)),
+        "service": defaultdict(lambda: defaultdict(int)),
+    }
     in_range = (Lead.created_at >= since, Lead.created_at < until)
-    for source, service, n in session.execute(select(Lead.source, Lead.service, func.count())
-                                              .where(*in_range).group_by(Lead.source, Lead.service)):
+    for source, service, n in session.execute(
+        select(Lead.source, Lead.service, func.count()).where(*in_range).group_by(Lead.source, Lead.service)
+    ):
         out["source"][source or "(none)"]["submitted"] += n
         out["service"][service or "(none)"]["submitted"] += n
     types = sorted({t for ts in FUNNEL.values() for t in ts})
     # Counted in SQL, by stage: a lead with both a dial and a text counts once as contacted.
     stage = case(*((Event.type.in_(ts), name) for name, ts in FUNNEL.items()), else_="")
-    rows = session.execute(select(Lead.source, Lead.service, stage, func.count(distinct(Event.lead_id)))
-                           .join(Lead, Lead.id == Event.lead_id)
-                           .where(*in_range, Event.type.in_(types), Event.at >= since,
-                                  Event.at < until + LATE_MILESTONES)
-                           .group_by(Lead.source, Lead.service, stage))
+    rows = session.execute(
+        select(Lead.source, Lead.service, stage, func.count(distinct(Event.lead_id)))
+        .join(Lead, Lead.id == Event.lead_id)
+        .where(*in_range, Event.type.in_(types), Event.at >= since, Event.at < until + LATE_MILESTONES)
+        .group_by(Lead.source, Lead.service, stage)
+    )
     for source, service, name, n in rows:
         out["source"][source or "(none)"][name] += n
         out["service"][service or "(none)"][name] += n
@@ -78,8 +89,12 @@ def funnel(session: Session, since: datetime, until: datetime) -> dict[str, dict
 
 def lead_count(session: Session, since: datetime, until: datetime) -> int:
     """Leads submitted in [since, until)."""
-    return int(session.scalar(select(func.count(distinct(Lead.id))).where(
-        Lead.created_at >= since, Lead.created_at < until)) or 0)
+    return int(
+        session.scalar(
+            select(func.count(distinct(Lead.id))).where(Lead.created_at >= since, Lead.created_at < until)
+        )
+        or 0
+    )
 
 
 def summary(values: list[float]) -> dict[str, Any]:

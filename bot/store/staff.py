@@ -70,8 +70,14 @@ def count_users(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(StaffUser)) or 0)
 
 
-def audit(session: Session, actor: str, action: str, target: str | None = None, ip: str | None = None,
-          **details: Any) -> None:
+def audit(
+    session: Session,
+    actor: str,
+    action: str,
+    target: str | None = None,
+    ip: str | None = None,
+    **details: Any,
+) -> None:
     """Add one audit entry (the caller's transaction commits it)."""
     session.add(AuditEntry(actor=actor, action=action, target=target, ip=ip, details=details, at=utcnow()))
 
@@ -84,11 +90,19 @@ def audit_log(session: Session, limit: int = 200, before_id: int | None = None) 
     return list(session.scalars(query))
 
 
-def publish(session: Session, kind: str, name: str, source: str, who: str, note: str | None = None,
-            at: datetime | None = None) -> Publication:
+def publish(
+    session: Session,
+    kind: str,
+    name: str,
+    source: str,
+    who: str,
+    note: str | None = None,
+    at: datetime | None = None,
+) -> Publication:
     """Record one published version (the caller writes the file and commits)."""
-    row = Publication(kind=kind, name=name, source=source, published_by=who, note=note,
-                      published_at=at or utcnow())
+    row = Publication(
+        kind=kind, name=name, source=source, published_by=who, note=note, published_at=at or utcnow()
+    )
     session.add(row)
     session.flush()
     return row
@@ -96,8 +110,13 @@ def publish(session: Session, kind: str, name: str, source: str, who: str, note:
 
 def publications(session: Session, kind: str, name: str) -> list[Publication]:
     """Every published version of one flow file or the roster, newest first."""
-    return list(session.scalars(select(Publication).where(Publication.kind == kind, Publication.name == name)
-                                .order_by(Publication.id.desc())))
+    return list(
+        session.scalars(
+            select(Publication)
+            .where(Publication.kind == kind, Publication.name == name)
+            .order_by(Publication.id.desc())
+        )
+    )
 
 
 def publication(session: Session, pub_id: int) -> Publication | None:

@@ -14,10 +14,21 @@ document.addEventListener("DOMContentLoaded", () => {
       return d;
     }));
   }
+  const box = src.closest(".editor"), lineHeight = () => parseFloat(getComputedStyle(src).lineHeight) || 19.5;
   function jump(line) {
     const lines = src.value.split("\n"); let pos = 0;
     for (let i = 0; i < line - 1 && i < lines.length; i++) pos += lines[i].length + 1;
-    src.focus(); src.setSelectionRange(pos, pos + (lines[line - 1] || "").length);
+    src.focus({preventScroll: true}); src.setSelectionRange(pos, pos + (lines[line - 1] || "").length);
+    box.scrollTop = Math.max(0, (line - 4) * lineHeight());
+  }
+  // Each error also sits on its own line, at the right edge of the editor.
+  function drawInline() {
+    box.querySelectorAll(".inline-err").forEach(e => e.remove());
+    for (const [line, msg] of bad) {
+      const d = document.createElement("div"); d.className = "inline-err"; d.setAttribute("role", "note");
+      d.textContent = "⚠ " + msg.split("\n")[0]; d.style.top = (8 + (line - 1) * lineHeight()) + "px";
+      box.append(d);
+    }
   }
   function show(errors, diff) {
     bad = new Map();
@@ -39,7 +50,7 @@ document.addEventListener("DOMContentLoaded", () => {
         : l.startsWith("-") && !l.startsWith("---") ? "del" : "";
       return s;
     }));
-    drawGutter();
+    drawGutter(); drawInline();
   }
   async function check() {
     const mine = ++seq;
@@ -55,6 +66,6 @@ document.addEventListener("DOMContentLoaded", () => {
   list.querySelectorAll("li[data-line]").forEach(li => { const l = +li.dataset.line; if (l) bad.set(l, li.textContent); });
   const imp = document.getElementById("import");
   if (imp) imp.addEventListener("change", async () => { if (imp.files[0]) { src.value = await imp.files[0].text(); src.dispatchEvent(new Event("input")); } });
-  fit(); drawGutter();
+  fit(); drawGutter(); drawInline();
   if (list.children.length === 0) check();
 });

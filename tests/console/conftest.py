@@ -54,4 +54,6 @@ def settings(tmp_path, db_url, redis_url, emulator):  # noqa: ANN001, ANN201
     shutil.copytree(ROOT / "ivr_flows", flows)
     roster = tmp_path / "roster.yaml"
     shutil.copy(ROOT / "handoff" / "roster.yaml", roster)
-    return make_settings(tmp_path, db_url, redis_url, emulator.url, FLOWS_DIR=str(flows), ROSTER_PATH=str(roster))
+    return make_settings(
+        tmp_path, db_url, redis_url, emulator.url, FLOWS_DIR=str(flows), ROSTER_PATH=str(roster)
+    )

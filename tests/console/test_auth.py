@@ -12,9 +12,20 @@ from console import accounts
 from console.auth import ACCOUNT_FAILURES, IP_FAILURES
 from tests.console.conftest import PASSWORD, csrf_of, login, make_user
 
-PAGES = ["/console/", "/console/board/rows", "/console/leads/x", "/console/reports", "/console/reports/speed.csv",
-         "/console/flows", "/console/flows/roofing", "/console/roster", "/console/roster.yaml", "/console/try",
-         "/console/health", "/console/users"]
+PAGES = [
+    "/console/",
+    "/console/board/rows",
+    "/console/leads/x",
+    "/console/reports",
+    "/console/reports/speed.csv",
+    "/console/flows",
+    "/console/flows/roofing",
+    "/console/roster",
+    "/console/roster.yaml",
+    "/console/try",
+    "/console/health",
+    "/console/users",
+]
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -45,10 +56,14 @@ def test_wrong_password_is_refused_and_audited(client, services, admin):
 
 def test_next_only_goes_to_console_paths(client, admin):
     token = csrf_of(client.get("/console/login").get_data(as_text=True))
-    for target, expected in (("/console/reports", "/console/reports"), ("https://evil.example/", "/console/"),
-                             ("//evil.example/console/", "/console/")):
-        resp = client.post("/console/login", data={"email": admin, "password": PASSWORD, "csrf_token": token,
-                                                   "next": target})
+    for target, expected in (
+        ("/console/reports", "/console/reports"),
+        ("https://evil.example/", "/console/"),
+        ("//evil.example/console/", "/console/"),
+    ):
+        resp = client.post(
+            "/console/login", data={"email": admin, "password": PASSWORD, "csrf_token": token, "next": target}
+        )
         assert resp.headers["Location"] == expected
         token = csrf_of(client.get("/console/login").get_data(as_text=True))
 
@@ -56,7 +71,9 @@ def test_next_only_goes_to_console_paths(client, admin):
 def test_form_without_csrf_token_is_refused(client, admin):
     assert client.post("/console/login", data={"email": admin, "password": PASSWORD}).status_code == 400
     assert login(client, admin).status_code == 302
-    resp = client.post("/console/users", data={"email": "x@example.com", "password": "x" * 12, "role": "admin"})
+    resp = client.post(
+        "/console/users", data={"email": "x@example.com", "password": "x" * 12, "role": "admin"}
+    )
     assert resp.status_code == 400
 
 
@@ -84,7 +101,13 @@ def test_manager_is_refused_the_flow_editor_and_admin_pages(app, services):
     login(client, manager)
     assert client.get("/console/").status_code == 200
     assert client.get("/console/reports").status_code == 200
-    for path in ("/console/flows", "/console/flows/roofing", "/console/try", "/console/roster", "/console/users"):
+    for path in (
+        "/console/flows",
+        "/console/flows/roofing",
+        "/console/try",
+        "/console/roster",
+        "/console/users",
+    ):
         resp = client.get(path)
         assert resp.status_code == 403 and b"Not allowed" in resp.data, path
     token = csrf_of(client.get("/console/").get_data(as_text=True))
@@ -93,15 +116,26 @@ def test_manager_is_refused_the_flow_editor_and_admin_pages(app, services):
 
 
 def test_admin_adds_a_user_and_the_audit_log_shows_who_did_it(staff_client, services, admin):
-    resp = staff_client.post("/console/users", data={"email": "New@Example.com", "password": "long enough pw",
-                                                     "role": "editor", "csrf_token": staff_client.csrf})
+    resp = staff_client.post(
+        "/console/users",
+        data={
+            "email": "New@Example.com",
+            "password": "long enough pw",
+            "role": "editor",
+            "csrf_token": staff_client.csrf,
+        },
+    )
     assert resp.status_code == 302
     page = staff_client.get("/console/users").get_data(as_text=True)
     assert "new@example.com" in page
     with services.sessions() as s:
         entry = staff.audit_log(s)[0]
         assert (entry.actor, entry.action, entry.target, entry.details) == (
-            admin, "user_added", "new@example.com", {"role": "editor"})
+            admin,
+            "user_added",
+            "new@example.com",
+            {"role": "editor"},
+        )
 
 
 def test_cli_users_add_reads_the_password_from_stdin(settings, monkeypatch, capsys):

@@ -17,15 +17,17 @@ def test_check_reports_errors_by_line_and_the_diff(staff_client, services):
     live = source(services)
     draft = live.replace(*BROKEN_TARGET)
     line = live[: live.index(BROKEN_TARGET[0])].count("\n") + 1
-    resp = staff_client.post("/console/flows/roofing/check", json={"source": draft},
-                             headers={"X-CSRF-Token": staff_client.csrf})
+    resp = staff_client.post(
+        "/console/flows/roofing/check", json={"source": draft}, headers={"X-CSRF-Token": staff_client.csrf}
+    )
     body = resp.get_json()
     assert resp.status_code == 200
     assert [(e["line"], e["where"]) for e in body["errors"]] == [(line, "steps.leak.on.no")]
     assert "ownr" in body["errors"][0]["message"]
     assert "-      no: owner\n+      no: ownr\n" in body["diff"]
-    ok = staff_client.post("/console/flows/roofing/check", json={"source": live},
-                           headers={"X-CSRF-Token": staff_client.csrf}).get_json()
+    ok = staff_client.post(
+        "/console/flows/roofing/check", json={"source": live}, headers={"X-CSRF-Token": staff_client.csrf}
+    ).get_json()
     assert ok == {"errors": [], "diff": ""}
 
 
@@ -35,8 +37,10 @@ def test_check_needs_the_csrf_header(staff_client):
 
 def test_broken_flow_is_never_published(staff_client, services):
     live = source(services)
-    resp = staff_client.post("/console/flows/roofing/publish", data={
-        "source": live.replace(*BROKEN_TARGET), "csrf_token": staff_client.csrf})
+    resp = staff_client.post(
+        "/console/flows/roofing/publish",
+        data={"source": live.replace(*BROKEN_TARGET), "csrf_token": staff_client.csrf},
+    )
     assert resp.status_code == 422 and b"ownr" in resp.data
     assert source(services) == live
     with services.sessions() as s:
@@ -46,14 +50,18 @@ def test_broken_flow_is_never_published(staff_client, services):
 def test_publish_then_roll_back_keeps_every_version_with_who_and_when(staff_client, services, admin):
     original = source(services)
     edited = original.replace("Do you own the home?", "Are you the homeowner?")
-    resp = staff_client.post("/console/flows/roofing/publish", data={
-        "source": edited, "note": "friendlier", "csrf_token": staff_client.csrf})
+    resp = staff_client.post(
+        "/console/flows/roofing/publish",
+        data={"source": edited, "note": "friendlier", "csrf_token": staff_client.csrf},
+    )
     assert resp.status_code == 302
     assert source(services) == edited
     services.flows.refresh(force=True)
     assert "Are you the homeowner?" in services.flows.current("roofing").source
     with services.sessions() as s:
-        versions = [(p.published_by, p.note, p.source == edited) for p in staff.publications(s, "flow", "roofing")]
+        versions = [
+            (p.published_by, p.note, p.source == edited) for p in staff.publications(s, "flow", "roofing")
+        ]
         first = staff.publications(s, "flow", "roofing")[-1].id
     assert versions == [(admin, "friendlier", True), ("file", "as found on disk", False)]
     page = staff_client.get("/console/flows/roofing").get_data(as_text=True)
@@ -76,14 +84,23 @@ def test_roster_editor_validates_publishes_and_exports(staff_client, services):
     path = Path(services.settings.roster_path)
     live = path.read_text()
     bad = live.replace("+1", "+0", 1)
-    errors = staff_client.post("/console/roster/check", json={"source": bad},
-                               headers={"X-CSRF-Token": staff_client.csrf}).get_json()["errors"]
+    errors = staff_client.post(
+        "/console/roster/check", json={"source": bad}, headers={"X-CSRF-Token": staff_client.csrf}
+    ).get_json()["errors"]
     assert errors and errors[0]["line"] and "phone" in errors[0]["where"]
-    assert staff_client.post("/console/roster/publish", data={"source": bad, "csrf_token": staff_client.csrf}
-                             ).status_code == 422
+    assert (
+        staff_client.post(
+            "/console/roster/publish", data={"source": bad, "csrf_token": staff_client.csrf}
+        ).status_code
+        == 422
+    )
     assert path.read_text() == live
     edited = live + "\n# reviewed\n"
-    assert staff_client.post("/console/roster/publish", data={"source": edited, "csrf_token": staff_client.csrf}
-                             ).status_code == 302
+    assert (
+        staff_client.post(
+            "/console/roster/publish", data={"source": edited, "csrf_token": staff_client.csrf}
+        ).status_code
+        == 302
+    )
     assert path.read_text() == edited
     assert staff_client.get("/console/roster.yaml").get_data(as_text=True) == edited

@@ -10,21 +10,29 @@ from bot.store.tables import Lead, utcnow
 from bot.store.timeline import record
 
 # Seconds from the form to: first dial, first conversation, handoff, rep acknowledgement (None: never).
-JOURNEYS = [("google", "roofing", (2, 10, 40, 100)), ("google", "roofing", (4, 30, 60, 300)),
-            ("facebook", "siding", (8, None, None, None)), ("=cmd|' /C calc'!A0", "siding", (None, None, None, None))]
+JOURNEYS = [
+    ("google", "roofing", (2, 10, 40, 100)),
+    ("google", "roofing", (4, 30, 60, 300)),
+    ("facebook", "siding", (8, None, None, None)),
+    ("=cmd|' /C calc'!A0", "siding", (None, None, None, None)),
+]
 
 
 def seed(services) -> None:  # noqa: ANN001
     start = utcnow() - timedelta(hours=2)
     with services.sessions() as s:
         for i, (source, service, marks) in enumerate(JOURNEYS):
-            lead = Lead(name=f"Lead {i}", phone=f"+1512555010{i}", source=source, service=service,
-                        created_at=start)
+            lead = Lead(
+                name=f"Lead {i}", phone=f"+1512555010{i}", source=source, service=service, created_at=start
+            )
             s.add(lead)
             s.flush()
             record(s, lead.id, "received", at=start)
-            for types, seconds in zip((("dialing",), ("answered",), ("qualified", "handoff_matched"),
-                                       ("handoff_acked",)), marks, strict=True):
+            for types, seconds in zip(
+                (("dialing",), ("answered",), ("qualified", "handoff_matched"), ("handoff_acked",)),
+                marks,
+                strict=True,
+            ):
                 for t in types:
                     if seconds is not None:
                         record(s, lead.id, t, at=start + timedelta(seconds=seconds))
@@ -40,18 +48,32 @@ def rows(staff_client, table: str) -> list[dict[str, str]]:  # noqa: ANN001
 def test_speed_to_lead_percentiles_per_milestone(staff_client, services):
     seed(services)
     speed = {r["milestone"]: r for r in rows(staff_client, "speed")}
-    assert speed["first dial"] == {"milestone": "first dial", "leads": "3", "p50_seconds": "4.0",
-                                   "p90_seconds": "7.2"}
+    assert speed["first dial"] == {
+        "milestone": "first dial",
+        "leads": "3",
+        "p50_seconds": "4.0",
+        "p90_seconds": "7.2",
+    }
     assert (speed["first conversation"]["leads"], speed["first conversation"]["p50_seconds"]) == ("2", "20.0")
-    assert (speed["rep acknowledged"]["p50_seconds"], speed["rep acknowledged"]["p90_seconds"]) == ("200.0", "280.0")
+    assert (speed["rep acknowledged"]["p50_seconds"], speed["rep acknowledged"]["p90_seconds"]) == (
+        "200.0",
+        "280.0",
+    )
 
 
 def test_funnel_by_source_and_service_and_csv_neutralizes_formulas(staff_client, services):
     seed(services)
     by_service = {r["service"]: r for r in rows(staff_client, "funnel_service")}
     assert by_service["roofing"] | {"service": ""} == {
-        "service": "", "submitted": "2", "contacted": "2", "qualified": "2", "handed off": "2", "acknowledged": "2",
-        "nurtured": "0", "disqualified": "0"}
+        "service": "",
+        "submitted": "2",
+        "contacted": "2",
+        "qualified": "2",
+        "handed off": "2",
+        "acknowledged": "2",
+        "nurtured": "0",
+        "disqualified": "0",
+    }
     assert (by_service["siding"]["submitted"], by_service["siding"]["contacted"]) == ("2", "1")
     sources = [r["source"] for r in rows(staff_client, "funnel_source")]
     assert "'=cmd|' /C calc'!A0" in sources and "=cmd|' /C calc'!A0" not in sources

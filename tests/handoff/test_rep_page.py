@@ -16,14 +16,16 @@ from tests.handoff.test_ladder import hand_off, texts_to
 def the_link(services, emulator, lead_id: str) -> str:  # noqa: ANN001
     hand_off(services, lead_id)
     run_jobs(services)
-    text, = texts_to(emulator, ALICE)
+    (text,) = texts_to(emulator, ALICE)
     return re.search(r"http://leadbot.test(/console/r/\S+)", text).group(1)
 
 
 def rows(services, lead_id: str) -> list[tuple[str, str, str | None]]:  # noqa: ANN001
     with services.sessions() as s:
-        return [(h.rep_name, h.status, h.reason) for h in s.scalars(
-            select(Handoff).where(Handoff.lead_id == lead_id).order_by(Handoff.try_number))]
+        return [
+            (h.rep_name, h.status, h.reason)
+            for h in s.scalars(select(Handoff).where(Handoff.lead_id == lead_id).order_by(Handoff.try_number))
+        ]
 
 
 def csrf(page: str) -> str:
@@ -55,6 +57,7 @@ def test_forged_tampered_or_expired_links_are_refused(client, services, emulator
     import pytest
 
     from bot.runtime.replinks import LinkError
+
     with pytest.raises(LinkError, match="expired"):
         read_token(services.settings.secret_key, token, max_age=-1)
 
@@ -79,9 +82,11 @@ def test_cant_take_it_passes_the_lead_to_the_next_rep(client, services, emulator
     path = the_link(services, emulator, lead_id)
     page = client.get(path).get_data(as_text=True)
     client.post(path + "/pass", data={"csrf_token": csrf(page)})
-    assert rows(services, lead_id) == [("Alice Able", "declined", "Alice Able couldn't take it"),
-                                       ("Bob Baker", "open", "Alice Able couldn't take it")]
+    assert rows(services, lead_id) == [
+        ("Alice Able", "declined", "Alice Able couldn't take it"),
+        ("Bob Baker", "open", "Alice Able couldn't take it"),
+    ]
     run_jobs(services)
-    text, = texts_to(emulator, BOB)
+    (text,) = texts_to(emulator, BOB)
     assert text.startswith("Alice Able couldn't take it\nNew lead for Bob: Maria Lopez")
     assert "rep_declined" in events(services, lead_id) and "handoff_reassigned" in events(services, lead_id)
