@@ -15,7 +15,7 @@ from flask import Blueprint, Response, abort, flash, g, jsonify, redirect, rende
 from bot.flows.loader import load_flow_text
 from bot.store import staff
 from console.auth import audit, requires, svc
-from handoff.rosters import check_roster_text
+from handoff.roster_cache import check_roster_text
 
 bp = Blueprint("editor", __name__)
 NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")

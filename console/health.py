@@ -19,10 +19,10 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegis
 from bot.store import board as board_model
 from bot.store.tables import utcnow
 from console.auth import audit, requires, svc
+from handoff.waiting import unassigned_leads
 
 bp = Blueprint("health", __name__)
 TWILIO_ERRORS = ("dial_failed", "dial_retry", "handoff_sms_failed", "rep_dial_failed")
-UNASSIGNED = ("handoff_unassigned",)
 Provider = Callable[[Any], list[dict[str, Any]]]
 PANELS: list[tuple[str, Provider]] = []
 
@@ -57,7 +57,7 @@ def health():
     now = utcnow()
     with s_.sessions() as s:
         twilio = board_model.recent_events(s, TWILIO_ERRORS, now - timedelta(hours=1))
-        unassigned = board_model.recent_events(s, UNASSIGNED, now - timedelta(days=1))
+        unassigned = unassigned_leads(s, now)
     panels = [(title, provider(s_)) for title, provider in PANELS]
     return render_template(
         "console/health.html",

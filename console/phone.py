@@ -16,7 +16,7 @@ from bot.store.leads import LeadIn, field_errors
 from bot.store.prepared import raw_session
 from console.auth import audit, requires, svc
 from handoff.roster import HandoffError
-from handoff.rosters import roster_for
+from handoff.roster_cache import roster_for
 
 bp = Blueprint("phone", __name__)
 TEST_PHONE = "+15125550142"

@@ -9,7 +9,7 @@ from bot.store import board as board_model
 from bot.store.tables import utcnow
 from console.auth import svc
 from handoff import acks, passing
-from handoff.answers import readable_answers
+from handoff.answer_text import readable_answers
 from handoff.notify import e164, label
 
 bp = Blueprint("replink", __name__)

@@ -15,7 +15,7 @@ from bot.store import reportdata
 from console import charts
 from console.auth import requires, svc
 from handoff.roster import HandoffError
-from handoff.rosters import roster_for
+from handoff.roster_cache import roster_for
 from handoff.scorecard import rep_scorecard
 
 bp = Blueprint("reports", __name__)

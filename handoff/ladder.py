@@ -170,8 +170,8 @@ def send_email(svc: Any, handoff_id: str) -> str:
                                  lead.created_at, lead_link(svc, lead.id, h.id), now, svc.settings.mail_from)
         else:
             msg = handoff_email(lead, h.details.get("answers"), rep, roster.managers_for(rep),
-                                lead.created_at, lead_link(svc, lead.id, h.id), now, due, svc.settings.mail_from,
-                                h.reason)
+                                lead.created_at, lead_link(svc, lead.id, h.id), now, due,
+                                svc.settings.mail_from, h.reason)
     sent = _email(svc, msg)
     with svc.sessions() as s:
         _note_email(s, h, h.lead_id, "handoff", msg, sent)

@@ -13,9 +13,10 @@ from bot.store.timeline import record
 from handoff.defaults import ESCALATE_JOB, REMIND_JOB
 from handoff.events import HandoffEvent as Ev
 from handoff.ladder import _next_rep
-from handoff.offers import lead_of, offer_sms, unassigned
-from handoff.rosters import roster_for
+from handoff.offers import lead_of, offer_sms
+from handoff.roster_cache import roster_for
 from handoff.scheduling import after_commit, cancel
+from handoff.waiting import put_on_list
 
 PASSED_REASON = "{rep} couldn't take it"
 
@@ -23,7 +24,7 @@ PASSED_REASON = "{rep} couldn't take it"
 def pass_handoff(svc: Any, s: Session, h: Handoff, via: str, now: datetime) -> str | None:
     """Decline one open SMS handoff and offer the lead to the next rep in its queue.
 
-    Returns the next rep's name, "" when nobody is left (the managers get the unassigned email),
+    Returns the next rep's name, "" when nobody is left (the lead goes on the unassigned list),
     or None when the handoff was no longer open. The caller commits.
     """
     if h.mode != HandoffMode.SMS.value:
@@ -41,8 +42,9 @@ def pass_handoff(svc: Any, s: Session, h: Handoff, via: str, now: datetime) -> s
     record(s, lead.id, Ev.REP_DECLINED, rep=h.rep_name, handoff=h.id, via=via)
     after_commit(s, lambda: cancel(svc.redis, (REMIND_JOB, h.id), (ESCALATE_JOB, h.id)))
     nxt, rest = _next_rep(s, roster_for(svc), lead, list((h.details or {}).get("queue", [])), now)
-    if nxt is None:
-        unassigned(svc, s, lead, PASSED_REASON.format(rep=h.rep_name) + " and no other rep can")
+    if nxt is None:  # on the unassigned list: the managers are told, the next free rep gets it
+        put_on_list(svc, s, lead, PASSED_REASON.format(rep=h.rep_name) + " and no other rep can take it now",
+                    answers=(h.details or {}).get("answers"))
         return ""
     new = offer_sms(
         svc,
