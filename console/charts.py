@@ -38,16 +38,16 @@ def _bucket_of(value: float | None) -> int | None:
 
 
 def histogram_svg(
-    title: str, values: list[float], p50: float | None, p90: float | None, color: str = COLORS[0]
+    title: str, bins: list[tuple[str, int]], p50: float | None, p90: float | None, color: str = COLORS[0]
 ) -> Markup:
-    """A bar chart of the buckets, with the p50 and p90 buckets marked."""
-    bins = histogram(values)
+    """A bar chart of the buckets (from `histogram`), with the p50 and p90 buckets marked."""
+    total = sum(n for _, n in bins)
     width, height, pad, top = 480, 200, 28, 30
     bar_w = (width - 2 * pad) / len(bins)
     peak = max((n for _, n in bins), default=0) or 1
     parts = [
-        f'<svg viewBox="0 0 {width} {height + 40}" role="img" class="chart" data-points="{len(values)}" '
-        f'aria-label="{escape(title)}: {len(values)} leads, p50 {_fmt(p50)}, p90 {_fmt(p90)}">',
+        f'<svg viewBox="0 0 {width} {height + 40}" role="img" class="chart" data-points="{total}" '
+        f'aria-label="{escape(title)}: {total} leads, p50 {_fmt(p50)}, p90 {_fmt(p90)}">',
         f"<title>{escape(title)}</title>",
     ]
     for i, (label, n) in enumerate(bins):

@@ -39,7 +39,9 @@ class Handoff(Base):
 
     __tablename__ = "handoffs"
     # The escalation sweep asks "which open handoffs are past due" on every tick.
-    __table_args__ = (Index("ix_handoffs_status_due", "status", "due_at"),)
+    # The console's rep filter reads a rep's newest handoffs.
+    __table_args__ = (Index("ix_handoffs_status_due", "status", "due_at"),
+                      Index("ix_handoffs_rep_created", "rep_phone", "created_at"))
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     lead_id: Mapped[str] = mapped_column(ForeignKey("leads.id"), index=True)
