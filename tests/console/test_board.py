@@ -66,3 +66,19 @@ def test_lead_page_shows_timeline_with_deltas_consent_and_attempts(staff_client,
     assert timeline.index("received") < timeline.index("queued") < timeline.index("dialing")
     assert ">start<" in timeline and "+" in timeline
     assert staff_client.get("/console/leads/nope").status_code == 404
+
+
+def test_health_lists_failed_jobs_and_retries_one(staff_client, services):
+    from rq.registry import FailedJobRegistry
+
+    job = services.queue.enqueue("builtins.int", "not a number")
+    from rq import SimpleWorker
+
+    SimpleWorker([services.queue], connection=services.redis).work(burst=True)
+    assert job.id in FailedJobRegistry(queue=services.queue).get_job_ids()
+    page = staff_client.get("/console/health").get_data(as_text=True)
+    assert "builtins.int" in page and "ValueError" in page
+    resp = staff_client.post(f"/console/health/retry/{job.id}", data={"csrf_token": staff_client.csrf})
+    assert resp.status_code == 302
+    assert job.id not in FailedJobRegistry(queue=services.queue).get_job_ids()
+    assert services.queue.get_job_ids() == [job.id]

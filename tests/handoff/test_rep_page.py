@@ -90,3 +90,19 @@ def test_cant_take_it_passes_the_lead_to_the_next_rep(client, services, emulator
     (text,) = texts_to(emulator, BOB)
     assert text.startswith("Alice Able couldn't take it\nNew lead for Bob: Maria Lopez")
     assert "rep_declined" in events(services, lead_id) and "handoff_reassigned" in events(services, lead_id)
+
+
+def test_cant_take_it_with_nobody_left_puts_the_lead_on_the_unassigned_list(client, services, emulator,
+                                                                               roster_path):
+    roster_path.write_text(roster_path.read_text().split("  - {name: Bob Baker")[0])  # Alice alone
+    lead_id = make_lead(services)
+    path = the_link(services, emulator, lead_id)
+    page = client.get(path).get_data(as_text=True)
+    client.post(path + "/pass", data={"csrf_token": csrf(page)})
+    assert rows(services, lead_id) == [("Alice Able", "declined", "Alice Able couldn't take it")]
+    from handoff.waiting import unassigned_leads
+
+    with services.sessions() as s:
+        waiting, = unassigned_leads(s)
+    assert waiting["lead_id"] == lead_id and "no other rep can take it now" in waiting["reason"]
+    assert events(services, lead_id)[-2:] == ["rep_declined", "handoff_unassigned"]
