@@ -15,7 +15,7 @@ from bot.store.tables import Event, Lead, new_id, utcnow
 SOURCES = ["google", "facebook", "website", "angi", "referral"]
 SERVICES = ["roofing", "kitchen remodel", "siding", "windows", "bathroom remodel"]
 REPS = [
-    ("Rita Reyes", "+15125550191"),
+    ("Rosa Reed", "+15125550191"),
     ("Sam Stone", "+15125550192"),
     ("Tara Tran", "+15125550193"),
     ("Uma Upton", "+15125550194"),

@@ -42,7 +42,7 @@ def histogram_svg(
 ) -> Markup:
     """A bar chart of the buckets (from `histogram`), with the p50 and p90 buckets marked."""
     total = sum(n for _, n in bins)
-    width, height, pad, top = 480, 200, 28, 30
+    width, height, pad, top = 480, 210, 28, 44
     bar_w = (width - 2 * pad) / len(bins)
     peak = max((n for _, n in bins), default=0) or 1
     parts = [
@@ -68,11 +68,14 @@ def histogram_svg(
         if b is None:
             continue
         x = pad + (b + 0.5) * bar_w
+        legend_y = 14 if name == "p50" else 30
         parts.append(
-            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top - 8}" y2="{height - pad}" stroke="#b42318" '
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{height - pad}" stroke="#b42318" '
             f'stroke-width="2" stroke-dasharray="{dash}"/>'
-            f'<text x="{x + 4:.1f}" y="{top - 10 + (15 if name == "p90" else 0)}" fill="#b42318">'
-            f"{name} {_fmt(value)}</text>"
+            # The legend sits in the top-right corner, clear of the bars' counts.
+            f'<line x1="{width - 130}" x2="{width - 110}" y1="{legend_y - 4}" y2="{legend_y - 4}" '
+            f'stroke="#b42318" stroke-width="2" stroke-dasharray="{dash}"/>'
+            f'<text x="{width - 104}" y="{legend_y}" fill="#b42318">{name} {_fmt(value)}</text>'
         )
     parts.append(
         f'<line x1="{pad}" x2="{width - pad}" y1="{height - pad}" y2="{height - pad}" stroke="#9aa3b2"/>'

@@ -79,12 +79,12 @@ def browser():  # noqa: ANN201
         b.close()
 
 
-def shot(page, tmp_path: Path, name: str) -> None:  # noqa: ANN001
+def shot(page, tmp_path: Path, name: str, full: bool = True) -> None:  # noqa: ANN001
     """A screenshot for the test's record, and for the README when asked."""
-    page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=full)
     if os.environ.get("CONSOLE_SCREENSHOTS"):
         SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full)
 
 
 def logged_in(browser, stack, email: str = "admin@example.com", **context):  # noqa: ANN001, ANN201
@@ -207,9 +207,30 @@ def test_report_chart_renders_with_data(browser, stack, tmp_path):
     assert len(bars) == 1 and bars[0].bounding_box()["height"] > 50
     expect(page.locator("#h-by-source + table")).to_contain_text("facebook")
     shot(page, tmp_path, "reports")
+    if os.environ.get("CONSOLE_SCREENSHOTS"):  # the README's pictures: a week of a busy call center
+        demo_data(stack)
+        page.reload()
+        shot(page, tmp_path, "reports")
+        page.goto(stack.url + "/console/")
+        shot(page, tmp_path, "board", full=False)
     page.goto(stack.url + "/console/health")
     expect(page.locator("#workers")).not_to_have_text("0")
     shot(page, tmp_path, "health")
+
+
+def demo_data(stack) -> None:  # noqa: ANN001
+    """A week of seeded leads (the bench's generator), with the report cache emptied."""
+    import redis
+
+    from bench.console_seed import seed
+    from bot.store import database as db
+
+    engine = db.make_engine(stack.settings.db_url)
+    seed(engine, 3000, 7)
+    engine.dispose()
+    conn = redis.Redis.from_url(stack.settings.redis_url)
+    for key in conn.scan_iter("console:*"):
+        conn.delete(key)
 
 
 def test_rep_lead_page_acknowledges_the_handoff(browser, stack, tmp_path):
