@@ -5,52 +5,35 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, abort, flash, g, jsonify, redirect, render_template, request, url_for
 
-from bot.flows.loader import load_flow_text
 from bot.store import staff
+from console import validators
 from console.auth import audit, requires, svc
-from handoff.roster_cache import check_roster_text
 
 bp = Blueprint("editor", __name__)
-NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
-ROUTING = "routing"
-_LINE = re.compile(r"^[^:]*:(\d+): (?:(.*?): )?(.*)$", re.S)
 
 
 def _flow_path(name: str) -> Path:
-    """A flow file in FLOWS_DIR by its stem; 404 for anything else (no path tricks)."""
-    if not NAME.match(name) or name == ROUTING:
-        abort(404)
-    path = Path(svc().settings.flows_dir) / f"{name}.yaml"
-    if not path.is_file():
+    """An editable file of FLOWS_DIR (a flow, calling_rules, cadence, nurture/<x>); 404 otherwise."""
+    path = validators.editable_path(Path(svc().settings.flows_dir), name)
+    if path is None:
         abort(404)
     return path
 
 
 def check_flow(name: str, text: str) -> list[dict[str, Any]]:
-    """Every error in a flow's text, as {line, where, message}."""
-    _flow, errors = load_flow_text(text, f"{name}.yaml")
-    return [{"line": e.line, "where": e.where, "message": e.message} for e in errors]
+    """Every error in a draft, by the validator `leadbot flows check` uses for that file."""
+    return validators.check_text(name, text)
 
 
 def check_roster(text: str) -> list[dict[str, Any]]:
     """Every error in roster text, as {line, where, message}."""
-    _roster, errors = check_roster_text(text, "roster.yaml", svc().settings.default_region)
-    out = []
-    for e in errors:
-        m = _LINE.match(e)
-        out.append(
-            {"line": int(m.group(1)), "where": m.group(2) or "", "message": m.group(3)}
-            if m
-            else {"line": None, "where": "", "message": e}
-        )
-    return out
+    return validators.check_roster(text, svc().settings.default_region)
 
 
 def diff(live: str, draft: str, name: str) -> str:
@@ -96,11 +79,8 @@ def flows():
     """Every flow file, with its problems."""
     folder = Path(svc().settings.flows_dir)
     errors = svc().flows.errors
-    items = [
-        {"name": p.stem, "errors": len(errors.get(str(p), []))}
-        for p in sorted(folder.glob("*.yaml"))
-        if p.stem != ROUTING
-    ]
+    items = [{**f, "errors": len(errors.get(str(folder / f"{f['name']}.yaml"), []))}
+             for f in validators.listing(folder)]
     return render_template("console/flows.html", flows=items, ids=svc().flows.ids())
 
 
@@ -121,7 +101,7 @@ def _editor_page(
     ), status
 
 
-@bp.get("/flows/<name>")
+@bp.get("/flows/<path:name>")
 @requires("edit_flows")
 def flow(name: str):
     """Edit one flow."""
@@ -129,7 +109,7 @@ def flow(name: str):
     return _editor_page("flow", name, live, live, [])
 
 
-@bp.post("/flows/<name>/check")
+@bp.post("/flows/<path:name>/check")
 @requires("edit_flows")
 def check(name: str):
     """Validate a draft as the editor types: errors by line and the diff against the live file."""
@@ -138,7 +118,7 @@ def check(name: str):
     return jsonify({"errors": check_flow(name, draft), "diff": diff(live, draft, name)})
 
 
-@bp.post("/flows/<name>/publish")
+@bp.post("/flows/<path:name>/publish")
 @requires("edit_flows")
 def publish(name: str):
     """Publish a valid draft; a broken one comes back with its errors and nothing changes."""
@@ -153,7 +133,7 @@ def publish(name: str):
     return redirect(url_for("console.editor.flow", name=name))
 
 
-@bp.post("/flows/<name>/rollback/<int:pub_id>")
+@bp.post("/flows/<path:name>/rollback/<int:pub_id>")
 @requires("edit_flows")
 def rollback(name: str, pub_id: int):
     """Publish an earlier version again."""

@@ -104,3 +104,25 @@ def test_roster_editor_validates_publishes_and_exports(staff_client, services):
     )
     assert path.read_text() == edited
     assert staff_client.get("/console/roster.yaml").get_data(as_text=True) == edited
+
+
+def test_nurture_sequences_and_calling_rules_are_edited_with_their_own_validators(staff_client, services):
+    folder = Path(services.settings.flows_dir)
+    listing = staff_client.get("/console/flows").get_data(as_text=True)
+    assert "nurture/not_ready.yaml" in listing and "calling_rules.yaml" in listing
+    seq = (folder / "nurture" / "not_ready.yaml").read_text()
+    bad = seq.replace("after: 14d", "after: soon")
+    line = seq[: seq.index("after: 14d")].count("\n") + 1
+    errors = staff_client.post("/console/flows/nurture/not_ready/check", json={"source": bad},
+                               headers={"X-CSRF-Token": staff_client.csrf}).get_json()["errors"]
+    assert [e["line"] for e in errors] == [line] and "soon" in errors[0]["message"]
+    edited = seq.replace("just checking in", "checking in")
+    assert staff_client.post("/console/flows/nurture/not_ready/publish",
+                             data={"source": edited, "csrf_token": staff_client.csrf}).status_code == 302
+    assert (folder / "nurture" / "not_ready.yaml").read_text() == edited
+    rules = (folder / "calling_rules.yaml").read_text()
+    broken = rules.replace('window: "08:00-21:00"', 'window: "8am-9pm"', 1)
+    errors = staff_client.post("/console/flows/calling_rules/check", json={"source": broken},
+                               headers={"X-CSRF-Token": staff_client.csrf}).get_json()["errors"]
+    assert errors and errors[0]["line"] == rules[: rules.index('window: "08:00-21:00"')].count("\n") + 1
+    assert staff_client.get("/console/flows/nurture/../routing").status_code == 404
