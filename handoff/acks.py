@@ -1,4 +1,4 @@
-"""A rep's text back: "1" (or done, called, ok...) acknowledges their newest open handoff."""
+"""A rep's text back: "1" (or done, called, ok...) acknowledges their newest open handoff; "2" passes it."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ MORE_OPEN = " You have {n} more open lead{s}: reply 1 after each call."
 LATE_REASSIGNED = "Thanks. {lead} was already reassigned to {other}, no need to call."
 NOTHING_OPEN = "Thanks! You have no open leads right now."
 HELP = "Reply 1 once you've called {lead} {phone}."
+PASSED = "OK, {lead} goes to {to} instead."
+PASS_WORDS = {"2", "pass", "can't", "cant", "cannot", "no"}
 _ACKABLE = (HandoffStatus.OPEN.value, HandoffStatus.MISSED.value)  # a late ack still counts (as late)
 
 
@@ -33,6 +35,13 @@ def is_ack(body: str) -> bool:
     text = " ".join(re.sub(r"[^\w\s\U0001f44d]", " ", body.lower()).split())
     first = text.split(" ", 1)[0] if text else ""
     return text in ACK_WORDS or first in {"1", "done", "called", "ok", "okay"}
+
+
+def is_pass(body: str) -> bool:
+    """True for "2", "pass", "can't", "cannot" or "no" as the whole reply or its first word."""
+    text = " ".join(re.sub(r"[^\w\s']", " ", body.lower()).split())
+    first = text.split(" ", 1)[0] if text else ""
+    return first in PASS_WORDS
 
 
 def acknowledge(svc: Any, s: Session, rep: Rep, body: str, now: datetime | None = None) -> str:
@@ -52,6 +61,13 @@ def acknowledge(svc: Any, s: Session, rep: Rep, body: str, now: datetime | None 
         ).order_by(Handoff.created_at.desc()).limit(1))
         return LATE_REASSIGNED.format(lead=lead.name, other=other or "another rep")
     lead = lead_of(s, h.lead_id)
+    if is_pass(body):  # "2" / "pass" / "can't": the same as the lead page's "Can't take it"
+        from handoff.passing import pass_handoff
+
+        nxt = pass_handoff(svc, s, h, "sms", now)
+        if nxt is None:
+            return NOTHING_OPEN
+        return PASSED.format(lead=lead.name, to=nxt or "your manager")
     if not is_ack(body):
         return HELP.format(lead=lead.name, phone=e164(lead.phone))
     if not ack_handoff(svc, s, h, rep.name, "sms", now):

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from bot.runtime.replinks import SALT, make_token, read_token
 from bot.store.handoff_tables import Handoff
-from tests.handoff.live import ALICE, BOB, events, make_lead, run_jobs
+from tests.handoff.live import ALICE, BOB, event, events, make_lead, run_jobs
 from tests.handoff.test_ladder import hand_off, texts_to
 
 
@@ -106,3 +106,14 @@ def test_cant_take_it_with_nobody_left_puts_the_lead_on_the_unassigned_list(clie
         waiting, = unassigned_leads(s)
     assert waiting["lead_id"] == lead_id and "no other rep can take it now" in waiting["reason"]
     assert events(services, lead_id)[-2:] == ["rep_declined", "handoff_unassigned"]
+
+
+def test_a_text_reply_of_2_passes_like_the_button(services, emulator):
+    from tests.handoff.test_ladder import reply
+
+    lead_id = make_lead(services)
+    the_link(services, emulator, lead_id)
+    assert reply(services, ALICE, "2") == "OK, Maria Lopez goes to Bob Baker instead."
+    assert rows(services, lead_id)[0][:2] == ("Alice Able", "declined")
+    assert rows(services, lead_id)[1][:2] == ("Bob Baker", "open")
+    assert event(services, lead_id, "rep_declined")["via"] == "sms"
