@@ -1,9 +1,9 @@
 """The staff web console at /console/: board, lead pages, reports, flow and roster editors, phone, health.
 
 A top room beside bot.api: one Flask blueprint (with nested ones per page family), its templates and
-static files. It may import bot.channels, handoff, bot.runtime, bot.store, bot.flows and bot.settings;
-it reads and writes only through their functions (no SQL of its own). Nothing imports it but app.py
-and bot.cli.
+static files. It may import bot.channels, handoff, bot.compliance, bot.runtime, bot.store, bot.flows
+and bot.settings; it reads and writes only through their functions (no SQL of its own). Nothing
+imports it but app.py and bot.cli.
 """
 
 from __future__ import annotations
