@@ -35,8 +35,10 @@ def test_user_data_is_shown_literally(staff_client, client, auth, services):
 
 
 def test_filters_by_status_source_and_service(staff_client, client, auth, services):
-    a = post_lead(client, auth, name="Ann", phone="+15125550111", source="google", service="roofing")
-    b = post_lead(client, auth, name="Ben", phone="+15125550112", source="facebook", service="siding")
+    a = post_lead(client, auth, name="Ann", phone="+15125550111", email="ann@example.com", source="google",
+                  service="roofing")
+    b = post_lead(client, auth, name="Ben", phone="+15125550112", email="ben@example.com", source="facebook",
+                  service="siding")
     only = staff_client.get("/console/board/rows?source=facebook").get_data(as_text=True)
     assert b in only and a not in only
     only = staff_client.get("/console/board/rows?service=roofing&status=received").get_data(as_text=True)
