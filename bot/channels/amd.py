@@ -130,7 +130,8 @@ def heard(svc: Services, attempt_id: str, call_sid: str) -> str:
         lead.status, lead.status_reason = LeadStatus.IN_CONVERSATION.value, None
         conv, prompts = resume_voice(svc, s, lead, call_sid, MISTAKEN)
         voice_render.render(
-            prompts, action_url=f"{svc.settings.base_url}/twilio/voice/turn/{conv.id}", response=response
+            prompts, action_url=voice_render.turn_url(svc.settings.base_url, conv.id, conv.state),
+            response=response
         )
         s.commit()
     return str(response)

@@ -23,10 +23,6 @@ WITH_REP = {LeadStatus.QUALIFIED.value, LeadStatus.TRANSFERRING.value, LeadStatu
 INBOUND_SOURCE = "inbound-call"
 
 
-def _url(svc: Services, conv_id: str) -> str:
-    return f"{svc.settings.base_url}/twilio/voice/turn/{conv_id}"
-
-
 def inbound(svc: Services, phone: str | None, call_sid: str, caller_name: str = "") -> str:
     """TwiML for a call to our number from `phone` (E.164, or None when withheld)."""
     response = VoiceResponse()
@@ -58,7 +54,8 @@ def inbound(svc: Services, phone: str | None, call_sid: str, caller_name: str = 
         )
         conv, prompts = resume_voice(svc, s, lead, call_sid, preface if first else None)
         lead.status, lead.status_reason = LeadStatus.IN_CONVERSATION.value, "called us"
-        voice_render.render(prompts, action_url=_url(svc, conv.id), response=response)
+        url = voice_render.turn_url(svc.settings.base_url, conv.id, conv.state)
+        voice_render.render(prompts, action_url=url, response=response)
         s.commit()
     return str(response)
 

@@ -28,9 +28,8 @@ UNAVAILABLE = "Sorry, something went wrong on our side. A specialist will call y
 
 
 def _action_url(svc: Services, conv: Any, state: dict[str, Any] | None = None) -> str:
-    """The Gather action, numbered with the turn it answers: a replayed turn is recognised by its number."""
-    url = f"{svc.settings.base_url}/twilio/voice/turn/{conv.id}"
-    return f"{url}?t={state.get('turns', 0)}" if state is not None else url
+    """The Gather action for this conversation's next turn."""
+    return voice_render.turn_url(svc.settings.base_url, conv.id, state)
 
 
 def _replayed(svc: Services, s: Any, call_sid: str, response: VoiceResponse) -> bool:

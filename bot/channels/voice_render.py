@@ -89,3 +89,9 @@ def event_from_gather(params: Mapping[str, str]) -> Event:
     text = (params.get("SpeechResult") or "").strip()
     digits = (params.get("Digits") or "").strip()
     return Event.answer(text, digits) if text or digits else Event.silence()
+
+
+def turn_url(base_url: str, conv_id: str, state: dict | None = None) -> str:
+    """The Gather action, numbered with the turn it answers: a replayed turn is recognised by its number."""
+    url = f"{base_url}/twilio/voice/turn/{conv_id}"
+    return f"{url}?t={state.get('turns', 0)}" if state is not None else url
