@@ -26,11 +26,10 @@ from handoff.ladder import (
     TransientSendError,
     _already,
     _context,
-    _email,
-    _note_email,
     _note_text,
     _retries_left,
     _text,
+    mail_and_note,
 )
 from handoff.mail import MailError
 from handoff.notify import (
@@ -91,10 +90,7 @@ def resend_escalation(svc: Any, handoff_id: str) -> str:
         nxt = next((r for r in roster.salespeople if r.name == taker), None)
         msg = escalation_email(lead, rep, roster.managers_for(rep), h.created_at, h.due_at, now,
                                lead_link(svc, lead.id), svc.settings.mail_from, nxt)
-    sent = _email(svc, msg)
-    with svc.sessions() as s:
-        _note_email(s, h, h.lead_id, "escalation", msg, sent)
-        s.commit()
+    sent = mail_and_note(svc, h, h.lead_id, "escalation", msg)
     if sent.error is not None:
         raise MailError(f"handoff {handoff_id}: the SLA-missed email failed again: {sent.error}")
     return "sent"
@@ -140,10 +136,7 @@ def report_unassigned(svc: Any, lead_id: str) -> str:
                        error=sent.error)
             s.commit()
     if not mailed:
-        sent = _email(svc, msg)
-        with svc.sessions() as s:
-            _note_email(s, None, lead_id, "unassigned", msg, sent)
-            s.commit()
+        sent = mail_and_note(svc, None, lead_id, "unassigned", msg)
         if sent.error is not None:
             raise MailError(f"lead {lead_id}: unassigned-lead email failed: {sent.error}")
     if failed:
@@ -169,10 +162,7 @@ def report_unreachable(svc: Any, lead_id: str) -> str:
         msg = unreachable_email(lead, readable_answers(lead.answers), roster.managers,
                                 lead.status_reason or "the call failed", lead_link(svc, lead.id), now,
                                 svc.settings.mail_from)
-    sent = _email(svc, msg)
-    with svc.sessions() as s:
-        _note_email(s, None, lead_id, "unreachable", msg, sent)
-        s.commit()
+    sent = mail_and_note(svc, None, lead_id, "unreachable", msg)
     if sent.error is not None:
         raise MailError(f"lead {lead_id}: unreachable-lead email failed: {sent.error}")
     return "sent"

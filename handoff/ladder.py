@@ -94,6 +94,15 @@ def _email(svc: Any, msg: EmailMessage) -> Delivery:
     return Delivery(receipt.message_id, transport=receipt.transport.value)
 
 
+def mail_and_note(svc: Any, h: Handoff | None, lead_id: str, kind: str, msg: EmailMessage) -> Delivery:
+    """Send one email (outside any transaction) and record it, sent or failed, in the lead's timeline."""
+    sent = _email(svc, msg)
+    with svc.sessions() as s:
+        _note_email(s, h, lead_id, kind, msg, sent)
+        s.commit()
+    return sent
+
+
 def _note_text(s: Session, h: Handoff, kind: str, sent: Delivery, **data: Any) -> None:
     """Record a text to the rep (sent or failed) in the lead's timeline."""
     if sent.error is not None:
@@ -172,10 +181,7 @@ def send_email(svc: Any, handoff_id: str) -> str:
             msg = handoff_email(lead, h.details.get("answers"), rep, roster.managers_for(rep),
                                 lead.created_at, lead_link(svc, lead.id, h.id), now, due,
                                 svc.settings.mail_from, h.reason)
-    sent = _email(svc, msg)
-    with svc.sessions() as s:
-        _note_email(s, h, h.lead_id, "handoff", msg, sent)
-        s.commit()
+    sent = mail_and_note(svc, h, h.lead_id, "handoff", msg)
     if sent.error is not None:
         raise MailError(f"handoff {handoff_id}: backup email to {rep.email} failed; RQ will retry")
     return "sent"
