@@ -274,3 +274,21 @@ def test_a_redis_that_drops_packets_slows_one_lead_not_every_lead(tmp_path, db_u
         runtime.use(None)
         services.close()
         hole.cut()
+
+
+def test_openapi_consent_rule_follows_require_consent(tmp_path, db_url, redis_url, emulator):
+    """With REQUIRE_CONSENT=false the document must not tell clients that a call needs consent."""
+    from app import create_app
+    from tests.conftest import make_settings
+
+    def consent_rules(require: bool) -> list:
+        app = create_app(make_settings(tmp_path / str(require), db_url, redis_url, emulator.url,
+                                       REQUIRE_CONSENT=require))
+        try:
+            schema = app.test_client().get("/openapi.json").get_json()["components"]["schemas"]["LeadIn"]
+        finally:
+            app.extensions["leadbot"].close()
+        return [rule for rule in schema.get("allOf", []) if "consent" in rule["then"].get("required", [])]
+
+    assert len(consent_rules(True)) == 1
+    assert consent_rules(False) == []

@@ -125,4 +125,4 @@ def openapi():
     """The OpenAPI 3.1 document for the intake API."""
     from bot.api.openapi import document
 
-    return jsonify(document(LeadIn))
+    return jsonify(document(LeadIn, services().settings.require_consent))

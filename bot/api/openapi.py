@@ -57,9 +57,12 @@ SOURCE_RESPONSES = {
 }
 
 
-def document(lead_model: Any) -> dict[str, Any]:
-    """Build the OpenAPI 3.1 document."""
+def document(lead_model: Any, require_consent: bool = True) -> dict[str, Any]:
+    """Build the OpenAPI 3.1 document; with REQUIRE_CONSENT=false, a call or text needs no consent."""
     schema = lead_model.model_json_schema()
+    if not require_consent:
+        schema["allOf"] = [rule for rule in schema.get("allOf", [])
+                           if "consent" not in rule["then"].get("required", [])]
     err = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     accepted = {
         "type": "object",
