@@ -19,6 +19,7 @@ from rq import Retry
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from bot.runtime import crm
 from bot.store.handoff_tables import HandoffMode, WaitingLead
 from bot.store.tables import Lead, LeadStatus, utcnow
 from bot.store.timeline import record
@@ -104,6 +105,7 @@ def offer_waiting(svc: Any, s: Session, now: datetime | None = None, roster: Ros
         if not match.immediate or not _close(s, row, now, match.rep.name):
             continue
         record_match(s, lead, match, HandoffMode.SMS)
+        crm.emit(svc, s, lead.id, "lead.handed_off")
         waited = elapsed(row.since, now)
         record(s, lead.id, Ev.OFFERED_FROM_LIST, rep=match.rep.name, waited=waited, reason=row.reason)
         lead.status_reason = None

@@ -92,6 +92,28 @@ def test_when_her_shift_starts_the_waiting_lead_is_offered_before_a_newer_one(se
     assert "as soon as possible" in str(response)  # at capacity: no false promise of a time
 
 
+def test_a_lead_offered_from_the_unassigned_list_tells_the_crm_it_was_handed_off(services, emulator,
+                                                                                   roster_path, tmp_path):
+    """The CRM hears lead.handed_off whether the rep was found at once or when the lead left the list."""
+    from bot.runtime import crm
+    from bot.store.source_tables import WebhookDelivery
+
+    hooks = tmp_path / "webhooks.yaml"
+    hooks.write_text('subscribers:\n  - url: http://127.0.0.1:9/crm\n    events: ["lead.handed_off"]\n'
+                     '    secret_env: CRM_SECRET\n')
+    services.extras[crm._CACHE] = crm.load_subscribers(hooks, environ={"CRM_SECRET": "s3cret"})
+    starts = only_tomorrow_roster(roster_path)
+    lead = make_lead(services)
+    start_transfer(services, lead)  # nobody on shift: the lead waits on the list
+    with services.sessions() as s:
+        assert [w["lead_id"] for w in unassigned_leads(s)] == [lead]
+        assert s.scalars(select(WebhookDelivery.lead_id)).all() == []
+    assert drain(services, now=starts + timedelta(minutes=1)) == 1
+    with services.sessions() as s:
+        sent = s.scalars(select(WebhookDelivery.event_type).where(WebhookDelivery.lead_id == lead)).all()
+    assert sent == ["lead.handed_off"]
+
+
 def test_nobody_sells_the_service_managers_are_emailed(services, emulator, smtp_server):
     lead_id = make_lead(services, service="plumbing")
     verbs = start_transfer(services, lead_id)
