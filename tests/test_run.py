@@ -102,6 +102,9 @@ def stop_and_check(proc: subprocess.Popen, sig: int, env: dict[str, str], log: P
     assert not [p for p in children if alive(p)], text
     assert port_free(int(env["PORT"])) and port_free(valkey_port), text
     assert "Traceback" not in text, text
+    assert "did not stop" not in text, text  # every child stopped on SIGTERM, none was killed
+    valkey_log = (Path(env["LEADBOT_DATA_DIR"]) / "valkey" / "valkey.log").read_text()
+    assert "Received SIGTERM" in valkey_log and "ready to exit" in valkey_log, valkey_log[-2000:]
 
 
 def test_sigterm_stops_every_child_cleanly(run_env, tmp_path):

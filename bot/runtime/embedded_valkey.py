@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import signal
 import sys
+import threading
 from pathlib import Path
 
 import redis
@@ -52,13 +53,17 @@ def keep(data_dir: Path) -> int:
     `leadbot run` starts this in a session of its own, so a Ctrl-C at the terminal cannot stop
     Valkey before the workers have stopped using it.
     """
-    wanted = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-    signal.pthread_sigmask(signal.SIG_BLOCK, wanted)  # held until sigwait, so none is lost meanwhile
+    # A handler, not a blocked mask: a blocked mask is inherited by valkey-server, which then ignores
+    # SIGTERM and is killed after stop()'s timeout instead of shutting down cleanly.
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, lambda *_: stop.set())  # exec resets handlers: Valkey keeps its own
     url, server = start_embedded(data_dir)
     print(url, flush=True)
     if server is None:  # someone else's Valkey already serves this directory: not ours to stop
         return 0
-    signal.sigwait(wanted)
+    while not stop.wait(0.5):
+        pass
     server.stop()
     return 0
 
