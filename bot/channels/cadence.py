@@ -176,10 +176,10 @@ def plan_next(svc: Services, s: Session, lead: Lead, cad: Cadence, not_before: d
         reach.next_index = i
         return
     reach.next_index = i
-    _finished(svc, s, lead, cad)
+    finished(svc, s, lead, cad)
 
 
-def _finished(svc: Services, s: Session, lead: Lead, cad: Cadence) -> None:
+def finished(svc: Services, s: Session, lead: Lead, cad: Cadence) -> None:
     """No call left in the cadence: the email last (when on file), and the reason on the lead."""
     reach = touches.reach(s, lead.id)
     record(s, lead.id, "cadence_finished", cadence=cad.name, calls=reach.calls)

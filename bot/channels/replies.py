@@ -38,7 +38,7 @@ WITH_SALES = {
     LeadStatus.OPTED_OUT.value,
 }
 # A reply stops the chase and the drip, never a callback it asked for a moment ago.
-STOPPED_BY_REPLY = ("retry", "text", "voicemail_text", "fallback", "email", "nurture")
+STOPPED_BY_REPLY = ("retry", "text", "voicemail_text", "fallback", "email", "nurture", "nudge", "quiet_end")
 CALLING_NOW = "Calling you now!"
 CALLING_AT = "Thanks! We'll call you at {when}."
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.channels import conversation
+from bot.channels import conversation, quiet
 from bot.flows import engine, sms_render
 from bot.flows.engine import Prompt, PromptKind
 from bot.runtime.services import Services
@@ -91,6 +91,7 @@ def resume_sms(svc: Services, s: Session, lead: Lead) -> str | None:
     lang = (old.state or {}).get("language", "en")
     preface = CUT_OFF_SMS.get(lang, CUT_OFF_SMS["en"]).format(first=lead.first_name)
     conversation.close_open(s, lead.id)
-    _conv, prompts = _continue(svc, s, lead, old, "sms", None, preface)
+    conv, prompts = _continue(svc, s, lead, old, "sms", None, preface)
+    quiet.expect_reply(svc, s, lead, conv)
     lead.status = LeadStatus.CONTACTING.value if lead.status == LeadStatus.NO_ANSWER.value else lead.status
     return sms_render.render(prompts)

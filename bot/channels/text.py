@@ -9,7 +9,7 @@ from email.message import EmailMessage
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.channels import conversation, replies
+from bot.channels import conversation, quiet, replies
 from bot.channels.conversation import RESUMABLE
 from bot.compliance import optout
 from bot.flows import engine, sms_render
@@ -33,6 +33,7 @@ def start_sms(svc: Services, s: Session, lead: Lead) -> str:
     conv, prompts, outcome = conversation.begin(svc, s, lead, flow, "sms")
     if outcome is not None:
         conversation.apply_outcome(svc, s, lead, conv, outcome)
+    quiet.expect_reply(svc, s, lead, conv)
     return sms_render.render(prompts, outcome)
 
 
@@ -84,6 +85,7 @@ def sms_inbound(svc: Services, from_phone: str, body: str) -> str | None:
         text = sms_render.render(prompts, outcome)
         if outcome is not None:
             conversation.apply_outcome(svc, s, lead, conv, outcome)
+        quiet.expect_reply(svc, s, lead, conv)
         s.commit()
     return text
 
@@ -104,6 +106,7 @@ def _no_conversation(svc: Services, s: Session, phone: str, body: str) -> str | 
     record(s, lead.id, EventType.REPLY, body=body[:500], restarted=True)
     conv, prompts, outcome = conversation.begin(svc, s, lead, flow, "sms")
     lead.status = LeadStatus.IN_CONVERSATION.value
+    quiet.expect_reply(svc, s, lead, conv)
     s.commit()
     return sms_render.render(prompts, outcome)
 

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from twilio.base.exceptions import TwilioRestException
 
-from bot.channels import touches
+from bot.channels import quiet, touches
 from bot.compliance import gate as compliance
 from bot.runtime.services import Services
 from bot.store.tables import Attempt, Lead, LeadStatus, new_id, utcnow
@@ -80,6 +80,11 @@ def run_touch(svc: Services, touch_id: str) -> str:
             return _close(s, lead, touch, TouchStatus.CANCELLED, f"lead is {lead.status}")
         if _newer_request(s, lead):  # a new submission after the dedupe window is its own lead
             return _close(s, lead, touch, TouchStatus.CANCELLED, "new submission")
+        if touch.kind in quiet.KINDS:
+            if not quiet.still_waiting(s, touch):
+                return _close(s, lead, touch, TouchStatus.CANCELLED, "the conversation moved on")
+            if touch.kind == quiet.GONE_QUIET:
+                return _close(s, lead, touch, TouchStatus.DONE, quiet.gone_quiet(svc, s, lead, touch))
         channel = channel_for(s, lead, touch)
         if channel is None:
             return _close(s, lead, touch, TouchStatus.CANCELLED, "the number cannot take this channel")
@@ -137,6 +142,8 @@ def _content(
         from bot.channels.nurture import step_content
 
         return step_content(svc, lead, touch)
+    if touch.kind == quiet.NUDGE:
+        return None, quiet.nudge(svc, s, lead, touch) or ""
     if channel == "sms" and touch.kind in ("text", "fallback"):
         from bot.channels.resume import resume_sms
 
@@ -174,6 +181,8 @@ def _send(
         raise TransientTouchError(f"touch {touch.id}: {exc}") from exc
     attempt.status, attempt.provider_sid = "placed", sid
     touch.status = TouchStatus.SENT
+    if touch.kind == quiet.NUDGE:
+        quiet.nudged(svc, s, lead, touch)
     record(
         s,
         lead.id,

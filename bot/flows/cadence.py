@@ -18,7 +18,8 @@ OUTCOMES = ("no-answer", "busy", "failed", "machine")
 MOMENTS = ("next_morning", "next_afternoon")
 TOUCH_KEYS = ("call", "text", "say")
 RULE_KEYS = ("retry", "at_least", "to_sms_after", "voicemail", "text_within")
-CADENCE_KEYS = ("touches", "on", "morning", "afternoon", "max_calls", "email_last")
+CADENCE_KEYS = ("touches", "on", "morning", "afternoon", "max_calls", "email_last", "quiet")
+QUIET_KEYS = ("after", "nudges", "say")
 DEFAULT_TEXT = (
     "We just tried to call about your {{ lead.service or 'service' }} request; reply CALL and "
     "we'll call right back, or STOP to opt out"
@@ -47,6 +48,15 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Quiet:
+    """A text conversation the prospect stopped answering: `nudges` reminders `after` apart, then it ends."""
+
+    after: timedelta = timedelta(minutes=30)
+    nudges: int = 1
+    say: Text | None = None  # before the question again; default "Still there, {first}?"
+
+
+@dataclass(frozen=True)
 class Cadence:
     """A named cadence; `when(i, start, zone)` is the due time of touch i."""
 
@@ -58,6 +68,7 @@ class Cadence:
     max_calls: int = 6
     email_last: Text | None = None
     text: Text | None = None  # the machine / fallback text
+    quiet: Quiet = Quiet()
 
     def when(self, index: int, start: datetime, zone: ZoneInfo) -> datetime:
         """Due time (aware) of touch `index` for a cadence started at `start` (aware) in the lead's zone."""
@@ -133,6 +144,19 @@ def _rule(e: Errors, node: Any, where: str, line: int) -> Rule | None:
     return Rule(**values)
 
 
+def _quiet(e: Errors, node: Any, where: str, line: int) -> Quiet:
+    if not e.keys(node, where, line, QUIET_KEYS):
+        return Quiet()
+    after = e.duration(node["after"], f"{where}.after", node.line_of("after")) if "after" in node else None
+    nudges = node.get("nudges", 1)
+    if not isinstance(nudges, int) or isinstance(nudges, bool) or not 0 <= nudges <= 5:
+        e(node.line_of("nudges"), f"{where}.nudges",
+          f"expected a whole number from 0 to 5, got {shown(nudges)}")
+        nudges = 1
+    say = e.text(node["say"], f"{where}.say", node.line_of("say")) if "say" in node else None
+    return Quiet(after or timedelta(minutes=30), nudges, say)
+
+
 def _cadence(e: Errors, name: str, node: Any, line: int) -> Cadence | None:
     where = f"cadences.{name}"
     if not e.keys(node, where, line, CADENCE_KEYS, ("touches",)):
@@ -164,6 +188,7 @@ def _cadence(e: Errors, name: str, node: Any, line: int) -> Cadence | None:
     if None in touches:
         return None
     text = next((t.say for t in touches if t and t.channel == "sms" and t.say), None)
+    quiet = _quiet(e, node["quiet"], f"{where}.quiet", node.line_of("quiet")) if "quiet" in node else Quiet()
     return Cadence(
         name,
         tuple(touches),
@@ -173,6 +198,7 @@ def _cadence(e: Errors, name: str, node: Any, line: int) -> Cadence | None:
         max_calls,
         email,
         text,
+        quiet,
     )
 
 

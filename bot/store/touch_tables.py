@@ -21,6 +21,7 @@ class TouchStatus:
     CANCELLED = "cancelled"
     BLOCKED = "blocked"
     FAILED = "failed"
+    DONE = "done"  # a touch that sends nothing (the end of a quiet text conversation) ran
 
 
 class Touch(Base):
@@ -34,7 +35,7 @@ class Touch(Base):
     key: Mapped[str] = mapped_column(String(120))
     kind: Mapped[str] = mapped_column(
         String(20)
-    )  # retry | text | voicemail_text | callback | nurture | email
+    )  # retry | text | voicemail_text | callback | nurture | email | nudge | quiet_end
     channel: Mapped[str] = mapped_column(String(8))  # call | sms | email
     due_at: Mapped[datetime] = mapped_column(DateTime)
     status: Mapped[str] = mapped_column(String(12), default=TouchStatus.PLANNED)
