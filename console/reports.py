@@ -126,33 +126,41 @@ def _build(start: date, end: date) -> dict[str, Any]:
 @bp.get("/reports")
 @requires("read")
 def reports():
-    """The report page with charts."""
+    """The report page: tables with the numbers, and the same numbers as JSON for its charts."""
     start, end = date_range()
     data = build(start, end)
-    hists = [
-        (
-            row["milestone"],
-            charts.histogram_svg(
-                f"Form to {row['milestone']}",
-                [tuple(b) for b in row["bins"]],
-                row["p50"],
-                row["p90"],
-                charts.COLORS[i],
-            ),
-        )
-        for i, row in enumerate(data["speed_rows"])
-    ]
-    funnel = charts.funnel_svg([(stage, data["totals"][stage]) for stage in STAGES])
     return render_template(
         "console/reports.html",
         start=start,
         end=end,
-        hists=hists,
-        funnel=funnel,
         stages=STAGES,
         tables=TABLES,
+        buckets=[label for label, _n in data["speed_rows"][0]["bins"]],
+        chart_data=chart_data(data),
         **data,
     )
+
+
+def chart_data(data: dict[str, Any]) -> dict[str, Any]:
+    """What the charts draw: histograms with p50 and p90 placed on their axis, the funnel, conversion."""
+    return {
+        "speed": [
+            {
+                "milestone": row["milestone"],
+                "n": row["n"],
+                "bins": row["bins"],
+                "marks": [
+                    {"name": p, "seconds": row[p], "at": charts.position(row[p])}
+                    for p in ("p50", "p90")
+                    if row[p] is not None
+                ],
+            }
+            for row in data["speed_rows"]
+        ],
+        "funnel": [[stage, data["totals"][stage]] for stage in STAGES],
+        "stages": STAGES,
+        "groups": data["groups"],
+    }
 
 
 @bp.get("/reports/<table>.csv")

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import re
 from datetime import timedelta
 
 from bot.store.tables import Lead, utcnow
 from bot.store.timeline import record
+from console import charts
 
 # Seconds from the form to: first dial, first conversation, handoff, rep acknowledgement (None: never).
 JOURNEYS = [
@@ -79,11 +82,36 @@ def test_funnel_by_source_and_service_and_csv_neutralizes_formulas(staff_client,
     assert "'=cmd|' /C calc'!A0" in sources and "=cmd|' /C calc'!A0" not in sources
 
 
-def test_report_page_draws_charts_with_data_and_honours_the_range(staff_client, services):
+def chart_data(page: str) -> dict:
+    """The JSON the report page embeds for its charts."""
+    found = re.search(r'<script type="application/json" id="report-data" nonce="[^"]+">(.*?)</script>', page)
+    return json.loads(found.group(1))
+
+
+def test_report_page_embeds_chart_data_and_honours_the_range(staff_client, services):
     seed(services)
-    page = staff_client.get("/console/reports").get_data(as_text=True)
-    assert page.count('class="chart"') == 5  # four histograms and the funnel
-    assert 'data-points="3"' in page and "p50 4.0s" in page
+    resp = staff_client.get("/console/reports")
+    page = resp.get_data(as_text=True)
+    data = chart_data(page)
+    dial = data["speed"][0]
+    assert dial["milestone"] == "first dial" and dial["n"] == 3
+    assert [n for _label, n in dial["bins"]] == [2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]  # 2 s, 4 s; then 8 s
+    # p50 4.0 s is 80% through the 0-5 s bucket; p90 7.2 s is 44% through 5-10 s.
+    marks = [(m["name"], m["seconds"], m["at"]) for m in dial["marks"]]
+    assert marks == [("p50", 4.0, 0.8), ("p90", 7.2, 1.44)]
+    assert data["funnel"][:3] == [["submitted", 4], ["contacted", 3], ["qualified", 2]]
+    assert data["groups"]["service"]["siding"]["submitted"] == 2
+    # Every chart has a text alternative, and its script may run under the page's CSP.
+    assert page.count("<canvas ") == 7
+    assert len(re.findall(r'<canvas [^>]*role="img"[^>]*aria-label="[^"]+"', page)) == 7
+    assert 'aria-label="Form to first dial: 3 leads; p50 4.0s, p90 7.2s"' in page
+    nonce = resp.headers["Content-Security-Policy"].split("'nonce-")[1].split("'")[0]
+    assert f'<script nonce="{nonce}" src="/console/static/vendor/chart.umd.min.js"' in page
     long_ago = staff_client.get("/console/reports?from=2020-01-01&to=2020-01-31").get_data(as_text=True)
-    assert 'data-points="3"' not in long_ago and "No leads in this range." in long_ago
+    assert chart_data(long_ago)["speed"][0]["n"] == 0 and "No leads in this range." in long_ago
     assert staff_client.get("/console/reports?from=yesterday").status_code == 400
+
+
+def test_percentile_position_on_the_uneven_buckets():
+    at = [charts.position(v) for v in (None, 0, 2.5, 7.5, 45, 120, 5000)]
+    assert at == [None, 0, 0.5, 1.5, 4.5, 6, 10.5]
