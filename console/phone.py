@@ -1,12 +1,26 @@
 """Try it: start a test lead and play the prospect (and the rep) on phones driven by the built-in simulator.
 
 The phones call the simulator's own page actions, which post to the app's signed Twilio webhooks
-exactly as Twilio would; this module only starts the lead and shows the outbox.
+exactly as Twilio would; this module starts the lead, shows the outbox, and relays the phones'
+actions to the simulator (see `relay`).
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+import re
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from pydantic import ValidationError
 
 from bot.runtime.queueing import enqueue_contact
@@ -20,6 +34,8 @@ from handoff.roster_cache import roster_for
 
 bp = Blueprint("phone", __name__)
 TEST_PHONE = "+15125550142"
+CALL_SID = re.compile(r"^CA[0-9a-f]{32}$")
+CALL_ACTIONS = ("answer", "input", "hangup")
 
 
 @bp.get("/try")
@@ -76,3 +92,50 @@ def start():
     doing = "calling" if lead_in.channel == "call" else "texting"
     flash(f"Test lead started: the bot is {doing} the test phone.", "info")
     return redirect(url_for("console.phone.phone", phone=request.form.get("phone", TEST_PHONE), lead=lead_id))
+
+
+@bp.get("/try/state")
+@requires("edit_flows")
+def sim_state():
+    """The simulator's calls and texts, for the phones to draw."""
+    return relay("GET", "/simulator/state")
+
+
+@bp.post("/try/calls/<sid>/<action>")
+@requires("edit_flows")
+def sim_call(sid: str, action: str):
+    """Answer, say or key something, or hang up on one simulated call."""
+    if not CALL_SID.match(sid):
+        return jsonify({"error": "no such call", "fields": {"sid": "not a simulated call's id"}}), 422
+    if action not in CALL_ACTIONS:
+        allowed = f"one of {', '.join(CALL_ACTIONS)}"
+        return jsonify({"error": "unknown action", "fields": {"action": allowed}}), 422
+    return relay("POST", f"/simulator/calls/{sid}/{action}")
+
+
+@bp.post("/try/sms")
+@requires("edit_flows")
+def sim_sms():
+    """Text our number as the prospect."""
+    return relay("POST", "/simulator/sms")
+
+
+def relay(method: str, path: str) -> Response:
+    """Pass a phone action to the built-in simulator in-process, with the simulator's token.
+
+    The simulator answers only this machine or the token's holder, so the page could not reach it
+    from a staff member's own computer. Here the session, the CSRF check and the editor role stand in
+    front, and the request keeps the client's address, so the token (never sent to the browser) is
+    what lets it in. The simulator still validates the body and answers 4xx naming the field.
+    """
+    if not svc().settings.simulated_telephony:
+        abort(404)
+    answer = current_app.test_client().open(
+        path,
+        method=method,
+        data=request.get_data() if method == "POST" else None,
+        content_type=request.content_type,
+        headers={"X-Simulator-Token": svc().webhook_token},
+        environ_base={"REMOTE_ADDR": request.remote_addr or ""},
+    )
+    return Response(answer.get_data(), status=answer.status_code, mimetype=answer.mimetype)

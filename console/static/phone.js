@@ -1,5 +1,6 @@
 // Try-it phones: each shows the newest call to its number from the built-in simulator, speaks what the
-// bot says, and answers, presses keys, says text or hangs up through the simulator's page actions.
+// bot says, and answers, presses keys, says text or hangs up through the simulator's page actions, which
+// the console relays (with the session's CSRF token) so the page works from any address, not just this machine.
 "use strict";
 const spoken = new Map();
 function speak(text) {
@@ -7,7 +8,7 @@ function speak(text) {
   try { speechSynthesis.speak(new SpeechSynthesisUtterance(text)); } catch (e) { /* no voices: text only */ }
 }
 async function act(sid, action, body) {
-  const r = await fetch(`/simulator/calls/${sid}/${action}`, {method: "POST", headers: {"Content-Type": "application/json"},
+  const r = await consoleFetch(`/console/try/calls/${sid}/${action}`, {method: "POST", headers: {"Content-Type": "application/json"},
     body: JSON.stringify(body || {})});
   if (!r.ok) { const j = await r.json().catch(() => ({})); alert(j.error || r.status); }
   refresh();
@@ -36,7 +37,7 @@ function drawPhone(el, calls) {
   }
 }
 async function refresh() {
-  const r = await fetch("/simulator/state");
+  const r = await consoleFetch("/console/try/state");
   if (!r.ok) return;
   const s = await r.json();
   document.querySelectorAll(".phone").forEach(el => drawPhone(el, s.calls));
@@ -59,7 +60,7 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   document.getElementById("sms-form").onsubmit = async e => { e.preventDefault();
     const i = document.getElementById("sms-body");
-    await fetch("/simulator/sms", {method: "POST", headers: {"Content-Type": "application/json"},
+    await consoleFetch("/console/try/sms", {method: "POST", headers: {"Content-Type": "application/json"},
       body: JSON.stringify({from: document.getElementById("num-prospect").value.trim(), body: i.value})});
     i.value = ""; refresh(); };
   refresh(); setInterval(refresh, 1000);
