@@ -40,6 +40,17 @@ def outcome(action: str = "warm_transfer", **kw: Any) -> Outcome:
     return Outcome(**values)
 
 
+def sms_handoff(services: Any, **kw: Any) -> str:
+    """A qualified lead (see make_lead) offered to its matched rep by text; returns the lead's id."""
+    from handoff.service import begin_sms_handoff
+
+    lead_id = make_lead(services, **kw)
+    with services.sessions() as s:
+        begin_sms_handoff(services, s, s.get(Lead, lead_id), outcome("handoff_sms"))
+        s.commit()
+    return lead_id
+
+
 def start_transfer(services: Any, lead_id: str, call_sid: str = "CAprospect") -> list[dict[str, Any]]:
     """What the prospect's voice webhook does on a warm_transfer outcome; returns the TwiML verbs."""
     from handoff.service import begin_warm_transfer
