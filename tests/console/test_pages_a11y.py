@@ -109,3 +109,18 @@ def test_log_in_and_reach_the_content_with_the_keyboard_only(browser, stack):  #
     page.keyboard.press("Tab")
     inside = page.evaluate("document.activeElement.closest('main') !== null")
     assert inside, "after skipping the navigation the next stop is in the page's content"
+
+
+def test_the_flow_editor_takes_tab_for_indenting_and_lets_the_keyboard_out(browser, stack):  # noqa: F811
+    page = logged_in(browser, stack)
+    page.goto(stack.url + "/console/flows/prequal")
+    editor = page.locator("#source")
+    editor.focus()
+    page.keyboard.press("Control+Home")
+    before = editor.input_value()
+    page.keyboard.press("Tab")
+    assert editor.input_value() == "  " + before
+    assert page.evaluate("document.activeElement.id") == "source"
+    page.keyboard.press("Escape")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") != "source"
