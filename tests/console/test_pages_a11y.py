@@ -77,6 +77,8 @@ def test_main_pages_have_no_csp_violation_or_serious_accessibility_problem(brows
         "try it": "/console/try",
         "reports": "/console/reports",
         "health": "/console/health",
+        "roster": "/console/roster",
+        "users": "/console/users",
         "rep page": rep_link_for_new_handoff(stack).removeprefix(stack.url),
     }
     anonymous = browser.new_page()
