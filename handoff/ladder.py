@@ -19,6 +19,7 @@ from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 from twilio.base.exceptions import TwilioRestException
 
+from bot.compliance.optout import opted_out
 from bot.runtime.queueing import job_lost
 from bot.store.handoff_tables import Handoff, HandoffMode, HandoffStatus
 from bot.store.tables import Event, Lead, utcnow
@@ -199,6 +200,11 @@ def remind(svc: Any, handoff_id: str) -> str:
             return "skipped"
         h = s.get(Handoff, handoff_id)
         lead, _roster, rep = _context(svc, s, h)
+        if opted_out(s, lead.phone):  # a DNC import or a STOP to another sender: no nudge to call them
+            record(s, h.lead_id, "touch_blocked", kind="rep_reminder", channel="sms", rep=rep.name,
+                   reason="blocked: opted out", handoff=h.id)
+            s.commit()
+            return "blocked"
         text = reminder_sms_text(lead, rep, h.created_at, h.due_at, lead_link(svc, lead.id, h.id), now)
         s.commit()
     sent = _text(svc, h.rep_phone, text)

@@ -142,16 +142,23 @@ def rep_reply(svc: Any, session: Session, from_phone: str, body: str, *,
     return acks.acknowledge(svc, session, rep, body, now)
 
 
-def cancel_handoffs(svc: Any, session: Session, lead_id: str, reason: str) -> int:
+def cancel_handoffs(svc: Any, session: Session, lead_id: str, reason: str, blocked: str | None = None) -> int:
     """The lead withdrew (opted out, duplicate): stop its unacknowledged handoffs and their timers.
 
-    A live transfer in progress is left to its own callbacks. Returns how many were cancelled.
+    With `blocked` (an opt-out), each rep reminder not yet sent is put in the timeline as blocked with
+    that reason, like the lead's own touches. A live transfer in progress is left to its own callbacks.
+    Returns how many were cancelled.
     """
-    ids = list(session.scalars(select(Handoff.id).where(
+    rows = session.execute(select(Handoff.id, Handoff.reminded_at, Handoff.due_at, Handoff.rep_name).where(
         Handoff.lead_id == lead_id, Handoff.status == HandoffStatus.OPEN.value,
-        Handoff.mode == HandoffMode.SMS.value)))
+        Handoff.mode == HandoffMode.SMS.value)).all()
+    ids = [row.id for row in rows]
     if not ids:
         return 0
+    for row in rows:
+        if blocked and row.reminded_at is None and row.due_at is not None:
+            record(session, lead_id, "touch_blocked", kind="rep_reminder", channel="sms", rep=row.rep_name,
+                   reason=blocked, handoff=row.id)
     session.execute(update(Handoff).where(Handoff.id.in_(ids), Handoff.status == HandoffStatus.OPEN.value)
                     .values(status=HandoffStatus.CANCELLED.value, reason=reason[:500], due_at=None))
     record(session, lead_id, Ev.CANCELLED, reason=reason, handoffs=ids)

@@ -168,9 +168,10 @@ def test_a_person_taken_for_a_machine_keeps_talking(client, auth, services, emul
     ]
 
 
-def test_opt_out_blocks_a_pending_retry_reminder_and_nurture_step(
+def test_opt_out_blocks_a_pending_retry_voicemail_text_and_nurture_step(
     client, auth, services, emulator, tm, signed
 ):
+    """In-process and quick; the three-requests case through gunicorn is tests/test_optout_e2e.py."""
     from bot.channels import nurture
 
     lead_id = post_lead(client, auth)

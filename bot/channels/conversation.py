@@ -132,7 +132,7 @@ def opt_out(svc: Services, s: Session, phone: str, source: str) -> None:
             [LeadStatus.HANDED_OFF.value, LeadStatus.OPTED_OUT.value]))):
         close_open(s, lead.id)
         block_all(s, lead.id, "blocked: opted out")
-        cancel_handoffs(svc, s, lead.id, f"opted out ({source})")
+        cancel_handoffs(svc, s, lead.id, f"opted out ({source})", blocked="blocked: opted out")
         lead.status, lead.status_reason = LeadStatus.OPTED_OUT.value, f"opted out ({source})"
         record(s, lead.id, EventType.OPTED_OUT, source=source)
         crm.emit(svc, s, lead.id, "lead.opted_out")

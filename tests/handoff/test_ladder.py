@@ -247,12 +247,36 @@ def test_opt_out_cancels_the_open_handoff_and_its_timers(services, emulator, inb
     run_jobs(services)
     with services.sessions() as s:
         h = s.scalars(select(Handoff).where(Handoff.lead_id == lead_id)).one()
-        assert cancel_handoffs(services, s, lead_id, "opted out (sms keyword)") == 1
+        assert cancel_handoffs(services, s, lead_id, "opted out (sms keyword)", "blocked: opted out") == 1
         s.commit()
     assert handoffs(services, lead_id) == [("Alice Able", "cancelled")]
     assert not [j for j in scheduled(services) if h.id in j]
     assert jobs.escalate(h.id) == "skipped" and reply(services, ALICE, "1").startswith("Thanks! You have no")
     assert event(services, lead_id, "handoff_cancelled")["handoffs"] == [h.id]
+    assert event(services, lead_id, "touch_blocked")["reason"] == "blocked: opted out"
+
+
+def test_the_reps_reminder_is_blocked_when_the_number_opted_out_another_way(services, emulator, inbox):
+    """A DNC import does not go through the lead's opt-out path: the reminder job checks the number itself."""
+    from bot.compliance import gate
+
+    lead_id = make_lead(services)
+    hand_off(services, lead_id)
+    run_jobs(services)
+    h_id = handoffs_ids(services, lead_id)[0]
+    with services.sessions() as s:
+        gate.opt_out(s, "+15125550100", "dnc import")
+        s.commit()
+    fire(services, f"handoff-remind-{h_id}")
+    assert len(texts_to(emulator, ALICE)) == 1  # the handoff text only, no reminder
+    assert event(services, lead_id, "touch_blocked") == {
+        "kind": "rep_reminder", "channel": "sms", "rep": "Alice Able", "reason": "blocked: opted out",
+        "handoff": h_id}
+
+
+def handoffs_ids(services, lead_id: str) -> list[str]:  # noqa: ANN001
+    with services.sessions() as s:
+        return list(s.scalars(select(Handoff.id).where(Handoff.lead_id == lead_id)))
 
 
 def test_a_handoff_queued_while_redis_was_down_is_sent_and_escalated_by_the_sweeper(services, emulator, inbox,
