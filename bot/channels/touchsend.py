@@ -14,6 +14,7 @@ from twilio.base.exceptions import TwilioRestException
 
 from bot.channels import quiet, touches
 from bot.compliance import gate as compliance
+from bot.runtime.reconcile import created_since
 from bot.runtime.services import Services
 from bot.store.tables import Attempt, Lead, LeadStatus, new_id, utcnow
 from bot.store.timeline import EventType, record
@@ -31,6 +32,7 @@ FINISHED = {
     LeadStatus.OPTED_OUT.value,
 }
 NOT_MOBILE, LANDLINE_OR_UNREACHABLE, UNSUBSCRIBED = 21614, 30006, 21610
+AMBIGUOUS = "ambiguous"  # attempt.error after a read timeout: Twilio may have created it
 SENT_EVENT = {"call": EventType.DIALING, "sms": EventType.SMS_SENT, "email": EventType.EMAIL_SENT}
 
 
@@ -76,6 +78,8 @@ def run_touch(svc: Services, touch_id: str) -> str:
             return "skipped"
         s.refresh(touch)
         lead = s.get_one(Lead, touch.lead_id)
+        if (adopted := _adopt_existing(svc, s, lead, touch)) is not None:
+            return adopted
         if lead.status in FINISHED:
             return _close(s, lead, touch, TouchStatus.CANCELLED, f"lead is {lead.status}")
         if _newer_request(s, lead):  # a new submission after the dedupe window is its own lead
@@ -176,10 +180,21 @@ def _send(
     except TwilioRestException as exc:
         return _twilio_error(svc, s, lead, touch, attempt, channel, exc)
     except (requests.exceptions.RequestException, MailError) as exc:
-        touch.status, attempt.status, attempt.error = TouchStatus.PLANNED, "retry", str(exc)[:500]
+        # A read timeout may have reached Twilio: the next try looks for what it created first.
+        lost = isinstance(exc, requests.exceptions.Timeout) and not isinstance(
+            exc, requests.exceptions.ConnectTimeout
+        )
+        touch.status, attempt.status = TouchStatus.PLANNED, "retry"
+        attempt.error = AMBIGUOUS if lost else str(exc)[:500]
         s.commit()
         raise TransientTouchError(f"touch {touch.id}: {exc}") from exc
-    attempt.status, attempt.provider_sid = "placed", sid
+    return _sent(s, lead, touch, attempt, channel, sid, at=started)
+
+
+def _sent(
+    s: Session, lead: Lead, touch: Touch, attempt: Attempt, channel: str, sid: str, **data: object
+) -> str:
+    attempt.status, attempt.provider_sid, attempt.error = "placed", sid, None
     touch.status = TouchStatus.SENT
     if touch.kind == quiet.NUDGE:
         quiet.nudged(svc, s, lead, touch)
@@ -187,14 +202,31 @@ def _send(
         s,
         lead.id,
         SENT_EVENT[channel],
-        at=started,
         sid=sid,
         attempt=attempt.number,
         touch=touch.kind,
         **({"step": touch.step} if touch.step else {}),
+        **data,
     )
     s.commit()
     return sid
+
+
+def _adopt_existing(svc: Services, s: Session, lead: Lead, touch: Touch) -> str | None:
+    """The last try timed out waiting for Twilio: adopt the call or text it created, if any.
+
+    Runs before every other check, since a call Twilio placed is placed whatever has changed since.
+    """
+    attempt = s.get(Attempt, touch.attempt_id) if touch.attempt_id else None
+    if attempt is None or attempt.error != AMBIGUOUS:
+        return None
+    known = set(s.scalars(select(Attempt.provider_sid).where(Attempt.lead_id == lead.id,
+                                                             Attempt.provider_sid.is_not(None))))
+    sid = created_since(svc, attempt.channel, lead.phone, attempt.created_at, known)
+    if sid is None:
+        attempt.error = "timed out; Twilio has no such call or text: sending again"
+        return None
+    return _sent(s, lead, touch, attempt, attempt.channel, sid, adopted=True)
 
 
 def _request(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import cast
 
 import requests
@@ -17,6 +17,7 @@ from twilio.base.exceptions import TwilioRestException
 from bot.channels.amd import call_options
 from bot.compliance import gate as compliance
 from bot.runtime import crm, pacing
+from bot.runtime.reconcile import created_since
 from bot.runtime.services import Services, current
 from bot.store import clock
 from bot.store.leads import insert_event
@@ -249,18 +250,13 @@ def _send(svc: Services, s, lead: Lead, attempt: Attempt) -> str:  # noqa: ANN00
 
 def _adopt_existing(svc: Services, s, attempt: Attempt, lead: Lead) -> bool:  # noqa: ANN001
     """After an unanswered request, look for the call or text Twilio may have created before retrying."""
-    resource = {"call": svc.twilio.calls, "sms": svc.twilio.messages}.get(lead.channel)
-    if resource is None:
+    sid = created_since(svc, lead.channel, lead.phone, attempt.created_at)
+    if sid is None:
         return False
-    since = attempt.created_at - timedelta(seconds=5)
-    for item in resource.list(to=lead.phone, from_=svc.settings.caller_id, limit=20):
-        created = item.date_created.astimezone(UTC).replace(tzinfo=None) if item.date_created else None
-        if created and created >= since:
-            attempt.status, attempt.provider_sid, attempt.error = "placed", item.sid, None
-            record(s, lead.id, SENT_EVENT[lead.channel], sid=item.sid, attempt=attempt.number, adopted=True)
-            s.commit()
-            return True
-    return False
+    attempt.status, attempt.provider_sid, attempt.error = "placed", sid, None
+    record(s, lead.id, SENT_EVENT[lead.channel], sid=sid, attempt=attempt.number, adopted=True)
+    s.commit()
+    return True
 
 
 def _retries_left() -> int:
