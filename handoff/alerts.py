@@ -145,27 +145,43 @@ def report_unassigned(svc: Any, lead_id: str) -> str:
 
 
 def report_unreachable(svc: Any, lead_id: str) -> str:
-    """Email every manager about a lead that cannot be reached at all, so a person follows it up.
+    """Email every manager about a lead leadbot cannot reach, so a person follows it up.
 
-    A failed lead (an invalid, blocked or unsubscribed number, or a dial that kept failing) would
-    otherwise end with only a status: the prospect heard nothing and nobody at the company knows.
-    Sent once; RQ retries a mail server's refusal.
+    A failed lead (an invalid, blocked or unsubscribed number, or a dial that kept failing), or one the
+    whole retry cadence never reached, would otherwise end with only a status: the prospect heard
+    nothing and nobody at the company knows. Sent once per failure or per cadence run out (a new
+    submission starts another cadence); RQ retries a mail server's refusal.
     """
     now = utcnow()
     with svc.sessions() as s:
         lead = s.get(Lead, lead_id)
-        if lead is None or lead.status != "failed":
+        if lead is None or lead.status not in ("failed", "no_answer"):
             return "skipped"
-        if _told(s, lead_id, Ev.EMAIL_SENT, "unreachable"):
-            return "already sent"
+        reason = lead.status_reason or "the call failed"
+        if lead.status == "failed":
+            kind, headline = "unreachable", "the call failed"
+            if _told(s, lead_id, Ev.EMAIL_SENT, kind):
+                return "already sent"
+        else:
+            kind, headline = "no_answer", reason
+            if not _cadence_unreported(s, lead_id):
+                return "skipped"
         roster = roster_for(svc)
-        msg = unreachable_email(lead, readable_answers(lead.answers), roster.managers,
-                                lead.status_reason or "the call failed", lead_link(svc, lead.id), now,
-                                svc.settings.mail_from)
-    sent = mail_and_note(svc, None, lead_id, "unreachable", msg)
+        msg = unreachable_email(lead, readable_answers(lead.answers), roster.managers, reason,
+                                lead_link(svc, lead.id), now, svc.settings.mail_from, headline)
+    sent = mail_and_note(svc, None, lead_id, kind, msg)
     if sent.error is not None:
         raise MailError(f"lead {lead_id}: unreachable-lead email failed: {sent.error}")
     return "sent"
+
+
+def _cadence_unreported(s: Any, lead_id: str) -> bool:
+    """True when the lead's retry cadence ran out more often than the managers were told of it."""
+    rows = s.execute(select(Event.type, Event.data).where(
+        Event.lead_id == lead_id, Event.type.in_(["cadence_finished", Ev.EMAIL_SENT]))).all()
+    finished = sum(1 for r in rows if r.type == "cadence_finished")
+    told = sum(1 for r in rows if r.type == Ev.EMAIL_SENT and r.data.get("kind") == "no_answer")
+    return finished > told
 
 
 def sweep_lost(svc: Any, now: datetime | None = None) -> int:

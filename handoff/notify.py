@@ -291,12 +291,13 @@ def unassigned_email(lead: LeadLike, answers: Mapping[str, Any] | None, managers
 
 
 def unreachable_email(lead: LeadLike, answers: Mapping[str, Any] | None, managers: Sequence[Manager],
-                      reason: str, link: str, now: datetime, mail_from: str) -> EmailMessage:
+                      reason: str, link: str, now: datetime, mail_from: str,
+                      headline: str = "the call failed") -> EmailMessage:
     """Tell the managers that leadbot cannot reach a lead at all, so a person follows it up."""
     body = [f"leadbot could not reach this lead and has stopped trying: {reason}.",
             "Check the number with the lead source, or reach the prospect another way.", "",
             *_lead_block(lead, answers, getattr(lead, "created_at", None) or now, now), "", f"Lead: {link}"]
-    subject = f"Unreachable lead: {lead.name} ({lead.service or 'lead'}) - the call failed"
+    subject = f"Unreachable lead: {lead.name} ({lead.service or 'lead'}) - {headline}"
     return _message(mail_from, [m.email for m in managers], [], subject, "\n".join(body),
                     getattr(lead, "id", None), "unreachable")
 

@@ -97,10 +97,21 @@ def test_no_answer_lead_gets_the_whole_cadence_then_the_email(client, auth, serv
         "We just tried to call about your roofing request; reply CALL and we'll call right "
         "back, or STOP to opt out"
     ]
-    [mail] = smtp.envelopes  # the email last, to the address on file, over SMTP
+    mail, managers = sorted(smtp.envelopes, key=lambda e: len(e.rcpt_tos))
+    # The email last, to the address on file, over SMTP
     assert mail.rcpt_tos == ["ada@example.com"] and b"we tried to reach you by phone" in mail.content
+    # and no silent ending: the managers hear that the cadence ran out.
+    assert sorted(managers.rcpt_tos) == ["priya.natarajan@example.com", "tom.becker@example.com"]
+    assert b"Subject: Unreachable lead: Ada Lovelace (roofing) - no answer after 6 call(s)" in managers.content
     view = client.get(f"/leads/{lead_id}", headers=auth).get_json()
     assert view["status"] == "no_answer" and view["status_reason"] == "no answer after 6 call(s)"
+    told = [e["data"] for e in view["timeline"] if e["type"] == "handoff_email_sent"]
+    assert [(d["kind"], d["to"]) for d in told] == [
+        ("no_answer", "priya.natarajan@example.com, tom.becker@example.com")
+    ]
+    from handoff.jobs import report_unreachable
+
+    assert report_unreachable(lead_id) == "skipped"  # once per cadence
     assert [t["status"] for t in view["touches"]] == ["sent"] * 7
     assert len([e for e in view["timeline"] if e["type"] == "touch_planned"]) == 7
 

@@ -15,6 +15,9 @@ from bot.runtime.services import Services
 from bot.store.tables import Attempt, Conversation, Lead, LeadStatus, utcnow
 from bot.store.timeline import record
 from bot.store.touch_tables import Touch, TouchStatus
+from handoff.defaults import UNREACHABLE_JOB
+from handoff.scheduling import enqueue_after_commit
+from handoff.waiting import ALERT_RETRY
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +187,8 @@ def finished(svc: Services, s: Session, lead: Lead, cad: Cadence) -> None:
     reach = touches.reach(s, lead.id)
     record(s, lead.id, "cadence_finished", cadence=cad.name, calls=reach.calls)
     lead.status, lead.status_reason = LeadStatus.NO_ANSWER.value, f"no answer after {reach.calls} call(s)"
+    # Not a silent ending: the managers hear of it now (handoff.alerts.report_unreachable), one email per lead.
+    enqueue_after_commit(s, svc.queue, UNREACHABLE_JOB, lead.id, retry=ALERT_RETRY)
     if lead.email and cad.email_last is not None:
         body = cad.email_last.render("en", "en", {"lead": conversation.lead_fields(lead)})
         touches.plan(svc, s, lead.id, f"r{reach.round}:email_last", "email", "email", utcnow(), body=body)
