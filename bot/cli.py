@@ -124,11 +124,14 @@ def cmd_flows(args: argparse.Namespace) -> int:
     if rest[:1] != ["check"]:
         return flows_main(rest)
     from bot.compliance.rules import RULES_FILE, load_rules
+    from bot.flows.cadence import CADENCE_FILE
 
     files = [a for a in rest[1:] if not a.startswith("-")]
     rules = [f for f in files if os.path.basename(f) == RULES_FILE]
     flows = [f for f in files if os.path.basename(f) != RULES_FILE]
     code = flows_main(["check", *flows]) if flows or not files else 0
+    code = max(code, _cadence_teams([f for f in flows if os.path.basename(f) == CADENCE_FILE]
+                                    or ([] if files else [flows_dir() / CADENCE_FILE])))
     default = flows_dir() / RULES_FILE
     for path in rules or ([] if files or not default.exists() else [os.path.relpath(default)]):
         table, errors = load_rules(path)
@@ -141,6 +144,27 @@ def cmd_flows(args: argparse.Namespace) -> int:
             print(f"OK: {path}: federal window and {len(table.states)} state rule(s), "
                   f"{len(table.holidays)} holiday(s)")
     return code
+
+
+def _cadence_teams(paths: list) -> int:  # noqa: ANN001 - str or Path
+    """The cadence file's `teams:` must name teams of the roster (a typo would silently mean `default`)."""
+    from pathlib import Path
+
+    from bot.flows.cadence import unknown_teams
+    from bot.flows.cli import shown_path
+    from handoff.roster import RosterError, load_roster
+
+    settings = Settings()
+    try:
+        roster = load_roster(settings.roster_path, settings.default_region)
+    except RosterError:  # `leadbot roster check` reports the roster's own errors
+        return 0
+    names = {team.name for team in roster.teams}
+    errors = [err for p in paths if Path(p).exists()
+              for err in unknown_teams(shown_path(Path(p)), names, os.path.relpath(settings.roster_path))]
+    for error in errors:
+        print(error)
+    return 1 if errors else 0
 
 
 def cmd_dnc(args: argparse.Namespace) -> int:

@@ -139,6 +139,21 @@ def match_rep(roster: Roster, lead: LeadLike, redis: Redis, *, now: datetime | N
     return _next_shift(later, lead, lead_keys, language, ack_seconds, roster, redis, rr_key, now, why)
 
 
+def team_for(roster: Roster, lead: LeadLike, default_region: str = "US") -> str | None:
+    """The team whose reps would take this lead, whoever is on shift: the best-scored active rep who
+    sells its service (territory, language, priority; roster order breaks ties). None when nobody sells
+    it or that rep has no team. Used before any handoff, e.g. to pick the team's retry cadence."""
+    lead_keys = lead_territories(lead.phone, default_region)
+    language = (getattr(lead, "language", None) or "en").lower()
+    best: tuple[int, Rep] | None = None
+    for rep in roster.salespeople:
+        if rep.active and rep.offers(lead.service):
+            score = _score(rep, lead_keys, language, None, roster.sla_seconds_for(rep))["total"]
+            if best is None or score > best[0]:
+                best = (score, rep)
+    return best[1].team if best else None
+
+
 def _score(rep: Rep, lead_keys: frozenset[str], language: str, ack_seconds: Mapping[str, float] | None,
            sla_seconds: int) -> dict[str, Any]:
     """Score components; speed is bucketed so similar reps still tie and share the rotation."""

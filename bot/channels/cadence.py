@@ -58,6 +58,25 @@ def book(svc: Services) -> CadenceBook:
     return result
 
 
+def cadence_for(svc: Services, lead: Lead) -> Cadence:
+    """The lead's cadence: its flow's (the one routing picks when it never answered), else its team's
+    (the team whose reps sell its service, handoff.matching.team_for), else `default`."""
+    cadences = book(svc)
+    flow_id = lead.flow_id or svc.flows.choose(service=lead.service, source=lead.source)
+    if flow_id in cadences.flows or not cadences.teams:
+        return cadences.pick(flow_id)
+    from handoff.matching import team_for
+    from handoff.roster import HandoffError
+    from handoff.roster_cache import roster_for
+
+    try:
+        team = team_for(roster_for(svc), lead, svc.settings.default_region)
+    except HandoffError as exc:  # no roster: the flow's or the default cadence still runs
+        log.warning("no team for lead %s (the roster did not load): %s", lead.id, exc)
+        team = None
+    return cadences.pick(flow_id, team)
+
+
 def _zone(lead: Lead) -> ZoneInfo:
     names = [z for z in (lead.timezone or "").split(",") if z]
     return ZoneInfo(names[0]) if names else ZoneInfo("America/New_York")
@@ -111,7 +130,7 @@ def cut_off(s: Session, lead: Lead, conv: Conversation) -> None:
 
 def unanswered(svc: Services, s: Session, lead: Lead, kind: str) -> None:
     """Apply the outcome's rule and plan what comes next in the lead's cadence."""
-    cad = book(svc).for_flow(lead.flow_id)
+    cad = cadence_for(svc, lead)
     reach = touches.reach(s, lead.id)
     now = utcnow()
     if reach.started_at is None:
@@ -199,7 +218,7 @@ def switch_channel(svc: Services, s: Session, lead: Lead, touch: Touch, failed: 
     reach = touches.reach(s, lead.id)
     key = f"r{reach.round}:fallback:{touch.id}"
     if failed == "call" and not reach.no_sms:
-        body = _text(book(svc).for_flow(lead.flow_id), lead)
+        body = _text(cadence_for(svc, lead), lead)
         touches.plan(svc, s, lead.id, key, "fallback", "sms", utcnow(), body=body)
     elif failed == "sms" and touch.kind == "text" and not reach.no_voice:
         touches.plan(svc, s, lead.id, key, "retry", "call", utcnow())

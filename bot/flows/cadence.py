@@ -82,14 +82,20 @@ class Cadence:
 
 @dataclass
 class CadenceBook:
-    """Every cadence in the file and which flow uses which; `default` is required."""
+    """Every cadence in the file and which flow and which team uses which; `default` is required."""
 
     cadences: dict[str, Cadence] = field(default_factory=dict)
     flows: dict[str, str] = field(default_factory=dict)
+    teams: dict[str, str] = field(default_factory=dict)
+
+    def pick(self, flow_id: str | None, team: str | None = None) -> Cadence:
+        """The flow's cadence, else the team's, else `default` (a flow's script knows its leads best)."""
+        name = self.flows.get(flow_id or "") or self.teams.get(team or "") or "default"
+        return self.cadences.get(name, self.cadences["default"])
 
     def for_flow(self, flow_id: str | None) -> Cadence:
         """The flow's cadence, else `default`."""
-        return self.cadences.get(self.flows.get(flow_id or "", ""), self.cadences["default"])
+        return self.pick(flow_id)
 
 
 def _clock(e: Errors, node: MarkedDict, key: str, where: str, default: time) -> time:
@@ -208,7 +214,7 @@ def load_cadences(path: Path, flow_ids: set[str] | None = None) -> tuple[Cadence
     if found:
         return None, found
     e = Errors(str(path))
-    if not e.keys(data, "", 1, ("cadences", "flows"), ("cadences",)):
+    if not e.keys(data, "", 1, ("cadences", "flows", "teams"), ("cadences",)):
         return None, e.found
     book = CadenceBook()
     cadences = data["cadences"]
@@ -223,17 +229,39 @@ def load_cadences(path: Path, flow_ids: set[str] | None = None) -> tuple[Cadence
         cadence = _cadence(e, str(name), node, cadences.line_of(name))
         if cadence is not None:
             book.cadences[str(name)] = cadence
-    flows = data.get("flows", MarkedDict())
-    if not isinstance(flows, MarkedDict):
-        e(data.line_of("flows"), "flows", "expected a mapping of flow id to cadence name")
-        flows = MarkedDict()
-    for flow_id, name in flows.items():
-        if name not in cadences:
-            e(flows.line_of(flow_id), f"flows.{flow_id}", f"unknown cadence {shown(name)}")
-        elif flow_ids is not None and flow_id not in flow_ids:
-            e(flows.line_of(flow_id), f"flows.{flow_id}", f"no flow with id {shown(flow_id)}")
-        book.flows[str(flow_id)] = str(name)
+    book.flows = _mapping(e, data, "flows", "flow id", cadences, flow_ids, "no flow with id")
+    book.teams = _mapping(e, data, "teams", "team name", cadences, None, "")
     return (None if e.found else book), e.found
+
+
+def _mapping(e: Errors, data: MarkedDict, key: str, what: str, cadences: MarkedDict,
+             known: set[str] | None, unknown: str) -> dict[str, str]:
+    """`flows:` or `teams:`: each name to a cadence of this file (and, when `known` is given, a real name)."""
+    node = data.get(key, MarkedDict())
+    if not isinstance(node, MarkedDict):
+        e(data.line_of(key), key, f"expected a mapping of {what} to cadence name")
+        return {}
+    for name, cadence in node.items():
+        if cadence not in cadences:
+            e(node.line_of(name), f"{key}.{name}", f"unknown cadence {shown(cadence)}")
+        elif known is not None and name not in known:
+            e(node.line_of(name), f"{key}.{name}", f"{unknown} {shown(name)}")
+    return {str(name): str(cadence) for name, cadence in node.items()}
+
+
+def unknown_teams(path: Path, team_names: set[str], roster: str) -> list[FlowError]:
+    """`teams:` entries naming no team of the roster (checked where the roster is known: `leadbot flows
+    check`), each at its file:line."""
+    data, found = read(path)
+    if found or not isinstance(data, MarkedDict) or not isinstance(data.get("teams"), MarkedDict):
+        return []
+    e = Errors(str(path))
+    teams = data["teams"]
+    for name in teams:
+        if str(name) not in team_names:
+            known = ", ".join(sorted(team_names)) or "none"
+            e(teams.line_of(name), f"teams.{name}", f"no team {shown(name)} in {roster} (teams: {known})")
+    return e.found
 
 
 def default_text() -> Text:

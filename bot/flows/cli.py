@@ -25,7 +25,7 @@ def flows_dir() -> Path:
     return Path(os.environ.get("FLOWS_DIR") or DEFAULT_FLOWS_DIR)
 
 
-def _shown(path: Path) -> Path:
+def shown_path(path: Path) -> Path:
     """The path as staff typed it: relative to the current folder when it is inside it."""
     relative = os.path.relpath(path)
     return Path(relative) if not relative.startswith("..") else path
@@ -50,8 +50,8 @@ def check(files: Sequence[Path], out: TextIO) -> int:
     """Print every error in `files` (or the flows folder); 0 when all are valid."""
     folder = flows_dir()
     found = [p for p in sorted(folder.glob("*.yaml")) if p.name not in NOT_FLOWS or p.name == ROUTING_FILE]
-    touch_files = [_shown(p) for p in files if is_touch_file(p)] if files else touch_files_in(folder)
-    paths = [_shown(p) for p in files or found if not is_touch_file(p)]
+    touch_files = [shown_path(p) for p in files if is_touch_file(p)] if files else touch_files_in(folder)
+    paths = [shown_path(p) for p in files or found if not is_touch_file(p)]
     if not paths and not touch_files:
         print(f"no flow files found in {folder}", file=out)
         return 1
