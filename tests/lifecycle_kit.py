@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import select
@@ -9,6 +10,7 @@ from sqlalchemy import select
 from bot.store.tables import Event, Lead
 from bot.twilio.twiml_player import CallLeg
 from tests.conftest import PUBLIC
+from tests.timemachine import TimeMachine, a_weekday_at
 
 TOKEN_OF = "webhook_token"
 
@@ -77,3 +79,13 @@ def sms_in(client, services, signed, body: str, phone: str = "+15125550100") -> 
     resp = client.post("/twilio/sms", data=params, headers=signed("/twilio/sms", params))
     assert resp.status_code == 200, resp.text
     return resp.get_data(as_text=True)
+
+
+def moved_clock(tmp_path, monkeypatch, db_url: str, services) -> Iterator[TimeMachine]:  # noqa: ANN001
+    """For a `tm` fixture: the clock moved to a Tuesday 14:00 in Austin, for the app and its jobs."""
+    path = tmp_path / "clock"
+    monkeypatch.setenv("LEADBOT_CLOCK_FILE", str(path))
+    machine = TimeMachine(path, db_url, services.queue)
+    machine.travel(a_weekday_at(14, 0))
+    yield machine
+    machine.close()

@@ -11,8 +11,8 @@ import pytest
 from bot.cli import main as leadbot
 from bot.flows.cadence import load_cadences
 from tests.conftest import make_settings
-from tests.lifecycle_kit import leg_for, status, work
-from tests.test_lifecycle import local, post_lead, tm  # noqa: F401 - tm is a fixture
+from tests.lifecycle_kit import leg_for, moved_clock, status, work
+from tests.test_lifecycle import local, post_lead
 
 SHIPPED = Path(__file__).resolve().parent.parent / "ivr_flows"
 CADENCES = """\
@@ -45,6 +45,11 @@ def settings(tmp_path, db_url, redis_url, emulator, request):  # noqa: ANN001, A
     flows = getattr(request, "param", "{}")
     return make_settings(tmp_path, db_url, redis_url, emulator.url, CALLING_HOURS="08:00-21:00",
                          FLOWS_DIR=str(flows_dir(tmp_path, flows)))
+
+@pytest.fixture
+def tm(tmp_path, monkeypatch, db_url, services):  # noqa: ANN001, ANN201
+    yield from moved_clock(tmp_path, monkeypatch, db_url, services)
+
 
 
 def first_retry(client, auth, services, emulator, tm, **fields) -> str:  # noqa: ANN001, ANN003
@@ -80,4 +85,5 @@ def test_teams_must_name_a_known_cadence_and_a_roster_team(tmp_path, monkeypatch
     monkeypatch.setenv("FLOWS_DIR", str(folder))
     assert leadbot(["flows", "check"]) == 1
     out = capsys.readouterr().out
-    assert f"{Path(path)}:14: teams.Nowhere: no team 'Nowhere' in handoff/roster.yaml (teams: Central, West)" in out
+    assert (f"{path}:14: teams.Nowhere: no team 'Nowhere' in handoff/roster.yaml (teams: Central, West)"
+            in out)

@@ -220,3 +220,57 @@ def test_a_state_text_cap_is_stricter_than_the_daily_one(services):
         assert verdict.rule == "MD"
         assert verdict.reason == "MD: 2 texts in 24 h reached; next at 2026-12-04T10:30-05:00"
         assert gate.check(s, lead, "call", noon, rules).allowed  # calls are not capped there
+
+
+@pytest.fixture
+def ack_app(tmp_path, db_url, redis_url, emulator):  # noqa: ANN001, ANN201
+    """The shipped calling rules, and ACK_TEXT on."""
+    application = create_app(make_settings(tmp_path, db_url, redis_url, emulator.url, CALLING_HOURS=None,
+                                           ACK_TEXT="true"))
+    svc = application.extensions["leadbot"]
+    runtime.use(svc)
+    yield application
+    runtime.use(None)
+    svc.close()
+
+
+def test_a_call_deferred_by_the_florida_cap_is_acknowledged_with_its_local_time(ack_app, emulator,
+                                                                                 movable_clock):
+    """Texts are still allowed (the cap is on calls): the acknowledgement says when we will call."""
+    svc = ack_app.extensions["leadbot"]
+    now = datetime(2026, 12, 2, 14, 0, tzinfo=NEW_YORK)  # a Wednesday, in Miami
+    movable_clock.set_now(now)
+    with svc.sessions() as s:  # an earlier request from this number was called three times today
+        earlier = lead_in("+13055550100", created_at=(now - timedelta(hours=4)).astimezone(UTC)
+                          .replace(tzinfo=None))
+        s.add(earlier)
+        s.flush()
+        for hours in (3, 2, 1):
+            at = (now - timedelta(hours=hours)).astimezone(UTC).replace(tzinfo=None)
+            record(s, earlier.id, "dialing", at=at)
+        s.commit()
+    lead_id = post(ack_app, phone="+1 305 555 0100", service="gutters")
+    drain(svc, rounds=1)
+    assert emulator.of("/Calls.json") == []
+    [deferred] = deferrals(ack_app, lead_id)
+    assert deferred["reason"] == "FL: 3 calls in 24 h reached; next at 2026-12-03T11:00-05:00"
+    [text] = emulator.of("/Messages.json")
+    assert text["form"]["Body"] == ("Thanks, Ada! We got your request and will call you at 11:00 AM on "
+                                    "Thursday. Reply STOP to opt out.")
+
+
+def test_no_acknowledgement_before_hawaii_wakes_up_and_none_late(ack_app, emulator, movable_clock):
+    """At 6:00 in Honolulu a text is outside the window too: the acknowledgement is not sent, then or at
+    8:00 (it would come with the call itself); the timeline says why."""
+    svc = ack_app.extensions["leadbot"]
+    honolulu = ZoneInfo("Pacific/Honolulu")
+    movable_clock.set_now(datetime(2026, 12, 2, 6, 0, tzinfo=honolulu))
+    lead_id = post(ack_app, phone="+1 808 555 0100")
+    drain(svc, rounds=1)
+    assert emulator.of("/Messages.json") == [] and emulator.of("/Calls.json") == []
+    blocked = [e["data"] for e in view(ack_app, lead_id)["timeline"] if e["type"] == "blocked"]
+    assert [(b["touch"], b["reason"]) for b in blocked] == [
+        ("ack_text", "federal: calls only 08:00-21:00 local time; next at 2026-12-02T08:00-10:00")]
+    movable_clock.set_now(datetime(2026, 12, 2, 8, 0, tzinfo=honolulu))
+    drain(svc)
+    assert len(emulator.of("/Calls.json")) == 1 and emulator.of("/Messages.json") == []

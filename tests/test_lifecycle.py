@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.conftest import PUBLIC, lead_body, make_settings
-from tests.lifecycle_kit import events, lead_row, leg_for, sms_in, status, texts, work
+from tests.lifecycle_kit import events, lead_row, leg_for, moved_clock, sms_in, status, texts, work
 from tests.procs import free_port
 from tests.timemachine import CHICAGO, TimeMachine, a_weekday_at
 
@@ -16,12 +16,7 @@ from tests.timemachine import CHICAGO, TimeMachine, a_weekday_at
 @pytest.fixture
 def tm(tmp_path, monkeypatch, db_url, services):  # noqa: ANN001, ANN201
     """The clock moved to a Tuesday 14:00 in Austin, for the app and its jobs."""
-    path = tmp_path / "clock"
-    monkeypatch.setenv("LEADBOT_CLOCK_FILE", str(path))
-    machine = TimeMachine(path, db_url, services.queue)
-    machine.travel(a_weekday_at(14, 0))
-    yield machine
-    machine.close()
+    yield from moved_clock(tmp_path, monkeypatch, db_url, services)
 
 
 @pytest.fixture
@@ -102,7 +97,8 @@ def test_no_answer_lead_gets_the_whole_cadence_then_the_email(client, auth, serv
     assert mail.rcpt_tos == ["ada@example.com"] and b"we tried to reach you by phone" in mail.content
     # and no silent ending: the managers hear that the cadence ran out.
     assert sorted(managers.rcpt_tos) == ["priya.natarajan@example.com", "tom.becker@example.com"]
-    assert b"Subject: Unreachable lead: Ada Lovelace (roofing) - no answer after 6 call(s)" in managers.content
+    subject = b"Subject: Unreachable lead: Ada Lovelace (roofing) - no answer after 6 call(s)"
+    assert subject in managers.content
     view = client.get(f"/leads/{lead_id}", headers=auth).get_json()
     assert view["status"] == "no_answer" and view["status_reason"] == "no answer after 6 call(s)"
     told = [e["data"] for e in view["timeline"] if e["type"] == "handoff_email_sent"]

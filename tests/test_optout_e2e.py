@@ -10,7 +10,6 @@ whose call nobody answered (a retry planned). The prospect texts STOP.
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import redis
@@ -128,7 +127,8 @@ def test_stop_blocks_a_pending_retry_nurture_step_and_reminder_on_one_number(
         # Past all three on the clock; every job runs, the cancelled reminder's too if Redis kept it.
         tm.travel(tm.now() + timedelta(days=20))
         with tm.engine.connect() as conn:
-            touch_ids = conn.execute(select(Touch.id).where(Touch.lead_id.in_([nurtured, handed, chased]))).all()
+            touch_ids = conn.execute(
+                select(Touch.id).where(Touch.lead_id.in_([nurtured, handed, chased]))).all()
         jobs = run_late(queue, [f"touch-{t.id}" for t in touch_ids]
                         + [f"handoff-{k}-{handoff_id}" for k in ("remind", "escalate")])
         assert len(jobs) == 3  # the retry and two nurture steps ran; the reminder was cancelled in Redis

@@ -9,8 +9,8 @@ from sqlalchemy import select
 from bot.store.tables import Attempt
 from bot.store.touch_tables import Touch
 from tests.conftest import make_settings
-from tests.lifecycle_kit import events, leg_for, status, work
-from tests.test_lifecycle import post_lead, tm, travel_and_run  # noqa: F401 - tm is a fixture
+from tests.lifecycle_kit import events, leg_for, moved_clock, status, work
+from tests.test_lifecycle import post_lead, travel_and_run
 
 SLOW = "slow:1.0"  # the emulator creates the call, then answers one second late
 
@@ -19,6 +19,11 @@ SLOW = "slow:1.0"  # the emulator creates the call, then answers one second late
 def settings(tmp_path, db_url, redis_url, emulator):  # noqa: ANN001, ANN201
     return make_settings(tmp_path, db_url, redis_url, emulator.url, CALLING_HOURS="08:00-21:00",
                          TWILIO_TIMEOUT_SECONDS=0.5)
+
+@pytest.fixture
+def tm(tmp_path, monkeypatch, db_url, services):  # noqa: ANN001, ANN201
+    yield from moved_clock(tmp_path, monkeypatch, db_url, services)
+
 
 
 def retry_times_out(client, auth, services, emulator, tm) -> str:  # noqa: ANN001

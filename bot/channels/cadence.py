@@ -206,7 +206,7 @@ def finished(svc: Services, s: Session, lead: Lead, cad: Cadence) -> None:
     reach = touches.reach(s, lead.id)
     record(s, lead.id, "cadence_finished", cadence=cad.name, calls=reach.calls)
     lead.status, lead.status_reason = LeadStatus.NO_ANSWER.value, f"no answer after {reach.calls} call(s)"
-    # Not a silent ending: the managers hear of it now (handoff.alerts.report_unreachable), one email per lead.
+    # Not a silent ending: the managers hear of it now (handoff.alerts.report_unreachable).
     enqueue_after_commit(s, svc.queue, UNREACHABLE_JOB, lead.id, retry=ALERT_RETRY)
     if lead.email and cad.email_last is not None:
         body = cad.email_last.render("en", "en", {"lead": conversation.lead_fields(lead)})

@@ -16,7 +16,9 @@ from bot.store import clock
 SLACK = timedelta(seconds=5)  # Twilio's date_created has one-second resolution; clocks drift a little
 
 
-def created_since(svc: Any, channel: str, to: str, since: datetime, known: Collection[str] = ()) -> str | None:
+def created_since(
+    svc: Any, channel: str, to: str, since: datetime, known: Collection[str] = ()
+) -> str | None:
     """The SID of a call or text to `to` from our number created at or after `since` (naive UTC on
     leadbot's clock), other than the `known` SIDs; None when Twilio has none (or for email)."""
     resource = {"call": svc.twilio.calls, "sms": svc.twilio.messages}.get(channel)
