@@ -131,6 +131,9 @@ def lead_in(phone: str, **fields) -> Lead:  # noqa: ANN003
     ("+15125550100", datetime(2026, 12, 6, 11, 0, tzinfo=CHICAGO), False, "TX"),  # Texas: Sunday from noon
     ("+15125550100", datetime(2026, 12, 6, 12, 0, tzinfo=CHICAGO), True, ""),
     ("+14055550100", datetime(2026, 12, 3, 20, 5, tzinfo=CHICAGO), False, "OK"),  # Oklahoma: until 20:00
+    ("+15045550100", datetime(2027, 2, 9, 12, 0, tzinfo=CHICAGO), False, "LA"),  # New Orleans: Mardi Gras
+    ("+13125550100", datetime(2027, 2, 9, 12, 0, tzinfo=CHICAGO), True, ""),  # not a holiday in Chicago
+    ("+15045550100", datetime(2027, 2, 10, 12, 0, tzinfo=CHICAGO), True, ""),
 ])
 def test_days_and_holidays(services, phone, at, allowed, rule):
     rules, _ = load_rules(SHIPPED)
@@ -150,6 +153,21 @@ def test_require_consent_and_email_outside_hours(services):
         assert gate.check(s, lead, "call", night, rules).rule == "consent"
         assert gate.check(s, lead, "call", night, rules, require_consent=False).rule == "federal"
         assert gate.check(s, lead, "email", night, rules).allowed  # no calling hours for email
+
+
+def test_a_states_own_holiday_defers_calls_and_texts_but_not_email(services):
+    rules, _ = load_rules(SHIPPED)
+    noon = datetime(2027, 2, 9, 12, 0, tzinfo=CHICAGO)  # Mardi Gras
+    with services.sessions() as s:
+        ported = lead_in("+13125550100", state="LA")  # a Chicago number, living in Louisiana
+        for channel in ("call", "sms"):
+            verdict = gate.check(s, ported, channel, noon, rules)
+            assert verdict.reason == "LA: no calls on Mardi Gras; next at 2027-02-10T08:00-06:00"
+        assert gate.check(s, ported, "email", noon, rules).allowed
+    _, errors = load_rules_text("federal: {window: '08:00-21:00', source: TCPA}\nstates:\n  LA:\n"
+                                "    source: La. R.S. 45:811\n    holidays:\n      - {date: '02-30'}\n")
+    assert [str(e) for e in errors] == [
+        "calling_rules.yaml:6: states.LA.holidays[0].date: expected YYYY-MM-DD or MM-DD, got '02-30'"]
 
 
 def test_the_table_is_validated_with_file_and_line():

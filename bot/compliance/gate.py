@@ -98,6 +98,9 @@ def _blocker(j: Jurisdiction, rules: CallingRules, t: datetime, timed: bool) -> 
         if not timed:
             continue
         for rule in j.rules:
+            for holiday in rule.holidays:  # a state's own holidays: no calls or texts there
+                if holiday.falls_on(local.date()):
+                    return rule.name, f"{rule.name}: no calls on {holiday.name}"
             window = rule.window_on(local.weekday())
             if window is None:
                 return rule.name, f"{rule.name}: no calls on {local.strftime('%A')}s"

@@ -20,26 +20,10 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 WINDOW = re.compile(r"^\s*(\d{1,2}:\d{2}(?::\d{2})?)\s*-\s*(\d{1,2}:\d{2}(?::\d{2})?)\s*$")
 HOLIDAY_DATE = re.compile(r"^(?:(\d{4})-)?(\d{2})-(\d{2})$")
 TOP_KEYS = ("federal", "texts_per_day", "texts_source", "holidays", "states")
-RULE_KEYS = ("window", "days", "calls_per_24h", "texts_per_24h", "source")
+RULE_KEYS = ("window", "days", "calls_per_24h", "texts_per_24h", "holidays", "source")
 RECHECK_S = 1.0
 
 Window = tuple[time, time]
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One jurisdiction's limits; `days` maps a weekday (0 = Monday) to its window, or None when closed."""
-
-    name: str
-    window: Window
-    days: dict[int, Window | None] = field(default_factory=dict)
-    calls_per_24h: int | None = None
-    texts_per_24h: int | None = None
-    source: str = ""
-
-    def window_on(self, weekday: int) -> Window | None:
-        """The window on that weekday (None = no calls at all that day)."""
-        return self.days.get(weekday, self.window)
 
 
 @dataclass(frozen=True)
@@ -57,6 +41,26 @@ class Holiday:
 
 
 @dataclass(frozen=True)
+class Rule:
+    """One jurisdiction's limits; `days` maps a weekday (0 = Monday) to its window, or None when closed.
+
+    `holidays` are the state's own days without calls or texts (the table's `holidays` stop email too).
+    """
+
+    name: str
+    window: Window
+    days: dict[int, Window | None] = field(default_factory=dict)
+    calls_per_24h: int | None = None
+    texts_per_24h: int | None = None
+    source: str = ""
+    holidays: tuple[Holiday, ...] = ()
+
+    def window_on(self, weekday: int) -> Window | None:
+        """The window on that weekday (None = no calls at all that day)."""
+        return self.days.get(weekday, self.window)
+
+
+@dataclass(frozen=True)
 class CallingRules:
     """The whole table: the federal rule, per-state overrides, holidays and the daily text cap."""
 
@@ -69,8 +73,9 @@ class CallingRules:
 
     def override_hours(self, window: Window) -> CallingRules:
         """CALLING_HOURS: one window for every lead, every day, holidays included; caps still apply."""
-        federal = dataclasses.replace(self.federal, window=window, days={})
-        states = {code: dataclasses.replace(r, window=window, days={}) for code, r in self.states.items()}
+        federal = dataclasses.replace(self.federal, window=window, days={}, holidays=())
+        states = {code: dataclasses.replace(r, window=window, days={}, holidays=())
+                  for code, r in self.states.items()}
         return dataclasses.replace(self, federal=federal, states=states, holidays=())
 
 
@@ -144,15 +149,17 @@ class _Checker:
                     days[DAYS.index(day)] = None if closed else self.window(spec, at, days_node.line_of(day))
         calls, texts = (self.count(node.get(key), f"{where}.{key}", node.line_of(key))
                         for key in ("calls_per_24h", "texts_per_24h"))
-        return Rule(name, window or base, days, calls, texts, str(source or "").strip())
+        holidays = (self.holidays(node["holidays"], node.line_of("holidays"), f"{where}.holidays")
+                    if "holidays" in node else ())
+        return Rule(name, window or base, days, calls, texts, str(source or "").strip(), holidays)
 
-    def holidays(self, node: Any, line: int) -> tuple[Holiday, ...]:
+    def holidays(self, node: Any, line: int, at: str = "holidays") -> tuple[Holiday, ...]:
         if not isinstance(node, MarkedList):
-            self.error(line, "holidays", "expected a list of {date: YYYY-MM-DD or MM-DD, name: ...}")
+            self.error(line, at, "expected a list of {date: YYYY-MM-DD or MM-DD, name: ...}")
             return ()
         found = []
         for i, item in enumerate(node):
-            where = f"holidays[{i}]"
+            where = f"{at}[{i}]"
             if not self.mapping(item, where, node.line_of(i), ("date", "name")):
                 continue
             raw = str(item.get("date", ""))
