@@ -38,6 +38,7 @@ UNREACHABLE_JOB = "handoff.jobs.report_unreachable"
 ACCEPTED_JOB = "handoff.jobs.send_accepted"
 DRAIN_JOB = "handoff.jobs.offer_waiting"
 ESCALATION_MAIL_JOB = "handoff.jobs.resend_escalation"
+OPTED_OUT_JOB = "handoff.jobs.tell_opted_out"
 
 JOB_IDS = {
     DIAL_JOB: "handoff-dial-{}", WATCH_JOB: "handoff-watch-{}", HANG_UP_JOB: "handoff-hangup-{}",
@@ -46,6 +47,7 @@ JOB_IDS = {
     UNASSIGNED_JOB: "handoff-unassigned-{}", ACCEPTED_JOB: "handoff-accepted-{}",
     UNREACHABLE_JOB: "handoff-unreachable-{}",
     DRAIN_JOB: "handoff-waiting-{}", ESCALATION_MAIL_JOB: "handoff-escalation-mail-{}",
+    OPTED_OUT_JOB: "handoff-optout-{}",
 }
 # Handoff.rep_call_sid while the dial request is in flight (claimed, Twilio has not answered yet).
 DIALING = "dialing"

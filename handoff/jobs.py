@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.runtime.services import current
-from handoff import alerts, ladder, legs, waiting
+from handoff import alerts, ladder, legs, waiting, withdrawn
 
 
 def dial_rep(handoff_id: str) -> str:
@@ -69,3 +69,8 @@ def offer_waiting(_at: str) -> int:
 def resend_escalation(handoff_id: str) -> str:
     """The managers' SLA-missed email failed when the deadline passed: send it again."""
     return alerts.resend_escalation(current(), handoff_id)
+
+
+def tell_opted_out(handoff_id: str) -> str:
+    """The prospect opted out: tell the rep holding the lead not to contact them."""
+    return withdrawn.tell_rep(current(), handoff_id)

@@ -124,6 +124,12 @@ def test_stop_blocks_a_pending_retry_nurture_step_and_reminder_on_one_number(
                              timeout=5)
         assert resp.status_code == 200
 
+        # The rep who holds the roof repair is told not to call (a person knows, nobody calls them).
+        told = wait(lambda: texts_to(emulator, rep_phone)[1:])
+        assert told == ["Ada Lovelace +15125550100 has opted out of calls and texts. Please don't contact "
+                        "them about this lead."]
+        sent = (len(calls(emulator)), len(emulator.of("/Messages.json")))
+
         # Past all three on the clock; every job runs, the cancelled reminder's too if Redis kept it.
         tm.travel(tm.now() + timedelta(days=20))
         with tm.engine.connect() as conn:
@@ -134,7 +140,7 @@ def test_stop_blocks_a_pending_retry_nurture_step_and_reminder_on_one_number(
         assert len(jobs) == 3  # the retry and two nurture steps ran; the reminder was cancelled in Redis
         wait(lambda: all(j.get_status(refresh=True) in ("finished", "failed") for j in jobs))
         assert (len(calls(emulator)), len(emulator.of("/Messages.json"))) == sent
-        assert texts_to(emulator, PHONE) == [] and len(texts_to(emulator, rep_phone)) == 1
+        assert texts_to(emulator, PHONE) == [] and len(texts_to(emulator, rep_phone)) == 2
 
         def blocked(lead_id: str) -> dict[str, str]:
             return {e["data"]["kind"]: e["data"]["reason"] for e in view(stack, lead_id)["timeline"]

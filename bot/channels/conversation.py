@@ -126,8 +126,10 @@ def opt_out(svc: Services, s: Session, phone: str, source: str) -> None:
     """Stop everything for this number: record it, close conversations, cancel handoffs, mark its leads."""
     from bot.channels.touches import block_all
     from handoff.service import cancel_handoffs
+    from handoff.withdrawn import tell_reps
 
     compliance.opt_out(s, phone, source)
+    tell_reps(svc, s, phone)  # a rep holding one of its leads would still call: they hear of it
     for lead in s.scalars(select(Lead).where(Lead.phone == phone, Lead.status.notin_(
             [LeadStatus.HANDED_OFF.value, LeadStatus.OPTED_OUT.value]))):
         close_open(s, lead.id)

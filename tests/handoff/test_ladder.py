@@ -274,6 +274,22 @@ def test_the_reps_reminder_is_blocked_when_the_number_opted_out_another_way(serv
         "handoff": h_id}
 
 
+def test_a_rep_holding_the_lead_is_told_when_the_prospect_opts_out(services, emulator, inbox):
+    from bot.channels.conversation import opt_out
+
+    lead_id = make_lead(services)
+    hand_off(services, lead_id)
+    run_jobs(services)
+    assert reply(services, ALICE, "1").startswith("Thanks")  # acknowledged: the lead is Alice's now
+    with services.sessions() as s:
+        opt_out(services, s, "+15125550100", "sms keyword")
+        s.commit()
+    run_jobs(services)
+    assert texts_to(emulator, ALICE)[-1] == ("Maria Lopez +15125550100 has opted out of calls and texts. "
+                                             "Please don't contact them about this lead.")
+    assert jobs.tell_opted_out(handoffs_ids(services, lead_id)[0]) == "skipped"  # once
+
+
 def handoffs_ids(services, lead_id: str) -> list[str]:  # noqa: ANN001
     with services.sessions() as s:
         return list(s.scalars(select(Handoff.id).where(Handoff.lead_id == lead_id)))
