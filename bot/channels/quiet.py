@@ -14,7 +14,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from bot.channels import conversation, touches
-from bot.channels.cadence import book, cut_off, finished
+from bot.channels.cadence import cadence_for, cut_off, finished
 from bot.flows import engine, sms_render
 from bot.flows.engine import Prompt, PromptKind
 from bot.runtime.services import Services
@@ -37,7 +37,7 @@ def expect_reply(svc: Services, s: Session, lead: Lead, conv: Conversation) -> N
 
 
 def _plan(svc: Services, s: Session, lead: Lead, conv: Conversation, n: int) -> None:
-    quiet = book(svc).for_flow(lead.flow_id).quiet
+    quiet = cadence_for(svc, lead).quiet
     kind = NUDGE if n <= quiet.nudges else GONE_QUIET
     turn = (conv.state or {}).get("turns", 0)
     touches.plan(svc, s, lead.id, f"quiet:{conv.id}:{turn}:{n}", kind, "sms", utcnow() + quiet.after,
@@ -68,7 +68,7 @@ def nudge(svc: Services, s: Session, lead: Lead, touch: Touch) -> str | None:
     lang = state.get("language", "en")
     fields = {"lead": conversation.lead_fields(lead)}
     question = engine.prompt_for(flow, state["step"], fields["lead"], lang, state.get("answers"))
-    quiet = book(svc).for_flow(lead.flow_id).quiet
+    quiet = cadence_for(svc, lead).quiet
     hello = (quiet.say.render(lang, "en", fields) if quiet.say
              else STILL_THERE.get(lang, STILL_THERE["en"]).format(first=lead.first_name))
     return sms_render.render([Prompt(hello, PromptKind.REPROMPT, lang, question.voice), question])
@@ -90,6 +90,6 @@ def gone_quiet(svc: Services, s: Session, lead: Lead, touch: Touch) -> str:
     cut_off(s, lead, conv)
     record(s, lead.id, "gone_quiet", channel="sms", step=step, nudges=int(touch.step or "1") - 1)
     if lead.channel != "call":  # a lead who chose calls keeps its call cadence; others end here
-        finished(svc, s, lead, book(svc).for_flow(lead.flow_id))
+        finished(svc, s, lead, cadence_for(svc, lead))
     lead.status, lead.status_reason = LeadStatus.NO_ANSWER.value, f"no reply by text since step '{step}'"
     return "went quiet"
