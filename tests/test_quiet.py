@@ -34,8 +34,10 @@ def test_an_sms_lead_who_never_answers_is_nudged_once_then_emailed_and_closed(
     assert "gone_quiet" in kinds and "cadence_finished" in kinds
     tm.release()
     work(services)
-    [mail] = smtp.envelopes  # the cadence's email last: the prospect has one more way to answer
+    # The cadence's email last (the prospect has one more way to answer), and the managers told.
+    mail, managers = sorted(smtp.envelopes, key=lambda e: len(e.rcpt_tos))
     assert mail.rcpt_tos == ["ada@example.com"]
+    assert b"Unreachable lead: Ada Lovelace (roofing) - no reply by text since step" in managers.content
 
 
 def test_a_reply_cancels_the_nudge_and_the_next_question_waits_afresh(

@@ -188,12 +188,14 @@ def _send(
         attempt.error = AMBIGUOUS if lost else str(exc)[:500]
         s.commit()
         raise TransientTouchError(f"touch {touch.id}: {exc}") from exc
-    return _sent(s, lead, touch, attempt, channel, sid, at=started)
+    return _sent(svc, s, lead, touch, attempt, channel, sid, at=started)
 
 
 def _sent(
-    s: Session, lead: Lead, touch: Touch, attempt: Attempt, channel: str, sid: str, **data: object
+    svc: Services, s: Session, lead: Lead, touch: Touch, attempt: Attempt, channel: str, sid: str,
+    **data: object,
 ) -> str:
+    """Record the touch as sent (or adopted) with its SID; a nudge plans the next one."""
     attempt.status, attempt.provider_sid, attempt.error = "placed", sid, None
     touch.status = TouchStatus.SENT
     if touch.kind == quiet.NUDGE:
@@ -226,7 +228,7 @@ def _adopt_existing(svc: Services, s: Session, lead: Lead, touch: Touch) -> str 
     if sid is None:
         attempt.error = "timed out; Twilio has no such call or text: sending again"
         return None
-    return _sent(s, lead, touch, attempt, attempt.channel, sid, adopted=True)
+    return _sent(svc, s, lead, touch, attempt, attempt.channel, sid, adopted=True)
 
 
 def _request(
