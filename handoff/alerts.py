@@ -44,6 +44,7 @@ from handoff.roster_cache import roster_for
 from handoff.scheduling import enqueue, job_id
 from handoff.transfer import transfer_of
 from handoff.waiting import ALERT_RETRY
+from handoff.withdrawn import sweep_lost as tell_reps_lost
 
 log = logging.getLogger(__name__)
 # Accepted transfers older than this are not looked at again by the sweeper.
@@ -207,4 +208,4 @@ def sweep_lost(svc: Any, now: datetime | None = None) -> int:
         if job_lost(svc.redis, job_id(func, key), now) and enqueue(svc.queue, func, key, retry=retry):
             log.warning("%s for %s was lost from Redis; enqueued again", func, key)
             handed += 1
-    return handed
+    return handed + tell_reps_lost(svc, now)

@@ -6,22 +6,28 @@ already acknowledged) would still call from their own phone. One text per handof
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from bot.runtime.queueing import job_lost
 from bot.store.handoff_tables import Handoff, HandoffStatus
-from bot.store.tables import Lead
+from bot.store.tables import Lead, OptOut, utcnow
 from bot.store.timeline import record
 from handoff.defaults import OPTED_OUT_JOB
 from handoff.events import HandoffEvent as Ev
-from handoff.ladder import TransientSendError, _already, _context, _retries_left, _text
+from handoff.ladder import LOST_GRACE_S, TransientSendError, _already, _context, _retries_left, _text
 from handoff.notify import NAME_MAX, clean, e164
 from handoff.offers import SEND_RETRY
-from handoff.scheduling import enqueue_after_commit
+from handoff.scheduling import enqueue, enqueue_after_commit, job_id
 
 KIND = "opted_out"
+LOOKBACK = timedelta(days=30)  # a rep is told about leads handed to them this recently
+# Texted and waiting, or acknowledged: a rep holds the lead.
+HELD = or_(Handoff.status == HandoffStatus.ACKED.value,
+           and_(Handoff.status == HandoffStatus.OPEN.value, Handoff.due_at.is_not(None)))
 
 
 def opted_out_text(name: str | None, phone: str) -> str:
@@ -32,9 +38,8 @@ def opted_out_text(name: str | None, phone: str) -> str:
 
 def tell_reps(svc: Any, session: Session, phone: str) -> int:
     """Queue the text to every rep holding a lead of this number; call before the handoffs are cancelled."""
-    texted_and_waiting = (Handoff.status == HandoffStatus.OPEN.value) & Handoff.due_at.is_not(None)
     ids = session.scalars(select(Handoff.id).join(Lead, Lead.id == Handoff.lead_id).where(
-        Lead.phone == phone, or_(Handoff.status == HandoffStatus.ACKED.value, texted_and_waiting))).all()
+        Lead.phone == phone, HELD)).all()
     for handoff_id in ids:
         enqueue_after_commit(session, svc.queue, OPTED_OUT_JOB, handoff_id, retry=SEND_RETRY)
     return len(ids)
@@ -59,3 +64,19 @@ def tell_rep(svc: Any, handoff_id: str) -> str:
     if sent.transient and _retries_left() > 0:
         raise TransientSendError(f"handoff {h.id}: opted-out text to {h.rep_phone} failed; RQ will retry")
     return sent.ref or "sms-failed"
+
+
+def sweep_lost(svc: Any, now: datetime | None = None) -> int:
+    """Tell the reps a STOP's job never reached (Redis lost it) or an opt-out that came another way (a
+    DNC import): handoffs a rep holds, of the last LOOKBACK, whose number opted out, and nobody told."""
+    now = now or utcnow()
+    with svc.sessions() as s:
+        rows = s.scalars(select(Handoff).join(Lead, Lead.id == Handoff.lead_id)
+                         .join(OptOut, OptOut.phone == Lead.phone)
+                         .where(HELD, Handoff.created_at > now - LOOKBACK,
+                                OptOut.at < now - timedelta(seconds=LOST_GRACE_S)).limit(200)).all()
+        due = [h.id for h in rows
+               if not any(_already(s, h, kind, KIND) for kind in (Ev.SMS_SENT, Ev.SMS_FAILED))]
+    return sum(1 for hid in due
+               if job_lost(svc.redis, job_id(OPTED_OUT_JOB, hid), now)
+               and enqueue(svc.queue, OPTED_OUT_JOB, hid, retry=SEND_RETRY))

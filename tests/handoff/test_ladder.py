@@ -290,6 +290,26 @@ def test_a_rep_holding_the_lead_is_told_when_the_prospect_opts_out(services, emu
     assert jobs.tell_opted_out(handoffs_ids(services, lead_id)[0]) == "skipped"  # once
 
 
+def test_a_number_imported_to_the_dnc_list_is_told_to_its_rep_by_the_sweeper(services, emulator, inbox):
+    """A DNC import does not go through the STOP path: the sweeper finds the rep holding the lead."""
+    from bot.compliance import gate
+    from bot.store.tables import utcnow
+    from handoff.alerts import sweep_lost as sweep_alerts
+
+    lead_id = make_lead(services)
+    hand_off(services, lead_id)
+    run_jobs(services)
+    reply(services, ALICE, "1")
+    with services.sessions() as s:
+        gate.opt_out(s, "+15125550100", "dnc import")
+        s.commit()
+    assert sweep_alerts(services, now=utcnow()) == 0  # too soon: a STOP's own job may be on its way
+    assert sweep_alerts(services, now=utcnow() + timedelta(minutes=1)) == 1
+    run_jobs(services)
+    assert texts_to(emulator, ALICE)[-1].startswith("Maria Lopez +15125550100 has opted out")
+    assert sweep_alerts(services, now=utcnow() + timedelta(minutes=2)) == 0  # told once
+
+
 def handoffs_ids(services, lead_id: str) -> list[str]:  # noqa: ANN001
     with services.sessions() as s:
         return list(s.scalars(select(Handoff.id).where(Handoff.lead_id == lead_id)))
