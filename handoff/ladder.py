@@ -24,7 +24,7 @@ from bot.runtime.queueing import job_lost
 from bot.store.handoff_tables import Handoff, HandoffMode, HandoffStatus
 from bot.store.tables import Event, Lead, utcnow
 from bot.store.timeline import record
-from handoff.defaults import EMAIL_JOB, ESCALATE_JOB, ESCALATION_MAIL_JOB, REMIND_JOB, SEND_JOB
+from handoff.defaults import EMAIL_JOB, ESCALATE_JOB, ESCALATION_MAIL_JOB, OPTED_OUT_JOB, REMIND_JOB, SEND_JOB
 from handoff.events import HandoffEvent as Ev
 from handoff.mail import MailError, send_mail
 from handoff.matching import open_handoff_counts
@@ -134,6 +134,8 @@ def send(svc: Any, handoff_id: str) -> str:
         if h is None or h.status != HandoffStatus.OPEN.value or h.due_at is not None:
             return "skipped"
         lead, roster, rep = _context(svc, s, h)
+        if _blocked(s, h, lead, "rep_handoff", cancel=True):  # never offer an opted-out lead
+            return "blocked"
         sla = sla_seconds(svc, roster, rep)
         due = now + timedelta(seconds=sla)
         claimed = s.execute(update(Handoff).where(
@@ -164,6 +166,20 @@ def _already(s: Session, h: Handoff, type_: str, kind: str) -> bool:
     """True when this handoff already has an event of this type and kind (so a retry skips it)."""
     rows = s.scalars(select(Event.data).where(Event.lead_id == h.lead_id, Event.type == type_))
     return any(d.get("handoff") == h.id and d.get("kind") == kind for d in rows)
+
+
+def _blocked(s: Session, h: Handoff, lead: Lead, step: str, cancel: bool = False) -> bool:
+    """The number opted out without the STOP path (a DNC import): this step stops, and says so; with
+    `cancel`, the handoff too (status cancelled, escalated so the sweeper leaves it)."""
+    if not opted_out(s, lead.phone):
+        return False
+    if cancel:
+        s.execute(update(Handoff).where(Handoff.id == h.id, Handoff.status == HandoffStatus.OPEN.value)
+                  .values(status=HandoffStatus.CANCELLED.value, reason="opted out", escalated_at=utcnow()))
+    record(s, h.lead_id, "touch_blocked", kind=step, channel="sms", rep=h.rep_name,
+           reason="blocked: opted out", handoff=h.id)
+    s.commit()
+    return True
 
 
 def send_email(svc: Any, handoff_id: str) -> str:
@@ -200,10 +216,7 @@ def remind(svc: Any, handoff_id: str) -> str:
             return "skipped"
         h = s.get(Handoff, handoff_id)
         lead, _roster, rep = _context(svc, s, h)
-        if opted_out(s, lead.phone):  # a DNC import or a STOP to another sender: no nudge to call them
-            record(s, h.lead_id, "touch_blocked", kind="rep_reminder", channel="sms", rep=rep.name,
-                   reason="blocked: opted out", handoff=h.id)
-            s.commit()
+        if _blocked(s, h, lead, "rep_reminder"):  # no nudge to call them (the sweeper tells the rep)
             return "blocked"
         text = reminder_sms_text(lead, rep, h.created_at, h.due_at, lead_link(svc, lead.id, h.id), now)
         s.commit()
@@ -241,6 +254,9 @@ def escalate(svc: Any, handoff_id: str) -> str:
         if h is None or h.status != HandoffStatus.OPEN.value or h.due_at is None:
             return "skipped"
         lead, roster, rep = _context(svc, s, h)
+        if _blocked(s, h, lead, "rep_escalation", cancel=True):  # no other rep gets an opted-out lead
+            enqueue(svc.queue, OPTED_OUT_JOB, h.id, retry=SEND_RETRY)  # the rep holding it is told
+            return "blocked"
         nxt, rest = _next_rep(s, roster, lead, list(h.details.get("queue", [])), now)
         status = HandoffStatus.REASSIGNED if nxt else HandoffStatus.MISSED
         res = s.execute(update(Handoff).where(Handoff.id == h.id, Handoff.status == HandoffStatus.OPEN.value,

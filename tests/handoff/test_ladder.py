@@ -272,6 +272,12 @@ def test_the_reps_reminder_is_blocked_when_the_number_opted_out_another_way(serv
     assert event(services, lead_id, "touch_blocked") == {
         "kind": "rep_reminder", "channel": "sms", "rep": "Alice Able", "reason": "blocked: opted out",
         "handoff": h_id}
+    sent = len(emulator.messages)
+    fire(services, f"handoff-escalate-{h_id}")  # the SLA passes: nobody else is offered the lead
+    assert handoffs(services, lead_id) == [("Alice Able", "cancelled")]
+    assert len(emulator.messages) == sent + 1 and texts_to(emulator, ALICE)[-1].startswith(
+        "Maria Lopez +15125550100 has opted out")  # Alice, who holds it, is told instead
+    assert len(mails(inbox)) == 1  # the handoff's backup email only: no escalation about it
 
 
 def test_a_rep_holding_the_lead_is_told_when_the_prospect_opts_out(services, emulator, inbox):
@@ -308,6 +314,20 @@ def test_a_number_imported_to_the_dnc_list_is_told_to_its_rep_by_the_sweeper(ser
     run_jobs(services)
     assert texts_to(emulator, ALICE)[-1].startswith("Maria Lopez +15125550100 has opted out")
     assert sweep_alerts(services, now=utcnow() + timedelta(minutes=2)) == 0  # told once
+
+
+def test_a_lead_whose_number_is_on_the_dnc_list_is_never_offered(services, emulator, inbox):
+    from bot.compliance import gate
+
+    lead_id = make_lead(services)
+    with services.sessions() as s:
+        gate.opt_out(s, "+15125550100", "dnc import")
+        s.commit()
+    hand_off(services, lead_id)
+    run_jobs(services)
+    assert texts_to(emulator, ALICE) == [] and mails(inbox) == []
+    assert handoffs(services, lead_id) == [("Alice Able", "cancelled")]
+    assert event(services, lead_id, "touch_blocked")["kind"] == "rep_handoff"
 
 
 def handoffs_ids(services, lead_id: str) -> list[str]:  # noqa: ANN001
