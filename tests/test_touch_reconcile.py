@@ -63,3 +63,19 @@ def test_a_timed_out_retry_twilio_never_created_is_sent_again(client, auth, serv
     with services.sessions() as s:
         touch = s.scalar(select(Touch).where(Touch.lead_id == lead_id, Touch.kind == "retry"))
     assert touch.status == "sent"
+
+
+def test_a_timed_out_text_is_adopted_not_sent_twice(client, auth, services, emulator, tm):
+    lead_id = post_lead(client, auth)
+    work(services)
+    status(*leg_for(client, services, emulator), "no-answer")
+    travel_and_run(tm, services, tm.next_due(lead_id))  # the +2 min call
+    status(*leg_for(client, services, emulator), "no-answer")
+    emulator.script("message", SLOW)
+    travel_and_run(tm, services, tm.next_due(lead_id))  # the +3 min text: Twilio has it, we timed out
+    assert len(emulator.messages) == 1
+    tm.release()
+    work(services)
+    assert len(emulator.of("/Messages.json")) == 1 and len(emulator.messages) == 1
+    [sent] = [d for _, d in events(services, lead_id, "sms_sent")]
+    assert sent["adopted"] is True and sent["sid"] == emulator.messages[0]["sid"] and sent["touch"] == "text"
