@@ -20,6 +20,7 @@ from rq.job import Job
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from bot.store import clock
 from handoff.defaults import JOB_IDS
 from handoff.shifts import as_utc
 
@@ -60,9 +61,11 @@ def enqueue(queue: Queue, func: str, key: str, *, at: datetime | None = None, de
     """Enqueue ``func(key)`` now, at ``at``, or after ``delay`` seconds; False (logged) when Redis is down."""
     options: dict[str, Any] = {"job_id": job_id(func, key), "result_ttl": 3600, "failure_ttl": 7 * 86400,
                                "retry": retry}
+    if at is not None:  # `at` is on leadbot's clock (moved in tests); RQ's scheduler runs on real time
+        at = as_utc(at) - (clock.now() - clock.real_now())
     try:
-        if at is not None and as_utc(at) > datetime.now(UTC):
-            queue.enqueue_at(as_utc(at), func, key, **options)
+        if at is not None and at > datetime.now(UTC):
+            queue.enqueue_at(at, func, key, **options)
         elif delay:
             queue.enqueue_in(timedelta(seconds=delay), func, key, **options)
         else:
