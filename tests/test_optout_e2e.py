@@ -104,9 +104,13 @@ def test_stop_blocks_a_pending_retry_nurture_step_and_reminder_on_one_number(
         assert "text you shortly" in " ".join(leg.heard), leg.heard
         leg.notify(form["StatusCallback"], {"CallStatus": "completed"})
         rep_phone = wait(lambda: next(iter([m["form"]["To"] for m in emulator.of("/Messages.json")]), None))
-        assert wait(lambda: tm.engine.connect().execute(  # the rep was texted: their reminder is scheduled
-            select(Handoff.due_at).where(Handoff.lead_id == handed)).scalar())
-        handoff_id = tm.engine.connect().execute(select(Handoff.id).where(Handoff.lead_id == handed)).scalar()
+
+        def texted_handoff() -> str | None:
+            with tm.engine.connect() as conn:
+                return conn.execute(select(Handoff.id).where(Handoff.lead_id == handed,
+                                                             Handoff.due_at.is_not(None))).scalar()
+
+        handoff_id = wait(texted_handoff)  # the rep was texted: their reminder is scheduled
         assert ScheduledJobRegistry("leadbot", connection=queue.connection).get_job_ids().count(
             f"handoff-remind-{handoff_id}") == 1
 
