@@ -205,7 +205,7 @@ def test_email_lead_gets_the_questions_by_email(client, services):
     assert mail.to_addrs == "ada@example.com" and "kitchen remodel" in mail.subject
     assert "budget" in mail.body.lower() and "Hi Ada" in mail.body
     assert attempt.status == "placed"
-    assert events(services, lead_id) == ["received", "queued", "email_sent"]
+    assert events(services, lead_id) == ["received", "queued", "email_sent", "touch_planned"]
 
 
 def test_smtp_down_is_retried_not_lost(tmp_path, db_url, redis_url, emulator):

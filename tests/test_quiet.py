@@ -80,3 +80,37 @@ def test_quiet_settings_are_checked_with_file_and_line(tmp_path):
     found = {(e.line, e.message.split(" ")[0]) for e in errors}
     assert (6, "expected") in found and (7, "expected") in found
     assert any(e.line == 8 and "unknown key" in e.message for e in errors)
+
+
+def test_an_email_lead_who_never_calls_or_texts_back_is_reported_to_the_managers_next_day(
+    client, auth, services, emulator, tm, smtp  # noqa: F811
+):
+    lead_id = post_lead(client, auth, channel="email")
+    work(services)
+    [questions] = smtp.envelopes
+    assert questions.rcpt_tos == ["ada@example.com"]
+    sent = tm.now()
+    travel_and_run(tm, services, sent + timedelta(hours=23))
+    assert len(smtp.envelopes) == 1 and lead_row(services, lead_id).status == "contacting"
+    travel_and_run(tm, services, sent + timedelta(days=1, minutes=1))
+    tm.release()
+    work(services)
+    row = lead_row(services, lead_id)
+    assert row.status == "no_answer" and row.status_reason.startswith("no call or text back 24 h after")
+    [managers] = smtp.envelopes[1:]  # no "we tried to call" email: this lead was never called
+    assert "ada@example.com" not in managers.rcpt_tos
+    assert b"Unreachable lead: Ada Lovelace (roofing) - no call or text back 24 h" in managers.content
+
+
+def test_an_email_lead_who_texts_back_is_not_reported(
+    client, auth, services, emulator, tm, smtp, signed  # noqa: F811
+):
+    lead_id = post_lead(client, auth, channel="email")
+    work(services)
+    sent = tm.now()
+    travel_and_run(tm, services, sent + timedelta(hours=3))
+    assert "?" in sms_in(client, services, signed, "hi, got your email")  # the questions, by text now
+    travel_and_run(tm, services, sent + timedelta(days=1, minutes=1))
+    assert len(smtp.envelopes) == 1  # only the questions: nobody had to be told
+    assert [d["reason"] for _, d in events(services, lead_id, "touch_cancelled")
+            if d["kind"] == "email_wait"] == ["the lead replied"]

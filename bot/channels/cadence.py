@@ -201,14 +201,14 @@ def plan_next(svc: Services, s: Session, lead: Lead, cad: Cadence, not_before: d
     finished(svc, s, lead, cad)
 
 
-def finished(svc: Services, s: Session, lead: Lead, cad: Cadence) -> None:
+def finished(svc: Services, s: Session, lead: Lead, cad: Cadence, last_email: bool = True) -> None:
     """No call left in the cadence: the email last (when on file), and the reason on the lead."""
     reach = touches.reach(s, lead.id)
     record(s, lead.id, "cadence_finished", cadence=cad.name, calls=reach.calls)
     lead.status, lead.status_reason = LeadStatus.NO_ANSWER.value, f"no answer after {reach.calls} call(s)"
     # Not a silent ending: the managers hear of it now (handoff.alerts.report_unreachable).
     enqueue_after_commit(s, svc.queue, UNREACHABLE_JOB, lead.id, retry=ALERT_RETRY)
-    if lead.email and cad.email_last is not None:
+    if last_email and lead.email and cad.email_last is not None:
         body = cad.email_last.render("en", "en", {"lead": conversation.lead_fields(lead)})
         touches.plan(svc, s, lead.id, f"r{reach.round}:email_last", "email", "email", utcnow(), body=body)
 

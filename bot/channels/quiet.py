@@ -20,9 +20,9 @@ from bot.flows.engine import Prompt, PromptKind
 from bot.runtime.services import Services
 from bot.store.tables import Conversation, Lead, LeadStatus, utcnow
 from bot.store.timeline import record
-from bot.store.touch_tables import Touch
+from bot.store.touch_tables import Touch, TouchStatus
 
-NUDGE, GONE_QUIET = "nudge", "quiet_end"
+NUDGE, GONE_QUIET, EMAIL_WAIT = "nudge", "quiet_end", "email_wait"
 KINDS = (NUDGE, GONE_QUIET)
 STILL_THERE = {"en": "Still there, {first}?", "es": "¿Sigue ahí, {first}?"}
 
@@ -93,3 +93,21 @@ def gone_quiet(svc: Services, s: Session, lead: Lead, touch: Touch) -> str:
         finished(svc, s, lead, cadence_for(svc, lead))
     lead.status, lead.status_reason = LeadStatus.NO_ANSWER.value, f"no reply by text since step '{step}'"
     return "went quiet"
+
+
+def expect_email_reply(svc: Services, s: Session, lead: Lead) -> None:
+    """The questions went by email, whose replies reach a mailbox, not leadbot: if the lead neither calls
+    nor texts back within `quiet.email_after`, the managers are told to look for a reply."""
+    after = cadence_for(svc, lead).quiet.email_after
+    touches.plan(svc, s, lead.id, f"email_wait:{touches.reach(s, lead.id).round}", EMAIL_WAIT, "email",
+                 utcnow() + after, step=str(int(after.total_seconds())))
+
+
+def email_unanswered(svc: Services, s: Session, lead: Lead, touch: Touch) -> tuple[str, str]:
+    """(touch status, reason): still only emailed, so the cadence ends here and the managers hear of it."""
+    if lead.status != LeadStatus.CONTACTING.value:
+        return TouchStatus.CANCELLED, f"the lead answered (now {lead.status})"
+    hours = round(int(touch.step or 0) / 3600)
+    finished(svc, s, lead, cadence_for(svc, lead), last_email=False)  # the managers are told
+    lead.status_reason = f"no call or text back {hours} h after the email; look for an emailed reply"
+    return TouchStatus.DONE, "no call or text back"

@@ -38,7 +38,8 @@ WITH_SALES = {
     LeadStatus.OPTED_OUT.value,
 }
 # A reply stops the chase and the drip, never a callback it asked for a moment ago.
-STOPPED_BY_REPLY = ("retry", "text", "voicemail_text", "fallback", "email", "nurture", "nudge", "quiet_end")
+STOPPED_BY_REPLY = ("retry", "text", "voicemail_text", "fallback", "email", "nurture", "nudge", "quiet_end",
+                    "email_wait")
 CALLING_NOW = "Calling you now!"
 CALLING_AT = "Thanks! We'll call you at {when}."
 

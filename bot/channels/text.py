@@ -131,4 +131,5 @@ def start_email(svc: Services, s: Session, lead: Lead) -> str:
     lines += ["", f"Or call or text us at {svc.settings.caller_id}."]
     msg.set_content("\n".join(lines))
     receipt = send_mail(svc.settings, msg, svc.sessions)
+    quiet.expect_email_reply(svc, s, lead)
     return receipt.message_id or msg.get("Message-ID", "") or f"email-{lead.id}"

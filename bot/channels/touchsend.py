@@ -84,6 +84,8 @@ def run_touch(svc: Services, touch_id: str) -> str:
             return _close(s, lead, touch, TouchStatus.CANCELLED, f"lead is {lead.status}")
         if _newer_request(s, lead):  # a new submission after the dedupe window is its own lead
             return _close(s, lead, touch, TouchStatus.CANCELLED, "new submission")
+        if touch.kind == quiet.EMAIL_WAIT:
+            return _close(s, lead, touch, *quiet.email_unanswered(svc, s, lead, touch))
         if touch.kind in quiet.KINDS:
             if not quiet.still_waiting(s, touch):
                 return _close(s, lead, touch, TouchStatus.CANCELLED, "the conversation moved on")

@@ -19,7 +19,7 @@ MOMENTS = ("next_morning", "next_afternoon")
 TOUCH_KEYS = ("call", "text", "say")
 RULE_KEYS = ("retry", "at_least", "to_sms_after", "voicemail", "text_within")
 CADENCE_KEYS = ("touches", "on", "morning", "afternoon", "max_calls", "email_last", "quiet")
-QUIET_KEYS = ("after", "nudges", "say")
+QUIET_KEYS = ("after", "nudges", "say", "email_after")
 DEFAULT_TEXT = (
     "We just tried to call about your {{ lead.service or 'service' }} request; reply CALL and "
     "we'll call right back, or STOP to opt out"
@@ -54,6 +54,7 @@ class Quiet:
     after: timedelta = timedelta(minutes=30)
     nudges: int = 1
     say: Text | None = None  # before the question again; default "Still there, {first}?"
+    email_after: timedelta = timedelta(days=1)  # an email lead with no call or text back by then: told
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,9 @@ def _quiet(e: Errors, node: Any, where: str, line: int) -> Quiet:
           f"expected a whole number from 0 to 5, got {shown(nudges)}")
         nudges = 1
     say = e.text(node["say"], f"{where}.say", node.line_of("say")) if "say" in node else None
-    return Quiet(after or timedelta(minutes=30), nudges, say)
+    email_after = (e.duration(node["email_after"], f"{where}.email_after", node.line_of("email_after"))
+                   if "email_after" in node else None)
+    return Quiet(after or timedelta(minutes=30), nudges, say, email_after or timedelta(days=1))
 
 
 def _cadence(e: Errors, name: str, node: Any, line: int) -> Cadence | None:
