@@ -61,7 +61,7 @@ def _write(path: Path, text: str) -> None:
         raise
 
 
-def _publish(kind: str, name: str, path: Path, text: str, note: str | None) -> int:
+def publish_file(kind: str, name: str, path: Path, text: str, note: str | None) -> int:
     """Keep the live text as the first version (once), record the new one, then write the file."""
     with svc().sessions() as s:
         if not staff.publications(s, kind, name) and path.exists():
@@ -127,7 +127,7 @@ def publish(name: str):
     errors = check_flow(name, draft)
     if errors:
         return _editor_page("flow", name, path.read_text(encoding="utf-8"), draft, errors, 422)
-    pub_id = _publish("flow", name, path, draft, request.form.get("note") or None)
+    pub_id = publish_file("flow", name, path, draft, request.form.get("note") or None)
     audit("flow_published", name, version=pub_id)
     flash(f"Published {name} (version {pub_id}). New calls use it; calls in progress keep theirs.", "info")
     return redirect(url_for("console.editor.flow", name=name))
@@ -150,11 +150,11 @@ def _rollback(kind: str, name: str, path: Path, pub_id: int, checker: Any) -> An
     if errors:  # e.g. a rule that changed since: never publish what does not load
         flash(f"Version {pub_id} no longer validates: {errors[0]['message']}", "error")
     else:
-        new_id = _publish(kind, name, path, source, f"rollback to version {pub_id}")
+        new_id = publish_file(kind, name, path, source, f"rollback to version {pub_id}")
         audit(f"{kind}_rolled_back", name, to_version=pub_id, version=new_id)
         flash(f"Rolled back to version {pub_id} (now version {new_id}).", "info")
     return redirect(
-        url_for("console.editor.roster" if kind == "roster" else "console.editor.flow", name=name)
+        url_for("console.roster.index") if kind == "roster" else url_for("console.editor.flow", name=name)
     )
 
 
@@ -162,10 +162,10 @@ def _roster_path() -> Path:
     return Path(svc().settings.roster_path)
 
 
-@bp.get("/roster")
+@bp.get("/roster/yaml")
 @requires("admin")
 def roster():
-    """Edit the roster."""
+    """Edit the roster as YAML (the form at /roster edits one rep or manager at a time)."""
     path = _roster_path()
     live = path.read_text(encoding="utf-8") if path.exists() else ""
     return _editor_page("roster", "roster", live, live, [])
@@ -191,7 +191,7 @@ def roster_publish():
     if errors:
         live = path.read_text(encoding="utf-8") if path.exists() else ""
         return _editor_page("roster", "roster", live, draft, errors, 422)
-    pub_id = _publish("roster", "roster", path, draft, request.form.get("note") or None)
+    pub_id = publish_file("roster", "roster", path, draft, request.form.get("note") or None)
     audit("roster_published", "roster", version=pub_id)
     flash(f"Published the roster (version {pub_id}).", "info")
     return redirect(url_for("console.editor.roster"))
