@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     twilio_cps_setting: float | None = Field(None, alias="TWILIO_CPS")
     sweep_interval_seconds: float = Field(5.0, alias="SWEEP_INTERVAL_SECONDS")
     handoff_sla_seconds: int = Field(300, alias="HANDOFF_SLA_SECONDS")
+    # How long the link in a handoff text opens the rep's lead page (/console/r/<token>).
+    rep_link_hours: float = Field(7 * 24, alias="REP_LINK_HOURS", gt=0)
     queue_name: str = Field("leadbot", alias="QUEUE_NAME")
     data_dir: Path = Field(VAR, alias="LEADBOT_DATA_DIR")
     # Lead sources (bot/sources) and CRM webhooks out (bot/runtime/crm.py): an adapter whose secret

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, redirect, render_template, url_for
+from flask import Blueprint, abort, make_response, redirect, render_template, url_for
 
-from bot.runtime.replinks import LinkError, read_token
+from bot.runtime.replinks import LinkError, LinkExpired, read_token
 from bot.store import board as board_model
 from bot.store.tables import utcnow
 from console.auth import svc
@@ -16,11 +16,19 @@ bp = Blueprint("replink", __name__)
 
 
 def _handoff_id(token: str) -> str:
-    """The handoff a link opens; 404 (with the reason) for a forged or expired one."""
+    """The handoff a link opens; a phone-sized page saying why not for an expired (410) or forged (404) one."""
+    settings = svc().settings
     try:
-        return read_token(svc().settings.secret_key or "", token)
+        return read_token(settings.secret_key or "", token, max_age=int(settings.rep_link_hours * 3600))
     except LinkError as exc:
-        abort(404, str(exc))
+        status = 410 if isinstance(exc, LinkExpired) else 404
+        page = render_template("console/rep_link_error.html", message=str(exc), expired=status == 410)
+        abort(make_response(*_no_store(page, status)))
+
+
+def _no_store(body: str, status: int = 200) -> tuple[str, int, dict[str, str]]:
+    """A rep page: never cached, never sent on as a referrer, never indexed."""
+    return body, status, {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
 
 
 @bp.get("/r/<token>")
@@ -48,12 +56,7 @@ def page(token: str):
             "acked_at": h.acked_at,
             "reason": h.reason,
         }
-    resp = render_template("console/rep.html", lead=view, answers=answers, token=token)
-    return (
-        resp,
-        200,
-        {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"},
-    )
+    return _no_store(render_template("console/rep.html", lead=view, answers=answers, token=token))
 
 
 @bp.post("/r/<token>/<action>")

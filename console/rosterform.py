@@ -195,15 +195,20 @@ def rep_updates(form: dict[str, str], old: Any) -> dict[str, Any]:
     return out
 
 
+def _slot(doc: CommentedMap, section: str, index: int | None) -> tuple[int, CommentedMap]:
+    """Entry ``index`` of a section, or a new empty one at its end (index None)."""
+    items = doc.get(section)
+    if not isinstance(items, list):
+        items = doc[section] = CommentedSeq()
+    if index is None:
+        items.append(CommentedMap())
+        index = len(items) - 1
+    return index, items[index]
+
+
 def save_rep(doc: CommentedMap, index: int | None, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
     """Write the form into rep ``index`` (None: a new rep at the end); returns its index and the changes."""
-    reps = doc.get("salespeople")
-    if not isinstance(reps, list):
-        reps = doc["salespeople"] = CommentedSeq()
-    if index is None:
-        reps.append(CommentedMap())
-        index = len(reps) - 1
-    entry = reps[index]
+    index, entry = _slot(doc, "salespeople", index)
     before = rep_values(entry)
     _apply(entry, rep_updates(form, entry))
     return index, _changes(before, rep_values(entry))
@@ -211,13 +216,7 @@ def save_rep(doc: CommentedMap, index: int | None, form: dict[str, str]) -> tupl
 
 def save_manager(doc: CommentedMap, index: int | None, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
     """Write the form into manager ``index`` (None: a new manager); returns its index and the changes."""
-    managers = doc.get("managers")
-    if not isinstance(managers, list):
-        managers = doc["managers"] = CommentedSeq()
-    if index is None:
-        managers.append(CommentedMap())
-        index = len(managers) - 1
-    entry = managers[index]
+    index, entry = _slot(doc, "managers", index)
     before = manager_values(entry)
     updates = {}
     for key in MANAGER_FIELDS:

@@ -1,7 +1,8 @@
 """Signed, opaque, expiring links that open one handoff's lead page for its rep, with no password.
 
 The token carries only the handoff's random id (16 bytes) and a timestamp, signed with SECRET_KEY:
-it says nothing about the lead, and it is short enough for a text message.
+it says nothing about the lead, and it is short enough for a text message. Its age is read on
+leadbot's clock, so tests move time instead of waiting a week; REP_LINK_HOURS sets the lifetime.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import base64
 import binascii
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
+
+from bot.store import clock
 
 SALT = "leadbot.rep-lead-link"
 DEFAULT_MAX_AGE_S = 7 * 24 * 3600
@@ -20,8 +23,19 @@ class LinkError(ValueError):
     """The link is forged, damaged or expired; the message says which."""
 
 
+class LinkExpired(LinkError):
+    """The link was genuine but is older than its lifetime."""
+
+
+class _ClockSigner(TimestampSigner):
+    """Stamps and ages tokens on leadbot's clock (moved in tests, real time in production)."""
+
+    def get_timestamp(self) -> int:
+        return int(clock.now().timestamp())
+
+
 def _signer(secret: str) -> TimestampSigner:
-    return TimestampSigner(secret, salt=SALT)
+    return _ClockSigner(secret, salt=SALT)
 
 
 def make_token(secret: str, handoff_id: str) -> str:
@@ -35,7 +49,7 @@ def read_token(secret: str, token: str, max_age: int = DEFAULT_MAX_AGE_S) -> str
     try:
         raw = _signer(secret).unsign(token, max_age=max_age)
     except SignatureExpired as exc:
-        raise LinkError("this link has expired: ask your manager for the lead") from exc
+        raise LinkExpired("this link has expired: ask your manager for the lead") from exc
     except BadSignature as exc:
         raise LinkError("this link is not valid") from exc
     try:

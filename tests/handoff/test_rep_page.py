@@ -52,14 +52,55 @@ def test_forged_tampered_or_expired_links_are_refused(client, services, emulator
     assert client.get(f"/console/r/{other}").status_code == 404
     hid = read_token(services.settings.secret_key, token)
     assert read_token(services.settings.secret_key, make_token(services.settings.secret_key, hid)) == hid
-    expired = client.get(path)
-    assert expired.status_code == 200
+    assert client.get(path).status_code == 200
+    forged = client.get(f"/console/r/{other}")
+    assert "This link is not valid" in forged.get_data(as_text=True)
+
+
+def test_a_link_older_than_rep_link_hours_shows_that_it_expired(client, services, emulator, movable_clock):
+    from datetime import timedelta
+
+    assert services.settings.rep_link_hours == 7 * 24  # the default: a week
+    lead_id = make_lead(services)
+    path = the_link(services, emulator, lead_id)
+    movable_clock.advance(timedelta(days=7) - timedelta(minutes=1))
+    fresh = client.get(path)
+    assert fresh.status_code == 200
+    movable_clock.advance(timedelta(minutes=2))
+    page = client.get(path)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 410 and page.headers["Cache-Control"] == "no-store"
+    assert "This link has expired" in html and "Maria Lopez" not in html and "I called them" not in html
+    assert client.post(path + "/ack", data={"csrf_token": csrf(fresh.get_data(as_text=True))}).status_code == 410
+    assert rows(services, lead_id)[0][1] == "open"
+
+
+def test_rep_link_hours_sets_the_lifetime(services, settings, emulator, movable_clock):
+    from datetime import timedelta
+
+    from app import create_app
+
+    path = the_link(services, emulator, make_lead(services))
+    short = create_app(settings.model_copy(update={"rep_link_hours": 2}))  # as REP_LINK_HOURS=2 would
+    try:
+        client = short.test_client()
+        movable_clock.advance(timedelta(hours=1, minutes=59))
+        assert client.get(path).status_code == 200
+        movable_clock.advance(timedelta(minutes=2))
+        assert client.get(path).status_code == 410
+    finally:
+        short.extensions["leadbot"].close()
+
+
+def test_rep_link_hours_must_be_positive():
     import pytest
+    from pydantic import ValidationError
 
-    from bot.runtime.replinks import LinkError
+    from bot.settings import Settings
 
-    with pytest.raises(LinkError, match="expired"):
-        read_token(services.settings.secret_key, token, max_age=-1)
+    assert Settings(REP_LINK_HOURS="12").rep_link_hours == 12
+    with pytest.raises(ValidationError, match="REP_LINK_HOURS"):
+        Settings(REP_LINK_HOURS="0")
 
 
 def test_i_called_them_acknowledges_like_a_text_reply(client, services, emulator):
