@@ -13,7 +13,7 @@ from flask import Blueprint
 
 def create_blueprint() -> Blueprint:
     """The console blueprint with every page family nested under it."""
-    from console import admin, auth, board, editor, health, phone, replink, reports, roster
+    from console import admin, auth, board, deliveries, editor, health, phone, replink, reports, roster
 
     bp = Blueprint(
         "console",
@@ -24,6 +24,6 @@ def create_blueprint() -> Blueprint:
         static_url_path="/static",
     )
     auth.install(bp)
-    for module in (auth, board, reports, editor, phone, health, replink, admin, roster):
+    for module in (auth, board, reports, editor, phone, health, replink, admin, roster, deliveries):
         bp.register_blueprint(module.bp)
     return bp

@@ -1,4 +1,4 @@
-"""Health: queue depth, workers, failed jobs (with retry), recent Twilio errors, unassigned leads.
+"""Health: queue depth, workers, failed jobs (with retry), Twilio errors, unassigned leads, CRM deliveries.
 
 Other features add a panel with `add_panel(title, provider)`: the provider gets the services and
 returns rows ({"label", "detail", "lead_id"?}); e.g. failing CRM deliveries.
@@ -18,11 +18,14 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegis
 
 from bot.store import board as board_model
 from bot.store.tables import utcnow
+from console import deliveries
 from console.auth import audit, requires, svc
 from handoff.waiting import unassigned_leads
 
 bp = Blueprint("health", __name__)
-TWILIO_ERRORS = ("dial_failed", "dial_retry", "handoff_sms_failed", "rep_dial_failed")
+# REST calls Twilio refused, and the failures Twilio reports back in status callbacks.
+TWILIO_ERRORS = ("dial_failed", "dial_retry", "handoff_sms_failed", "rep_dial_failed", "call.failed",
+                 "sms.failed", "sms.undelivered")
 Provider = Callable[[Any], list[dict[str, Any]]]
 PANELS: list[tuple[str, Provider]] = []
 
@@ -70,6 +73,7 @@ def health():
         twilio=twilio,
         unassigned=unassigned,
         panels=panels,
+        deliveries=deliveries.failing(s_),
     )
 
 

@@ -16,7 +16,7 @@ bp = Blueprint("replink", __name__)
 
 
 def _handoff_id(token: str) -> str:
-    """The handoff a link opens; a phone-sized page saying why not for an expired (410) or forged (404) one."""
+    """The handoff a link opens; else a phone-sized page saying why: expired (410) or forged (404)."""
     settings = svc().settings
     try:
         return read_token(settings.secret_key or "", token, max_age=int(settings.rep_link_hours * 3600))
@@ -28,7 +28,8 @@ def _handoff_id(token: str) -> str:
 
 def _no_store(body: str, status: int = 200) -> tuple[str, int, dict[str, str]]:
     """A rep page: never cached, never sent on as a referrer, never indexed."""
-    return body, status, {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
+    headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
+    return body, status, headers
 
 
 @bp.get("/r/<token>")

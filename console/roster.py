@@ -23,7 +23,8 @@ from handoff.shifts import DAYS
 
 bp = Blueprint("roster", __name__)
 MAX_UPLOAD = 512 * 1024
-SECTIONS = {"reps": ("salespeople", rosterform.REP_FIELDS), "managers": ("managers", rosterform.MANAGER_FIELDS)}
+SECTIONS = {"reps": ("salespeople", rosterform.REP_FIELDS),
+            "managers": ("managers", rosterform.MANAGER_FIELDS)}
 
 
 def _live() -> tuple[Path, str]:

@@ -221,7 +221,8 @@ def save_manager(doc: CommentedMap, index: int | None, form: dict[str, str]) -> 
     updates = {}
     for key in MANAGER_FIELDS:
         value = form.get(key, "").strip()
-        updates[key] = None if not value else (entry[key] if _shown(entry.get(key)) == value else _scalar(value))
+        same = _shown(entry.get(key)) == value
+        updates[key] = None if not value else (entry[key] if same else _scalar(value))
     _apply(entry, updates)
     return index, _changes(before, manager_values(entry))
 

@@ -12,7 +12,8 @@ from sqlalchemy import and_, or_, select
 
 from bot.api.intake import api_key_required, json_error
 from bot.api.reports import parse_instant
-from bot.store.source_tables import DeliveryStatus, LeadSource, WebhookDelivery
+from bot.store import deliveries
+from bot.store.source_tables import DeliveryStatus, LeadSource
 from bot.store.tables import Lead, LeadStatus
 
 bp = Blueprint("crm", __name__)
@@ -99,16 +100,11 @@ def failing_deliveries():
     status = request.args.get("status")
     if status not in (None, DeliveryStatus.PENDING, DeliveryStatus.FAILED):
         return json_error(400, "bad query", {"status": "pending or failed"})
-    stmt = (select(WebhookDelivery).where(WebhookDelivery.status != DeliveryStatus.DELIVERED,
-                                          WebhookDelivery.attempts > 0)
-            .order_by(WebhookDelivery.updated_at.desc()).limit(500))
-    if status:
-        stmt = stmt.where(WebhookDelivery.status == status)
     svc = current_app.extensions["leadbot"]
     with svc.sessions() as s:
         out = [{"id": d.id, "event_id": d.event_id, "event_type": d.event_type, "lead_id": d.lead_id,
                 "url": d.url, "status": d.status, "attempts": d.attempts,
                 "last_status_code": d.last_status_code, "last_response": d.last_response,
                 "last_error": d.last_error, "created_at": _iso(d.created_at),
-                "updated_at": _iso(d.updated_at), "log": d.log or []} for d in s.scalars(stmt)]
+                "updated_at": _iso(d.updated_at), "log": d.log or []} for d in deliveries.failing(s, status)]
     return jsonify({"deliveries": out})

@@ -11,16 +11,20 @@ import json
 import logging
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import redis
 from rq import Queue, Retry
+from rq.exceptions import NoSuchJobError
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from bot.flows.yamlmarks import MarkedDict, MarkedList, parse_yaml, shown
-from bot.store.source_tables import LeadSource, WebhookDelivery
+from bot.store import clock
+from bot.store.source_tables import DeliveryStatus, LeadSource, WebhookDelivery
 from bot.store.tables import Lead, new_id, utcnow
 
 log = logging.getLogger(__name__)
@@ -185,6 +189,32 @@ def _flush_pending(svc: Any, s: Session) -> None:
     ids, s.info[_PENDING] = list(s.info.get(_PENDING, [])), []
     for delivery_id in ids:
         enqueue_delivery(svc, delivery_id)
+
+
+def retry_delivery(svc: Any, delivery_id: str) -> bool:
+    """Send a failing delivery again now, with fresh back-off retries; False when unknown or delivered.
+
+    Its scheduled retry, if any, is dropped first so that it is not sent twice in a row.
+    """
+    with svc.sessions() as s:
+        d = s.get(WebhookDelivery, delivery_id)
+        if d is None or d.status == DeliveryStatus.DELIVERED:
+            return False
+        d.status, d.updated_at = DeliveryStatus.PENDING, utcnow()
+        s.commit()
+    queue, job_id = webhook_queue(svc), f"webhook-{delivery_id}"
+    ScheduledJobRegistry(queue=queue).remove(job_id)
+    FailedJobRegistry(queue=queue).remove(job_id)
+    return enqueue_delivery(svc, delivery_id)
+
+
+def next_retry(svc: Any, delivery_id: str) -> datetime | None:
+    """When RQ will try a pending delivery again (naive UTC), or None when nothing is scheduled."""
+    try:
+        at = ScheduledJobRegistry(queue=webhook_queue(svc)).get_scheduled_time(f"webhook-{delivery_id}")
+    except NoSuchJobError:
+        return None
+    return clock.shifted(at).astimezone(UTC).replace(tzinfo=None)  # RQ schedules on real time
 
 
 def enqueue_delivery(svc: Any, delivery_id: str, retry: Retry | None = DELIVERY_RETRY) -> bool:

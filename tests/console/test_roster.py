@@ -67,7 +67,8 @@ def test_a_missing_required_field_is_named_at_the_field(staff_client):
         "csrf_token": staff_client.csrf, "stamp": form_of(staff_client, "/console/roster/reps/new")["stamp"],
         "name": "Nia New", "phone": "+1 512 555 0111", "services": "roofing", "active": "1"})
     assert resp.status_code == 422
-    assert re.search(r'id="f-email-error">required key &#39;email&#39; not provided', resp.get_data(as_text=True))
+    html = resp.get_data(as_text=True)
+    assert re.search(r'id="f-email-error">required key &#39;email&#39; not provided', html)
 
 
 def test_saving_a_rep_keeps_comments_and_other_entries_and_audits_the_change(staff_client, services, admin):
@@ -82,14 +83,16 @@ def test_saving_a_rep_keeps_comments_and_other_entries_and_audits_the_change(sta
     assert text[text.index("  - name: Marcus Hill"):] == live[live.index("  - name: Marcus Hill"):]
     dana = roster(services).rep("Dana Reyes")
     assert dana.weight == 3 and dana.territories == ("TX", "512") and dana.capacity == 3
-    assert dana.hours.to_dict() == {"timezone": "America/Chicago", "mon-fri": "08:00-18:00", "sun": "10:00-14:00"}
+    assert dana.hours.to_dict() == {"timezone": "America/Chicago", "mon-fri": "08:00-18:00",
+                                    "sun": "10:00-14:00"}
     assert "    capacity: 3\n" in text and "\n\n  - name: Marcus Hill" in text  # the blank line stays between
     with services.sessions() as s:
         (pub, first) = staff.publications(s, "roster", "roster")
         entry = staff.audit_log(s)[0]
     assert pub.published_by == admin and pub.source == text and first.source == live
     assert "edited rep Dana Reyes" in pub.note and "weight" in pub.note
-    assert (entry.action, entry.target, entry.details["version"]) == ("roster_rep_saved", "Dana Reyes", pub.id)
+    assert (entry.action, entry.target) == ("roster_rep_saved", "Dana Reyes")
+    assert entry.details["version"] == pub.id
     assert entry.details["changed"]["weight"] == ["", "3"] and "sat" in entry.details["changed"]
     staff_client.post(f"/console/roster/rollback/{first.id}", data={"csrf_token": staff_client.csrf})
     assert path.read_text() == live
@@ -132,8 +135,8 @@ def test_edit_a_manager(staff_client, services):
     values = form_of(staff_client, "/console/roster/managers/1")
     assert values["name"] == "Tom Becker"
     values["phone"] = "not a phone"
-    assert "not a valid phone number" in staff_client.post("/console/roster/managers/1", data=values).get_data(
-        as_text=True)
+    resp = staff_client.post("/console/roster/managers/1", data=values)
+    assert resp.status_code == 422 and "not a valid phone number" in resp.get_data(as_text=True)
     values["phone"] = "+1 602 555 0100"
     assert staff_client.post("/console/roster/managers/1", data=values).status_code == 302
     assert roster(services).managers[1].phone == "+16025550100"

@@ -71,7 +71,8 @@ def test_a_link_older_than_rep_link_hours_shows_that_it_expired(client, services
     html = page.get_data(as_text=True)
     assert page.status_code == 410 and page.headers["Cache-Control"] == "no-store"
     assert "This link has expired" in html and "Maria Lopez" not in html and "I called them" not in html
-    assert client.post(path + "/ack", data={"csrf_token": csrf(fresh.get_data(as_text=True))}).status_code == 410
+    token = csrf(fresh.get_data(as_text=True))
+    assert client.post(path + "/ack", data={"csrf_token": token}).status_code == 410
     assert rows(services, lead_id)[0][1] == "open"
 
 
