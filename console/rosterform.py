@@ -86,12 +86,13 @@ def rep_values(entry: Any) -> dict[str, Any]:
     values["active"] = entry.get("active", True) is not False
     hours = entry.get("hours")
     values["has_hours"] = hours is not None
-    values.update({d: "" for d in DAYS}, timezone="")
+    values.update({d: "" for d in DAYS}, timezone="", shifts=[])
     if isinstance(hours, dict):
         values["timezone"] = _shown(hours.get("timezone"))
         parsed, problems = parse_hours(hours)
         if parsed is not None:
             values.update({d: _windows(w) for d, w in zip(DAYS, parsed.week, strict=True)})
+            values["shifts"] = [f"{k} {v}" for k, v in parsed.to_dict().items() if k != "timezone"]
         else:  # the file's hours are broken: show them by key so the admin can fix them
             values.update({str(k): _shown(v) for k, v in hours.items() if str(k) in DAYS})
     return values
@@ -235,7 +236,7 @@ def set_active(doc: CommentedMap, index: int, active: bool) -> None:
 
 def _changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     """Field: [before, after] for what changed (for the audit log)."""
-    return {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
+    return {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v and k != "shifts"}
 
 
 def field_errors(errors: list[dict[str, Any]], section: str, index: int,
