@@ -26,6 +26,7 @@ MANAGER_FIELDS = ("name", "email", "phone")
 LISTS = ("services", "territories", "languages")
 NUMBERS = ("weight", "priority", "capacity")
 _REQUIRED = re.compile(r"required key '([a-z_]+)'")
+_PLAIN = re.compile(r"[A-Za-z][\w .@'/-]{0,200}")
 
 
 def _yaml() -> YAML:
@@ -105,12 +106,14 @@ def manager_values(entry: Any) -> dict[str, Any]:
 
 
 def _scalar(value: str) -> Any:
-    """Text exactly as typed: quoted when plain YAML would read it as something else (+1512..., no, 08:00)."""
-    try:
-        plain = yaml.safe_load(value)
-    except yaml.YAMLError:
-        plain = None
-    return value if plain == value and isinstance(plain, str) else DoubleQuotedScalarString(value)
+    """Text exactly as typed: quoted unless it is plain words that YAML reads back as that same text.
+
+    The roster is read with YAML 1.1 rules, where ``no`` is false, ``+15125550142`` a number and
+    ``08:00`` a count of minutes: such text is quoted.
+    """
+    if _PLAIN.fullmatch(value) and yaml.safe_load(value) == value:
+        return value
+    return DoubleQuotedScalarString(value)
 
 
 def _flow(items: list[str]) -> CommentedSeq:
@@ -204,6 +207,8 @@ def _slot(doc: CommentedMap, section: str, index: int | None) -> tuple[int, Comm
     if index is None:
         items.append(CommentedMap())
         index = len(items) - 1
+    if not isinstance(items[index], CommentedMap):  # a broken entry: the form's fields replace it
+        items[index] = CommentedMap()
     return index, items[index]
 
 
