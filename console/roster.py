@@ -1,9 +1,9 @@
-"""The roster as forms (admins): the reps and managers, one entry at a time, plus YAML import and export.
+"""The roster as forms (admins): reps, managers and teams one entry at a time, the SLA, YAML in and out.
 
 Every save is checked by the same validator as `leadbot roster check`, with each error shown beside
 its field, then published like the YAML editor's: a kept version, the file replaced atomically, and
 an audit entry naming who changed which fields. The form edits the file in place (comments, order
-and untouched entries stay); teams and the SLA are edited in the YAML editor.
+and untouched entries stay; see console/rosteryaml.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
 from bot.store import staff
-from console import rosterform
+from console import rosterform, rosteryaml
 from console.auth import audit, requires, svc
 from console.editor import check_roster, publish_file
 from handoff.roster_cache import check_roster_text
@@ -24,7 +24,11 @@ from handoff.shifts import DAYS
 bp = Blueprint("roster", __name__)
 MAX_UPLOAD = 512 * 1024
 SECTIONS = {"reps": ("salespeople", rosterform.REP_FIELDS),
-            "managers": ("managers", rosterform.MANAGER_FIELDS)}
+            "managers": ("managers", rosterform.MANAGER_FIELDS), "teams": ("teams", rosterform.TEAM_FIELDS)}
+VALUES = {"reps": rosterform.rep_values, "managers": rosterform.manager_values,
+          "teams": rosterform.team_values}
+SAVERS = {"reps": rosterform.save_rep, "managers": rosterform.save_manager, "teams": rosterform.save_team}
+LABELS = {"reps": "rep", "managers": "manager", "teams": "team"}
 
 
 def _live() -> tuple[Path, str]:
@@ -35,8 +39,8 @@ def _live() -> tuple[Path, str]:
 def _doc(live: str) -> Any:
     """The editable document; 409 naming the YAML editor when the file is not one."""
     try:
-        return rosterform.load(live)
-    except rosterform.UnreadableRoster as exc:
+        return rosteryaml.load(live)
+    except rosteryaml.UnreadableRoster as exc:
         abort(409, f"The roster file cannot be edited as a form ({exc}): fix it in the YAML editor.")
 
 
@@ -45,31 +49,33 @@ def _stamp(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _index_page(import_errors: list[dict[str, Any]] | None = None, status: int = 200):
+def _index_page(import_errors: list[dict[str, Any]] | None = None, status: int = 200,
+                sla_errors: list[str] | None = None):
     _path, live = _live()
     try:
-        doc = rosterform.load(live)
-    except rosterform.UnreadableRoster:
-        doc = rosterform.load("")
+        doc = rosteryaml.load(live)
+    except rosteryaml.UnreadableRoster:
+        doc = rosteryaml.load("")
     roster, errors = check_roster_text(live, "roster.yaml", svc().settings.default_region)
-    reps = [rosterform.rep_values(e) for e in rosterform.entries(doc, "salespeople")]
+    reps = [rosterform.rep_values(e) for e in rosteryaml.entries(doc, "salespeople")]
     if roster is not None:  # show phones as the bot dials them
         for view, rep in zip(reps, roster.salespeople, strict=True):
             view["phone"] = rep.phone
-    managers = [rosterform.manager_values(e) for e in rosterform.entries(doc, "managers")]
+    managers = [rosterform.manager_values(e) for e in rosteryaml.entries(doc, "managers")]
+    teams = [rosterform.team_values(e) for e in rosteryaml.entries(doc, "teams")]
     with svc().sessions() as s:
         history = staff.publications(s, "roster", "roster")
     return render_template(
-        "console/roster.html", reps=reps, managers=managers, errors=errors, days=DAYS,
-        teams=[t.get("name") for t in rosterform.entries(doc, "teams") if isinstance(t, dict)],
-        sla=doc.get("sla_minutes"), history=history, import_errors=import_errors or [], stamp=_stamp(live),
+        "console/roster.html", reps=reps, managers=managers, teams=teams, errors=errors, days=DAYS,
+        sla=rosteryaml.shown(doc.get("sla_minutes")), history=history, import_errors=import_errors or [],
+        stamp=_stamp(live), sla_errors=sla_errors or [],
     ), status
 
 
 @bp.get("/roster")
 @requires("admin")
 def index():
-    """Every rep and manager, with edit, add and deactivate."""
+    """Every rep, manager and team, with edit, add and deactivate; the SLA; YAML import and export."""
     return _index_page()
 
 
@@ -83,10 +89,13 @@ def _entry_page(kind: str, index: int | None, values: dict[str, Any], stamp: str
                 field_errors: dict[str, list[str]] | None = None, general: list[str] | None = None,
                 status: int = 200):
     _path, live = _live()
-    teams = [t.get("name") for t in rosterform.entries(_doc(live), "teams") if isinstance(t, dict)]
+    doc = _doc(live)
+    names = {section: [str(e.get("name")) for e in rosteryaml.entries(doc, section) if isinstance(e, dict)]
+             for section in ("teams", "managers")}
     return render_template(
-        "console/roster_entry.html", kind=kind, index=index, v=values, stamp=stamp, days=DAYS, teams=teams,
-        field_errors=field_errors or {}, general=general or [],
+        "console/roster_entry.html", kind=kind, label=LABELS[kind], index=index, v=values, stamp=stamp,
+        days=DAYS, teams=names["teams"], managers=names["managers"], field_errors=field_errors or {},
+        general=general or [],
     ), status
 
 
@@ -94,14 +103,13 @@ def _entry_page(kind: str, index: int | None, values: dict[str, Any], stamp: str
 @bp.get("/roster/<kind>/<int:index>")
 @requires("admin")
 def entry(kind: str, index: int | None = None):
-    """The form for one rep or manager (a blank one to add)."""
+    """The form for one rep, manager or team (a blank one to add)."""
     section, _fields = _section(kind)
     _path, live = _live()
-    items = rosterform.entries(_doc(live), section)
+    items = rosteryaml.entries(_doc(live), section)
     if index is not None and not 0 <= index < len(items):
         abort(404)
-    values_of = rosterform.rep_values if kind == "reps" else rosterform.manager_values
-    values = values_of(items[index] if index is not None else None)
+    values = VALUES[kind](items[index] if index is not None else None)
     return _entry_page(kind, index, values, _stamp(live))
 
 
@@ -109,6 +117,8 @@ def _form_values(kind: str) -> dict[str, Any]:
     """What was typed, to show again beside the errors."""
     f = request.form
     values: dict[str, Any] = {k: f.get(k, "") for k in SECTIONS[kind][1]}
+    if kind == "teams":
+        values["managers"] = f.getlist("managers")
     if kind == "reps":
         values["active"] = f.get("active") in ("1", "on", "true")
         values["has_hours"] = bool(f.get("has_hours"))
@@ -123,26 +133,25 @@ def save(kind: str, index: int | None = None):
     section, fields = _section(kind)
     path, live = _live()
     doc = _doc(live)
-    if index is not None and not 0 <= index < len(rosterform.entries(doc, section)):
+    if index is not None and not 0 <= index < len(rosteryaml.entries(doc, section)):
         abort(404)
     if request.form.get("stamp") != _stamp(live):
         return _entry_page(kind, index, _form_values(kind), request.form.get("stamp", ""), general=[
             "Someone changed the roster after you opened this form. Reload it, then make your change again."
         ], status=409)
-    form = {k: v for k, v in request.form.items()}
-    saver = rosterform.save_rep if kind == "reps" else rosterform.save_manager
-    at, changes = saver(doc, index, form)
-    draft = rosterform.dump(doc)
+    form: dict[str, Any] = request.form.to_dict()
+    form["managers"] = request.form.getlist("managers")  # a team's, one checkbox each
+    at, changes = SAVERS[kind](doc, index, form)
+    draft = rosteryaml.dump(doc)
     errors = check_roster(draft)
     if errors:
         by_field, general = rosterform.field_errors(errors, section, at, fields)
         return _entry_page(kind, index, _form_values(kind), request.form["stamp"], by_field, general, 422)
-    who = rosterform.entries(doc, section)[at].get("name")
+    who = rosteryaml.entries(doc, section)[at].get("name")
     if not changes:
         flash(f"No changes to {who}.", "info")
         return redirect(url_for("console.roster.index"))
-    verb = "added" if index is None else "edited"
-    label = "rep" if kind == "reps" else "manager"
+    verb, label = "added" if index is None else "edited", LABELS[kind]
     note = f"form: {verb} {label} {who} ({', '.join(changes)})"
     pub_id = publish_file("roster", "roster", path, draft, note)
     audit(f"roster_{label}_{'added' if index is None else 'saved'}", who, version=pub_id, changed=changes)
@@ -156,7 +165,7 @@ def set_active(index: int):
     """Deactivate a rep (out of rotation, kept in the roster) or put them back."""
     path, live = _live()
     doc = _doc(live)
-    reps = rosterform.entries(doc, "salespeople")
+    reps = rosteryaml.entries(doc, "salespeople")
     if not 0 <= index < len(reps):
         abort(404)
     if request.form.get("stamp") != _stamp(live):
@@ -164,15 +173,36 @@ def set_active(index: int):
         return redirect(url_for("console.roster.index"))
     active = request.form.get("active") == "1"
     rosterform.set_active(doc, index, active)
-    draft, who = rosterform.dump(doc), reps[index].get("name")
+    who, word = reps[index].get("name"), "activated" if active else "deactivated"
+    draft = rosteryaml.dump(doc)
     errors = check_roster(draft)
     if errors:
         flash(f"Not changed: {errors[0]['where']}: {errors[0]['message']}", "error")
-        return redirect(url_for("console.roster.index"))
-    word = "activated" if active else "deactivated"
-    pub_id = publish_file("roster", "roster", path, draft, f"form: {word} rep {who}")
-    audit(f"roster_rep_{word}", who, version=pub_id)
-    flash(f"{who} is {'back in' if active else 'out of'} rotation (roster version {pub_id}).", "info")
+    else:
+        pub_id = publish_file("roster", "roster", path, draft, f"form: {word} rep {who}")
+        audit(f"roster_rep_{word}", who, version=pub_id)
+        flash(f"{who} is {'back in' if active else 'out of'} rotation (roster version {pub_id}).", "info")
+    return redirect(url_for("console.roster.index"))
+
+
+@bp.post("/roster/sla")
+@requires("admin")
+def set_sla():
+    """The minutes a rep has to acknowledge a handoff, for reps whose team sets none."""
+    path, live = _live()
+    doc = _doc(live)
+    if request.form.get("stamp") != _stamp(live):
+        return _index_page(status=409, sla_errors=["Someone changed the roster meanwhile: look again."])
+    before, after = rosterform.set_sla(doc, request.form.get("sla_minutes", ""))
+    draft = rosteryaml.dump(doc)
+    errors = [e["message"] for e in check_roster(draft)]
+    if errors:
+        return _index_page(status=422, sla_errors=errors)
+    if before != after:
+        pub_id = publish_file("roster", "roster", path, draft, f"form: SLA {before or 'default'} -> "
+                              f"{after or 'default'} minutes")
+        audit("roster_sla_saved", "sla_minutes", version=pub_id, changed=[before, after])
+        flash(f"The SLA is {after or 'the default'} minutes (roster version {pub_id}).", "info")
     return redirect(url_for("console.roster.index"))
 
 

@@ -51,6 +51,7 @@ def test_edit_a_rep_see_the_error_inline_fix_it_and_find_it_audited(browser, sta
     row = page.locator("#reps tr", has_text="Rita Reyes")
     expect(row).to_contain_text("+15125550177")
     expect(row.locator("td").nth(6)).to_have_text("2")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # the tables scroll, not the page
     rita = load_roster(stack.settings.roster_path).rep("Rita Reyes")
     assert (rita.phone, rita.weight, rita.hours.to_dict()) == (
         "+15125550177", 2, {"timezone": "America/Chicago", "mon": "08:00-17:00"})

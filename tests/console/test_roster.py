@@ -197,3 +197,55 @@ def test_names_are_escaped(staff_client, services):
     assert staff_client.post("/console/roster/reps/0", data=values).status_code == 302
     page = staff_client.get("/console/roster").get_data(as_text=True)
     assert "&lt;script&gt;x()&lt;/script&gt; {{7*7}}" in page and "<script>x()" not in page
+
+
+def stamp_of(client) -> str:  # noqa: ANN001
+    page = client.get("/console/roster").get_data(as_text=True)
+    return re.search(r'name="stamp" value="([^"]+)"', page).group(1)
+
+
+def test_a_team_renamed_follows_to_its_reps_and_its_managers_are_ticked(staff_client, services):
+    html = staff_client.get("/console/roster/teams/1").get_data(as_text=True)
+    assert re.search(r'value="Tom Becker" checked>', html) and re.search(r'value="Priya Natarajan">', html)
+    data = {"csrf_token": staff_client.csrf, "stamp": stamp_of(staff_client), "name": "Pacific",
+            "managers": ["Tom Becker", "Priya Natarajan"], "sla_minutes": "3.5"}
+    assert staff_client.post("/console/roster/teams/1", data=data).status_code == 302
+    r = roster(services)
+    assert r.team("Pacific").managers == ("Tom Becker", "Priya Natarajan")
+    assert r.team("Pacific").sla_minutes == 3.5
+    assert r.rep("Ana Souza").team == "Pacific" and r.rep("Kevin O'Brien").team == "Pacific"
+    with services.sessions() as s:
+        entry = staff.audit_log(s)[0]
+    assert (entry.action, entry.target) == ("roster_team_saved", "Pacific")
+    assert entry.details["changed"]["renamed for reps"] == ["Ana Souza", "Kevin O'Brien"]
+
+
+def test_a_team_error_is_shown_at_its_field(staff_client, services):
+    data = {"csrf_token": staff_client.csrf, "stamp": stamp_of(staff_client), "name": "East",
+            "managers": ["Priya Natarajan"], "sla_minutes": "soon"}
+    html = staff_client.post("/console/roster/teams/new", data=data).get_data(as_text=True)
+    assert re.search(r'id="f-sla_minutes-error">expected a number above 0, got &#39;soon&#39;',
+                     html)
+    assert roster(services).team("East") is None
+
+
+def test_a_manager_renamed_follows_to_the_teams(staff_client, services):
+    values = form_of(staff_client, "/console/roster/managers/0")
+    values["name"] = "Priya N. Natarajan"
+    assert staff_client.post("/console/roster/managers/0", data=values).status_code == 302
+    assert roster(services).team("Central").managers == ("Priya N. Natarajan",)
+
+
+def test_the_sla_is_set_in_place_and_checked(staff_client, services):
+    path = Path(services.settings.roster_path)
+    form = {"csrf_token": staff_client.csrf, "stamp": stamp_of(staff_client), "sla_minutes": "0"}
+    bad = staff_client.post("/console/roster/sla", data=form)
+    assert bad.status_code == 422 and "expected a number above 0, got 0" in bad.get_data(as_text=True)
+    live = path.read_text()
+    staff_client.post("/console/roster/sla", data={"csrf_token": staff_client.csrf,
+                                                    "stamp": stamp_of(staff_client), "sla_minutes": "7"})
+    assert roster(services).sla_minutes == 7
+    assert path.read_text() == live.replace("\nsla_minutes: 5\n", "\nsla_minutes: 7\n")
+    with services.sessions() as s:
+        entry = staff.audit_log(s)[0]
+    assert (entry.action, entry.details["changed"]) == ("roster_sla_saved", ["5", "7"])
