@@ -49,6 +49,7 @@ def pages(lead_id: str) -> list[tuple[str, str]]:
         ("reports (7 days)", "/console/reports"),
         ("reports CSV (7 days)", "/console/reports/funnel_source.csv"),
         ("health", "/console/health"),
+        ("roster", "/console/roster"),
         ("flows", "/console/flows"),
         ("users & audit", "/console/users"),
     ]

@@ -1,7 +1,8 @@
 """Health: queue depth, workers, failed jobs (with retry), Twilio errors, unassigned leads, CRM deliveries.
 
 Other features add a panel with `add_panel(title, provider)`: the provider gets the services and
-returns rows ({"label", "detail", "lead_id"?}); e.g. failing CRM deliveries.
+returns rows ({"label", "detail", "lead_id"?}). Failing CRM deliveries have their own table, with a
+Retry button (console/deliveries.py).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ PANELS: list[tuple[str, Provider]] = []
 
 
 def add_panel(title: str, provider: Provider) -> None:
-    """Show another list on the health page (e.g. failing CRM deliveries)."""
+    """Show another list on the health page."""
     PANELS.append((title, provider))
 
 
