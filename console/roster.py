@@ -159,6 +159,35 @@ def save(kind: str, index: int | None = None):
     return redirect(url_for("console.roster.index"))
 
 
+@bp.post("/roster/<kind>/<int:index>/remove")
+@requires("admin")
+def remove(kind: str, index: int):
+    """Take a rep, manager or team out of the roster (a rep can also just be deactivated)."""
+    section, _fields = _section(kind)
+    path, live = _live()
+    doc = _doc(live)
+    items = rosteryaml.entries(doc, section)
+    if not 0 <= index < len(items):
+        abort(404)
+    values = VALUES[kind](items[index])
+    if request.form.get("stamp") != _stamp(live):
+        return _entry_page(kind, index, values, _stamp(live), general=[
+            "Someone changed the roster after you opened this form: check it again, then remove."],
+            status=409)
+    who = values["name"]
+    del doc[section][index]
+    draft = rosteryaml.dump(doc)
+    errors = check_roster(draft)
+    if errors:  # e.g. the last manager, or a team that reps still name
+        return _entry_page(kind, index, values, _stamp(live), general=[
+            f"{who} cannot be removed: {e['where']}: {e['message']}" for e in errors], status=422)
+    label = LABELS[kind]
+    pub_id = publish_file("roster", "roster", path, draft, f"form: removed {label} {who}")
+    audit(f"roster_{label}_removed", who, version=pub_id, was=values)
+    flash(f"Removed {who} (roster version {pub_id}).", "info")
+    return redirect(url_for("console.roster.index"))
+
+
 @bp.post("/roster/reps/<int:index>/active")
 @requires("admin")
 def set_active(index: int):

@@ -249,3 +249,19 @@ def test_the_sla_is_set_in_place_and_checked(staff_client, services):
     with services.sessions() as s:
         entry = staff.audit_log(s)[0]
     assert (entry.action, entry.details["changed"]) == ("roster_sla_saved", ["5", "7"])
+
+
+def test_remove_checks_like_a_save(staff_client, services):
+    form = {"csrf_token": staff_client.csrf, "stamp": stamp_of(staff_client)}
+    resp = staff_client.post("/console/roster/teams/0/remove", data=form)
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and "Central cannot be removed: salespeople[0].team: unknown team" in html
+    assert roster(services).team("Central") is not None
+    resp = staff_client.post("/console/roster/reps/4/remove", data=form)
+    assert resp.status_code == 302
+    assert [r.name for r in roster(services).salespeople] == [
+        "Dana Reyes", "Marcus Hill", "Ana Souza", "Kevin O'Brien"]
+    with services.sessions() as s:
+        entry = staff.audit_log(s)[0]
+    assert (entry.action, entry.target, entry.details["was"]["phone"]) == (
+        "roster_rep_removed", "Lena Fischer", "+1 312-555-0178")
