@@ -78,14 +78,17 @@ def test_main_pages_have_no_csp_violation_or_serious_accessibility_problem(brows
         "reports": "/console/reports",
         "health": "/console/health",
         "roster": "/console/roster",
+        "roster rep form": "/console/roster/reps/0",
+        "roster team form": "/console/roster/teams/new",
         "users": "/console/users",
         "rep page": rep_link_for_new_handoff(stack).removeprefix(stack.url),
+        "rep link not valid": "/console/r/not-a-link",
     }
     anonymous = browser.new_page()
     page = logged_in(browser, stack)
     problems: dict[str, list[str]] = {}
     for name, path in pages.items():
-        tab = anonymous if name in ("login", "rep page") else page
+        tab = anonymous if name in ("login", "rep page", "rep link not valid") else page
         violations = watch_csp(tab)
         tab.goto(stack.url + path)
         tab.wait_for_load_state("networkidle")
