@@ -145,7 +145,7 @@ def send(svc: Any, handoff_id: str) -> str:
             s.rollback()
             return "skipped"
         text = handoff_sms_text(lead, h.details.get("answers"), rep, lead.created_at,
-                                lead_link(svc, lead.id, h.id), now, h.reason)
+                                lead_link(svc, lead.id, h), now, h.reason)
         s.commit()
     sent = _text(svc, h.rep_phone, text)
     with svc.sessions() as s:
@@ -193,10 +193,10 @@ def send_email(svc: Any, handoff_id: str) -> str:
         due = h.due_at or now + timedelta(seconds=sla_seconds(svc, roster, rep))
         if h.mode == HandoffMode.WARM_TRANSFER.value:  # accepted live: a record, no response timer
             msg = accepted_email(lead, h.details.get("answers"), rep, roster.managers_for(rep),
-                                 lead.created_at, lead_link(svc, lead.id, h.id), now, svc.settings.mail_from)
+                                 lead.created_at, lead_link(svc, lead.id, h), now, svc.settings.mail_from)
         else:
             msg = handoff_email(lead, h.details.get("answers"), rep, roster.managers_for(rep),
-                                lead.created_at, lead_link(svc, lead.id, h.id), now, due,
+                                lead.created_at, lead_link(svc, lead.id, h), now, due,
                                 svc.settings.mail_from, h.reason)
     sent = mail_and_note(svc, h, h.lead_id, "handoff", msg)
     if sent.error is not None:
@@ -218,7 +218,7 @@ def remind(svc: Any, handoff_id: str) -> str:
         lead, _roster, rep = _context(svc, s, h)
         if _blocked(s, h, lead, "rep_reminder"):  # no nudge to call them (the sweeper tells the rep)
             return "blocked"
-        text = reminder_sms_text(lead, rep, h.created_at, h.due_at, lead_link(svc, lead.id, h.id), now)
+        text = reminder_sms_text(lead, rep, h.created_at, h.due_at, lead_link(svc, lead.id, h), now)
         s.commit()
     sent = _text(svc, h.rep_phone, text)
     with svc.sessions() as s:

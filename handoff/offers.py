@@ -41,10 +41,13 @@ def lead_of(session: Session, lead_id: str) -> Lead:
     return lead
 
 
-def lead_link(svc: Any, lead_id: str, handoff_id: str | None = None) -> str:
-    """Where a rep opens the lead: their signed, password-free page for a handoff, else the console's."""
-    if handoff_id is not None and svc.settings.secret_key:
-        return rep_link(svc.settings.base_url, svc.settings.secret_key, handoff_id)
+def lead_link(svc: Any, lead_id: str, handoff: Any = None) -> str:
+    """Where a rep opens the lead: their signed, password-free page for a handoff, else the console's.
+
+    The rep's link is stamped with the handoff's creation: its text, email and reminder share one link.
+    """
+    if handoff is not None and svc.settings.secret_key:
+        return rep_link(svc.settings.base_url, svc.settings.secret_key, handoff.id, handoff.created_at)
     return f"{svc.settings.base_url}/console/leads/{lead_id}"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import UTC, datetime
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 
@@ -30,18 +31,26 @@ class LinkExpired(LinkError):
 class _ClockSigner(TimestampSigner):
     """Stamps and ages tokens on leadbot's clock (moved in tests, real time in production)."""
 
+    issued: datetime | None = None
+
     def get_timestamp(self) -> int:
-        return int(clock.now().timestamp())
+        at = self.issued or clock.now()
+        return int((at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp())
 
 
-def _signer(secret: str) -> TimestampSigner:
-    return _ClockSigner(secret, salt=SALT)
+def _signer(secret: str, issued: datetime | None = None) -> TimestampSigner:
+    signer = _ClockSigner(secret, salt=SALT)
+    signer.issued = issued
+    return signer
 
 
-def make_token(secret: str, handoff_id: str) -> str:
-    """A token for one handoff id (32 hex characters)."""
+def make_token(secret: str, handoff_id: str, issued: datetime | None = None) -> str:
+    """A token for one handoff id (32 hex characters), stamped `issued` (naive = UTC) or now.
+
+    Stamped with the handoff's creation, the text, the backup email and the reminder carry one link.
+    """
     raw = base64.urlsafe_b64encode(bytes.fromhex(handoff_id)).rstrip(b"=")
-    return _signer(secret).sign(raw).decode()
+    return _signer(secret, issued).sign(raw).decode()
 
 
 def read_token(secret: str, token: str, max_age: int = DEFAULT_MAX_AGE_S) -> str:
@@ -58,6 +67,6 @@ def read_token(secret: str, token: str, max_age: int = DEFAULT_MAX_AGE_S) -> str
         raise LinkError("this link is not valid") from exc
 
 
-def rep_link(base_url: str, secret: str, handoff_id: str) -> str:
+def rep_link(base_url: str, secret: str, handoff_id: str, issued: datetime | None = None) -> str:
     """The full URL a rep taps."""
-    return f"{base_url.rstrip('/')}{PATH}{make_token(secret, handoff_id)}"
+    return f"{base_url.rstrip('/')}{PATH}{make_token(secret, handoff_id, issued)}"

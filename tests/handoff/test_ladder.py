@@ -158,6 +158,8 @@ def test_no_ack_reminds_then_reassigns_and_tells_the_managers(services, emulator
     reminder = texts_to(emulator, ALICE)[-1]
     assert reminder.startswith("Reminder: Maria Lopez +15125550100 (roofing) handed to you ")
     assert "left before your manager is told." in reminder and reminder.endswith("Reply 1 when you've called")
+    link = next(line for line in texts_to(emulator, ALICE)[0].split("\n") if "/console/r/" in line)
+    assert link in reminder.split("\n")  # one link per handoff: the text's, the email's and the reminder's
     assert jobs.remind(alice.id) == "skipped"  # once only
 
     fire(services, f"handoff-escalate-{alice.id}")

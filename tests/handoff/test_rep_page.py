@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from itsdangerous import TimestampSigner
 from sqlalchemy import select
 
@@ -159,3 +160,17 @@ def test_a_text_reply_of_2_passes_like_the_button(services, emulator):
     assert rows(services, lead_id)[0][:2] == ("Alice Able", "declined")
     assert rows(services, lead_id)[1][:2] == ("Bob Baker", "open")
     assert event(services, lead_id, "rep_declined")["via"] == "sms"
+
+
+def test_a_link_stamped_with_the_handoffs_creation_is_the_same_whenever_made_and_ages_from_then():
+    from datetime import UTC, datetime, timedelta
+
+    from bot.runtime.replinks import LinkExpired
+
+    hid = "ab" * 16
+    created = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=8)
+    token = make_token("s3cret", hid, created)
+    assert make_token("s3cret", hid, created) == token  # the text, the email and the reminder agree
+    assert read_token("s3cret", token, max_age=9 * 24 * 3600) == hid
+    with pytest.raises(LinkExpired):
+        read_token("s3cret", token)  # seven days from the handoff, not from when the text was made
