@@ -76,7 +76,12 @@ def test_transient_errors_are_retried_then_succeed(client, services, emulator, s
     assert events(services, lead_id) == ["received", "queued", "dial_retry", "dialing"]
 
 
-@pytest.mark.parametrize("code,reason", [(21211, "21211"), (21610, "21610"), (21215, "21215")])
+@pytest.mark.parametrize("code,reason", [
+    (21211, "invalid 'To' phone number (Twilio 400 error 21211: "),
+    (21610, "recipient has unsubscribed (STOP) (Twilio 400 error 21610: "),
+    (21215, "geographic permission missing (Twilio 400 error 21215: "),
+    (21999, "Twilio 400 error 21999: "),  # a code we have no words for: Twilio's own
+])
 def test_permanent_errors_fail_the_lead_with_reason(client, services, emulator, code, reason):
     emulator.script("call", (400, {"code": code, "message": "nope", "status": 400}))
     lead_id = new_lead(client)

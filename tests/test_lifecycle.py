@@ -374,7 +374,7 @@ def test_a_number_that_cannot_take_texts_gets_a_call_instead(client, auth, servi
     emulator.script("message", (400, {"code": 21614, "message": "not a mobile number", "status": 400}))
     travel_and_run(tm, services, tm.next_due(lead_id))  # the +3 min text fails: 21614
     assert [d["reason"] for _, d in events(services, lead_id, "touch_failed")][0].startswith(
-        "Twilio 400 error 21614"
+        "'To' number is not a mobile number (Twilio 400 error 21614"
     )
     tm.release()
     work(services)

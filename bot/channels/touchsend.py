@@ -16,6 +16,7 @@ from bot.channels import quiet, touches
 from bot.compliance import gate as compliance
 from bot.runtime.reconcile import created_since
 from bot.runtime.services import Services
+from bot.runtime.twilio_client import describe
 from bot.store.tables import Attempt, Lead, LeadStatus, new_id, utcnow
 from bot.store.timeline import EventType, record
 from bot.store.touch_tables import Touch, TouchStatus
@@ -265,7 +266,7 @@ def _twilio_error(
     exc: TwilioRestException,
 ) -> str:
     """5xx/429 retry; a number that cannot take texts or calls switches channel; the rest fail the touch."""
-    detail = f"Twilio {exc.status} error {exc.code}: {exc.msg}"
+    detail = describe(exc)
     if exc.status >= 500 or exc.status == 429:
         touch.status, attempt.status, attempt.error = TouchStatus.PLANNED, "retry", detail[:500]
         s.commit()

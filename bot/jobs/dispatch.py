@@ -19,6 +19,7 @@ from bot.compliance import gate as compliance
 from bot.runtime import crm, pacing
 from bot.runtime.reconcile import created_since
 from bot.runtime.services import Services, current
+from bot.runtime.twilio_client import describe
 from bot.store import clock
 from bot.store.leads import insert_event
 from bot.store.prepared import joined
@@ -277,7 +278,7 @@ def _transient(svc: Services, s, lead: Lead, attempt: Attempt, detail: str, ambi
 
 def _twilio_failed(svc: Services, s, lead: Lead, attempt: Attempt, exc: TwilioRestException) -> str:  # noqa: ANN001
     """5xx and 429 are retried; every other Twilio error is permanent and fails the lead."""
-    detail = f"Twilio {exc.status} error {exc.code}: {exc.msg}"
+    detail = describe(exc)
     if exc.status >= 500 or exc.status == 429:
         return _transient(svc, s, lead, attempt, detail, ambiguous=False)
     if exc.code == 21610:  # the number texted STOP to our sender: honour it everywhere

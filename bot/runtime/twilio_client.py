@@ -6,13 +6,14 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from bot.runtime import pacing
 from bot.settings import Settings
 
-# Twilio REST errors that no retry can fix: the lead is marked failed with the reason.
+# Twilio REST errors that no retry can fix, in words: the lead's reason and the managers' email say them.
 PERMANENT_TWILIO_CODES = {
     13223: "invalid phone number format",
     13224: "invalid phone number",
@@ -30,6 +31,13 @@ PERMANENT_TWILIO_CODES = {
     21614: "'To' number is not a mobile number",
 }
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def describe(exc: TwilioRestException) -> str:
+    """A Twilio REST error as a manager reads it: what it means, when known, then Twilio's own words."""
+    raw = f"Twilio {exc.status} error {exc.code}: {exc.msg}"
+    known = PERMANENT_TWILIO_CODES.get(exc.code) if isinstance(exc.code, int) else None
+    return f"{known} ({raw})" if known else raw
 # Simulator account: any SID works there; the auth token is per-install and never a shared default.
 SIMULATOR_ACCOUNT_SID = "AC" + "0" * 32
 
