@@ -32,6 +32,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     _check_sources(services)
     app.session_interface = _NoSessionsForWebhooks()
     hardening.init_app(app, MAX_BODY_BYTES)
+    if settings.trusted_proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
     _register_blueprints(app, settings)
     _register_errors(app)
     return app

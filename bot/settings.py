@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     handoff_sla_seconds: int = Field(300, alias="HANDOFF_SLA_SECONDS")
     # How long the link in a handoff text opens the rep's lead page (/console/r/<token>).
     rep_link_hours: float = Field(7 * 24, alias="REP_LINK_HOURS", gt=0)
+    # Reverse proxies in front of the web (nginx, a load balancer): their X-Forwarded-For/-Proto give the
+    # client's address (consent evidence, the console's per-IP lockout). 0 trusts no such header.
+    trusted_proxies: int = Field(0, alias="TRUSTED_PROXIES", ge=0, le=5)
     queue_name: str = Field("leadbot", alias="QUEUE_NAME")
     data_dir: Path = Field(VAR, alias="LEADBOT_DATA_DIR")
     # Lead sources (bot/sources) and CRM webhooks out (bot/runtime/crm.py): an adapter whose secret

@@ -163,3 +163,23 @@ def test_dev_admin_only_on_the_embedded_defaults(settings):
     assert accounts.ensure_dev_admin(settings) == (email, password)  # idempotent
     prod = settings.model_copy(update={"env": "production"})
     assert accounts.ensure_dev_admin(prod) is None
+
+
+@pytest.mark.parametrize("proxies", [0, 1])
+def test_behind_a_trusted_proxy_the_lockout_is_per_client_not_per_proxy(settings, proxies):
+    """Every request comes from the proxy's address: unless TRUSTED_PROXIES says so, one guesser locks all."""
+    from app import create_app
+
+    application = create_app(settings.model_copy(update={"trusted_proxies": proxies}))
+    try:
+        services = application.extensions["leadbot"]
+        admin = make_user(services, "boss@example.com", "admin")
+        guesser, boss = application.test_client(), application.test_client()
+        guesser.environ_base.update(REMOTE_ADDR="10.0.0.5", HTTP_X_FORWARDED_FOR="203.0.113.7")
+        boss.environ_base.update(REMOTE_ADDR="10.0.0.5", HTTP_X_FORWARDED_FOR="198.51.100.2")
+        for i in range(IP_FAILURES):
+            login(guesser, f"guess{i}@example.com", "nope nope nope")
+        assert login(guesser, admin).status_code == 429
+        assert login(boss, admin).status_code == (302 if proxies else 429)
+    finally:
+        application.extensions["leadbot"].close()
