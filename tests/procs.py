@@ -42,10 +42,11 @@ class Stack:
         return proc
 
     def start(self, workers: int = 1, web_workers: int = 2) -> Stack:
-        """Start both and wait until /healthz answers."""
+        """Start both (web only with workers=0) and wait until /healthz answers."""
         self._spawn("web", [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{self.port}", "--workers",
                             str(web_workers), "app:create_app()"])
-        self._spawn("worker", [str(BIN / "leadbot"), "worker", "--processes", str(workers)])
+        if workers > 0:  # 0: web only (a test starts its workers later)
+            self._spawn("worker", [str(BIN / "leadbot"), "worker", "--processes", str(workers)])
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 
 import pytest
 import redis
@@ -63,7 +65,7 @@ def test_low_priority_takes_only_a_free_slot_and_never_one_a_fresh_lead_waits_fo
     assert limiter.try_acquire(pacing.LOW) == 0  # free now: taken
     assert limiter.try_acquire(pacing.LOW) is None  # the next slot is 100 s away: a retry does not reserve it
     assert 99 < limiter.try_acquire(pacing.HIGH) <= 100  # a fresh lead does
-    conn.delete(pacing.KEY)
+    conn.delete(*pacing.KEYS)
     conn.rpush("rq:queue:fresh", "a-fresh-lead")
     assert limiter.try_acquire(pacing.LOW) is None  # free, but a fresh lead is queued
     assert limiter.try_acquire(pacing.HIGH) == 0
@@ -99,20 +101,13 @@ def test_every_call_waits_for_its_slot_and_fresh_leads_dial_first(paced_app, emu
 
 def test_gunicorn_and_a_pool_of_workers_share_one_limit(tmp_path, db_url, redis_url, emulator):
     """A burst through real gunicorn and a `leadbot worker` pool of 4: calls leave 1/CPS apart."""
-    import requests
-
     from tests.procs import Stack
     from tests.test_e2e import stack_env
 
     stack = Stack({**stack_env(tmp_path, db_url, redis_url, emulator), "TWILIO_CPS": "10"}, tmp_path)
     stack.start(workers=4)
     try:
-        for n in range(12):
-            resp = requests.post(stack.url + "/leads", json=lead_body(phone=f"+1 512 555 02{n:02d}"),
-                                 headers={"Authorization": f"Bearer {API_KEY}"}, timeout=5)
-            assert resp.status_code == 202
-        calls = emulator.wait_for(lambda reqs: sum(r["path"].endswith("/Calls.json") for r in reqs) >= 12,
-                                  timeout=30)
+        calls = post_and_wait_for_calls(stack, emulator, [f"+1 512 555 02{n:02d}" for n in range(12)])
     except BaseException:
         print(stack.logs())
         raise
@@ -123,3 +118,126 @@ def test_gunicorn_and_a_pool_of_workers_share_one_limit(tmp_path, db_url, redis_
     assert min(gaps) > 0.05, gaps  # 1/10 s apart across four processes, less scheduling noise
     assert all(b - a > 0.9 for a, b in zip(times, times[10:], strict=False)), times  # never 11 in a second
     assert times[-1] - times[0] < 11 * 0.1 + 0.5  # and no slower than the limit
+
+
+def test_slots_go_in_acceptance_order_whichever_job_reserves_first(redis_url):
+    """Three jobs reserve in the reverse of the order their leads were accepted: the slots follow acceptance."""
+    limiter = pacing.Limiter(redis.Redis.from_url(redis_url), cps=0.01, high_queue_key="rq:queue:none")
+    now_us = int(time.time() * 1_000_000)
+    third, second, first = (limiter.reserve(order=now_us - n) for n in (1, 2, 3))
+    assert limiter._run("go", first) == 0  # the first accepted goes now, although it reserved last
+    assert 99e6 < limiter._run("go", second) <= 100e6  # then one interval later, and so on
+    assert 199e6 < limiter._run("go", third) <= 200e6
+
+
+def test_a_slot_that_passed_is_sent_at_once_but_never_within_an_interval_of_the_last(redis_url):
+    conn = redis.Redis.from_url(redis_url)
+    limiter = pacing.Limiter(conn, cps=0.01, high_queue_key="rq:queue:none")
+    ticket = limiter.reserve()
+    assert limiter._run("go", ticket) == 0  # its slot is now
+    late = limiter.reserve(order=0)  # accepted before anything else, reserved after
+    assert 99e6 < limiter._run("go", late) <= 100e6  # first in line, but 1/CPS after the last send
+
+
+def test_a_reserved_slot_given_back_is_reused_and_a_low_priority_send_waits_for_reservations(redis_url):
+    conn = redis.Redis.from_url(redis_url)
+    limiter = pacing.Limiter(conn, cps=0.01, high_queue_key="rq:queue:none")
+    conn.set(pacing.LAST, 0)
+    held = limiter.reserve()
+    assert limiter.try_acquire(pacing.LOW) is None  # a fresh lead holds the slot: a retry may not take it
+    limiter.release(held)  # its job did not send (not dispatchable, or an email)
+    assert conn.zcard(pacing.PENDING) == 0 and conn.zcard(pacing.TIMES) == 0
+    assert limiter.try_acquire(pacing.LOW) == 0  # the slot is free again
+
+
+@pytest.mark.parametrize("paced_app", [0.01], indirect=True)
+def test_the_worker_reserves_a_contact_jobs_slot_before_running_it_and_gives_back_an_unused_one(paced_app):
+    """A real LeadWorker: the job's ticket is held in line while it runs; a job that does not send returns it."""
+    svc = paced_app.extensions["leadbot"]
+    seen: list[tuple[int, int]] = []
+
+    class Spy(LeadWorker):
+        def perform_job(self, job, queue, execution):  # noqa: ANN001, ANN201
+            seen.append((svc.redis.zcard(pacing.PENDING), svc.redis.zcard(pacing.TIMES)))
+            return super().perform_job(job, queue, execution)
+
+    svc.queue.enqueue(CONTACT_JOB, "no-such-lead", job_id="contact-no-such-lead")  # skipped: sends nothing
+    Spy([svc.queue], connection=svc.redis).work(burst=True)
+    assert seen == [(1, 1)]  # reserved before the job ran
+    assert svc.redis.zcard(pacing.PENDING) == 0 and svc.redis.zcard(pacing.TIMES) == 0  # and given back
+    assert svc.limiter.try_acquire(pacing.HIGH) == 0  # the next send has that slot, not one 100 s later
+
+
+def test_leads_are_dialled_in_the_order_they_were_accepted_by_a_pool_of_workers(tmp_path, db_url, redis_url,
+                                                                               emulator):
+    """Four worker processes whose claims finish in any order: the calls still leave in 202 order.
+
+    Every claim waits on the database's write lock, held by the test until four jobs run; when it
+    is released the four claims finish in whatever order the scheduler picks. Slots reserved at
+    the send went to them in that order; slots reserved when each job was dequeued do not.
+    """
+    from rq.registry import StartedJobRegistry
+
+    from tests.procs import Stack
+    from tests.test_e2e import stack_env
+
+    stack = Stack({**stack_env(tmp_path, db_url, redis_url, emulator), "TWILIO_CPS": "1"}, tmp_path)
+    stack.start(workers=0)  # web only: the leads wait in the queue
+    phones, conn = [f"+1512555{n:04d}" for n in range(300, 306)], redis.Redis.from_url(redis_url)
+    try:
+        calls_made = post_and_wait_for_calls(stack, emulator, phones, wait=False)
+        with writes_held(db_url):
+            stack.start_worker("pool", processes=4)
+            started = StartedJobRegistry("leadbot", connection=conn)
+            deadline = time.monotonic() + 30
+            while len(started) < 4 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert len(started) == 4
+        calls = calls_made()
+    except BaseException:
+        print(stack.logs())
+        raise
+    finally:
+        stack.stop()
+    dialled = [r["form"]["To"] for r in sorted(calls, key=lambda r: r["at"]) if r["path"].endswith("/Calls.json")]
+    assert dialled == phones, [(r["form"]["To"][-2:], round(r["at"] - calls[0]["at"], 3)) for r in calls]
+
+
+@contextlib.contextmanager
+def writes_held(db_url: str):  # noqa: ANN201
+    """Hold the database's write lock: SQLite's writer flock (bot.store.database), PostgreSQL's attempts table."""
+    from sqlalchemy import create_engine, text
+
+    from bot.store.database import WriterLock
+
+    engine = create_engine(db_url)
+    try:
+        if engine.dialect.name == "sqlite":
+            lock = WriterLock(engine)
+            with lock.held():
+                yield
+            lock.close()
+            return
+        with engine.begin() as conn:
+            conn.execute(text("LOCK TABLE attempts IN EXCLUSIVE MODE"))
+            yield
+    finally:
+        engine.dispose()
+
+
+def post_and_wait_for_calls(stack, emulator, phones: list[str], wait: bool = True):  # noqa: ANN001, ANN201
+    """POST one lead per phone, in order, to the running stack; then the Calls.json requests that follow.
+
+    With wait=False, a function that waits for them is returned instead, for the test to call later.
+    """
+    import requests
+
+    for phone in phones:
+        resp = requests.post(stack.url + "/leads", json=lead_body(phone=phone),
+                             headers={"Authorization": f"Bearer {API_KEY}"}, timeout=5)
+        assert resp.status_code == 202
+
+    def calls() -> list[dict]:
+        return emulator.wait_for(
+            lambda reqs: sum(r["path"].endswith("/Calls.json") for r in reqs) >= len(phones), timeout=30)
+    return calls() if wait else calls

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 # RQ refreshes the worker key's TTL (minutes long) three times around every job, three round trips
 # each; one refresh is enough when the key already lives within this margin of what is asked.
 HEARTBEAT_MARGIN_S = 30
+# Jobs whose first act is a call or a text: they reserve their pacing slot when dequeued.
+DIALLING_JOBS = frozenset({queueing.CONTACT_JOB, "bot.dispatch.contact"})
 SUSPENSION_CHECK_S = 1.0
 PUBSUB_WAKE_S = 0.25  # a socket wait, not a Redis round trip: waking often costs nothing
 
@@ -89,6 +91,8 @@ class LeadWorker(SimpleWorker):
         low = queue.name.endswith(queueing.LOW_SUFFIX)
         if low and not self._admit(job, queue):
             return
+        if not low and job.func_name in DIALLING_JOBS:
+            self._reserve(job)
         level = pacing.priority.set(pacing.LOW if low else pacing.HIGH)
         try:
             execution = self.prepare_execution(job)
@@ -96,10 +100,23 @@ class LeadWorker(SimpleWorker):
         finally:
             pacing.priority.reset(level)
             pacing.prepaid.set(False)
+            if (ticket := pacing.held.get()) is not None:  # the job ended without sending
+                pacing.held.set(None)
+                current().limiter.release(ticket)
         with self.connection.pipeline(transaction=False) as pipe:
             self.set_state(WorkerStatus.IDLE, pipeline=pipe)
             self.heartbeat(pipeline=pipe)
             pipe.execute()
+
+    def _reserve(self, job: Job) -> None:
+        """Hold a TWILIO_CPS slot for a fresh lead's job before any database work, in acceptance order.
+
+        Reserving at the send instead let a job slow to claim its lead lose its turn to later ones
+        (8 workers: leads up to 1.5 s behind their place at 5 calls a second).
+        """
+        limiter = current().limiter
+        if limiter.cps > 0:
+            pacing.held.set(limiter.reserve(pacing.order_of(job.enqueued_at)))
 
     def _admit(self, job: Job, queue: Queue) -> bool:
         """Take a slot for a low-priority job before running it; False when it went back to its queue."""
@@ -108,8 +125,8 @@ class LeadWorker(SimpleWorker):
             return True
         try:
             while True:
-                if limiter.try_acquire(pacing.LOW) is not None:
-                    pacing.prepaid.set(True)  # the job's first send uses this slot
+                if (ticket := limiter.admit()) is not None:
+                    pacing.held.set(ticket)  # the job's first send uses this slot (or gives it back)
                     return True
                 if self.connection.llen(limiter.high_queue_key):
                     queue.push_job_id(job.id, at_front=True)
