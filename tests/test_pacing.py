@@ -63,7 +63,9 @@ def test_low_priority_takes_only_a_free_slot_and_never_one_a_fresh_lead_waits_fo
     conn = redis.Redis.from_url(redis_url)
     limiter = pacing.Limiter(conn, cps=0.01, high_queue_key="rq:queue:fresh")
     assert limiter.try_acquire(pacing.LOW) == 0  # free now: taken
-    assert limiter.try_acquire(pacing.LOW) is None  # the next slot is 100 s away: a retry does not reserve it
+    assert limiter.try_acquire(pacing.LOW) is None  # a retry is in line: another does not join
+    assert limiter._run("go", conn.zrange(pacing.PENDING, 0, 0)[0].decode()) == 0  # it sends
+    assert limiter.try_acquire(pacing.LOW) is None  # the next turn is 100 s away: a retry does not wait for it
     assert 99 < limiter.try_acquire(pacing.HIGH) <= 100  # a fresh lead does
     conn.delete(*pacing.KEYS)
     conn.rpush("rq:queue:fresh", "a-fresh-lead")
@@ -120,34 +122,36 @@ def test_gunicorn_and_a_pool_of_workers_share_one_limit(tmp_path, db_url, redis_
     assert times[-1] - times[0] < 11 * 0.1 + 0.5  # and no slower than the limit
 
 
-def test_slots_go_in_acceptance_order_whichever_job_reserves_first(redis_url):
-    """Three jobs reserve in the reverse of the order their leads were accepted: the slots follow acceptance."""
+def test_turns_go_in_acceptance_order_whichever_job_is_ready_first(redis_url):
+    """Three jobs in line by acceptance; the last one is ready first: it holds its turn for those ahead."""
     limiter = pacing.Limiter(redis.Redis.from_url(redis_url), cps=0.01, high_queue_key="rq:queue:none")
     now_us = int(time.time() * 1_000_000)
-    third, second, first = (limiter.reserve(order=now_us - n) for n in (1, 2, 3))
-    assert limiter._run("go", first) == 0  # the first accepted goes now, although it reserved last
-    assert 99e6 < limiter._run("go", second) <= 100e6  # then one interval later, and so on
-    assert 199e6 < limiter._run("go", third) <= 200e6
+    first, second, third = (limiter.reserve(order=now_us + n) for n in (1, 2, 3))
+    hold = pacing.HOLD * limiter.interval_us
+    assert 0 < limiter._run("go", third) <= hold  # two jobs ahead are still preparing: it waits for them
+    assert limiter._run("go", first) == 0  # the first accepted goes at once
+    assert 99e6 < limiter._run("go", third) <= 100e6  # the next turn is 1/CPS later
+    assert 99e6 < limiter._run("go", second) <= 100e6  # the second, ready now, takes it: it is ahead
+    assert 199e6 < limiter._run("go", third) <= 200e6  # and the third's turn is one more interval away
 
 
-def test_a_slot_that_passed_is_sent_at_once_but_never_within_an_interval_of_the_last(redis_url):
+def test_nobody_waits_for_a_job_that_is_still_preparing_past_the_hold(redis_url):
     conn = redis.Redis.from_url(redis_url)
     limiter = pacing.Limiter(conn, cps=0.01, high_queue_key="rq:queue:none")
-    ticket = limiter.reserve()
-    assert limiter._run("go", ticket) == 0  # its slot is now
-    late = limiter.reserve(order=0)  # accepted before anything else, reserved after
-    assert 99e6 < limiter._run("go", late) <= 100e6  # first in line, but 1/CPS after the last send
+    slow, ready = limiter.reserve(order=1), limiter.reserve(order=2)
+    conn.hset(pacing.READY, ready, 1)  # it has waited since long ago
+    assert limiter._run("go", ready) == 0  # the job ahead is not ready: it does not block the line
+    assert 99e6 < limiter._run("go", slow) <= 100e6  # and when it is, it goes one interval after the last send
 
 
-def test_a_reserved_slot_given_back_is_reused_and_a_low_priority_send_waits_for_reservations(redis_url):
+def test_a_place_given_back_frees_the_line_for_low_priority_work(redis_url):
     conn = redis.Redis.from_url(redis_url)
     limiter = pacing.Limiter(conn, cps=0.01, high_queue_key="rq:queue:none")
-    conn.set(pacing.LAST, 0)
     held = limiter.reserve()
-    assert limiter.try_acquire(pacing.LOW) is None  # a fresh lead holds the slot: a retry may not take it
+    assert limiter.try_acquire(pacing.LOW) is None  # a fresh lead is in line: a retry may not go
     limiter.release(held)  # its job did not send (not dispatchable, or an email)
-    assert conn.zcard(pacing.PENDING) == 0 and conn.zcard(pacing.TIMES) == 0
-    assert limiter.try_acquire(pacing.LOW) == 0  # the slot is free again
+    assert conn.zcard(pacing.PENDING) == 0
+    assert limiter.try_acquire(pacing.LOW) == 0  # the turn is free again
 
 
 @pytest.mark.parametrize("paced_app", [0.01], indirect=True)
@@ -158,14 +162,14 @@ def test_the_worker_reserves_a_contact_jobs_slot_before_running_it_and_gives_bac
 
     class Spy(LeadWorker):
         def perform_job(self, job, queue, execution):  # noqa: ANN001, ANN201
-            seen.append((svc.redis.zcard(pacing.PENDING), svc.redis.zcard(pacing.TIMES)))
+            seen.append((svc.redis.zcard(pacing.PENDING), svc.redis.hlen(pacing.READY)))
             return super().perform_job(job, queue, execution)
 
     svc.queue.enqueue(CONTACT_JOB, "no-such-lead", job_id="contact-no-such-lead")  # skipped: sends nothing
     Spy([svc.queue], connection=svc.redis).work(burst=True)
-    assert seen == [(1, 1)]  # reserved before the job ran
-    assert svc.redis.zcard(pacing.PENDING) == 0 and svc.redis.zcard(pacing.TIMES) == 0  # and given back
-    assert svc.limiter.try_acquire(pacing.HIGH) == 0  # the next send has that slot, not one 100 s later
+    assert seen == [(1, 0)]  # in line before the job ran
+    assert svc.redis.zcard(pacing.PENDING) == 0  # and out of it after
+    assert svc.limiter.try_acquire(pacing.HIGH) == 0  # the next send goes now, not after a hold
 
 
 def test_leads_are_dialled_in_the_order_they_were_accepted_by_a_pool_of_workers(tmp_path, db_url, redis_url,

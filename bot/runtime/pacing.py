@@ -1,14 +1,15 @@
 """One limiter for every outbound call and text, shared by all workers through Redis (TWILIO_CPS).
 
-Slots are 1/CPS apart (a GCRA: Redis keeps `tat`, the time the next free slot starts). A fresh
-lead's contact job *reserves* its slot as soon as a worker dequeues it, before any database work,
-and keeps its place in the order the leads were accepted (RQ's `enqueued_at`): the reserved times
-go to the pending jobs in that order, whichever job reserved first. So a job slow to prepare does
-not lose its turn to a later lead, and a job whose time already passed sends at once.
+Sends go at most one per 1/CPS across every process. Fresh leads take their turns in the order
+they were accepted (RQ's `enqueued_at`): a worker *reserves* a place in line for a contact job as
+soon as it dequeues it, before any database work; when the job is ready to send, the turn goes to
+the first ready job in line. So a job slow to prepare does not lose its place to later leads (the
+ready job behind it waits up to half an interval for it), and nobody waits longer for a job that is
+not ready.
 
-Low-priority work (retries, nurture, backfill) only takes a slot that is free *now*, with no
-reservation pending and no fresh lead queued, and never reserves ahead: a fresh lead never queues
-behind it, and at worst waits for the one slot a retry took just before it (1/CPS).
+Low-priority work (retries, nurture, backfill) only takes a turn that is free *now*, with no fresh
+lead in line or queued, and never reserves ahead: a fresh lead never queues behind it, and at worst
+waits for the one send a retry took just before it (1/CPS).
 
 Redis down: nobody can share a limit, so each process sends at most one a second (see acquire).
 """
@@ -26,107 +27,91 @@ import redis
 
 log = logging.getLogger(__name__)
 
-KEY = "leadbot:pacing:tat"  # µs: when the next free slot starts
-TIMES = "leadbot:pacing:times"  # reserved, unused slot times (µs)
-PENDING = "leadbot:pacing:pending"  # the tickets holding them, scored by the order they were accepted in
-EXPIRES = "leadbot:pacing:expires"  # when a ticket nobody asked about again is dropped (a dead worker's)
 LAST = "leadbot:pacing:last"  # µs: when the last send was granted
-READY = "leadbot:pacing:ready"  # pending tickets whose job is ready to send
-KEYS = (KEY, TIMES, PENDING, EXPIRES, LAST, READY)
+PENDING = "leadbot:pacing:pending"  # tickets in line, scored by the order their leads were accepted in
+READY = "leadbot:pacing:ready"  # ticket -> µs it first asked for its turn (its job is ready to send)
+EXPIRES = "leadbot:pacing:expires"  # when a ticket nobody asked about again is dropped (a dead worker's)
+KEYS = (LAST, PENDING, READY, EXPIRES)
 HIGH, LOW = "high", "low"
-LOW_POLL_S = 0.02  # how often a low-priority send looks for a free slot
-TICKET_TTL_S = 60  # a reservation whose worker says nothing for this long past its slot is dropped
-EARLY_US = 1000  # a slot this close is granted at once: a sleep that wakes 50 µs early costs no round trip
+LOW_POLL_S = 0.02  # how often a low-priority send looks for a free turn
+TICKET_TTL_S = 60  # a reserved ticket whose job never asks for its turn is dropped after this
+READY_TTL_S = 2  # a ready ticket that does not ask again this long after its turn came is dropped
+HOLD = 0.5  # a ready job waits up to half an interval for a job ahead of it in line that is still preparing
+SLACK_US = 50_000  # a send this late (at most a tenth of an interval) does not delay the turns after it
+EARLY_US = 1000  # a turn this close is granted at once: a sleep that wakes 50 µs early costs no round trip
 GONE, AGAIN = -2, -1  # the script's answers besides a wait: unknown ticket; low priority must look again
 
-# KEYS: tat, times, pending, expires, the high-priority RQ queue, last (µs of the last send granted),
-# ready (the pending tickets whose send is waiting for its turn).
-# ARGV: interval µs, op (reserve|take|go|release|low), ticket, order (µs; '' = Redis's now), ttl µs, early µs.
-# Returns µs to wait (> 0; ask again with 'go'), 0 when the slot is granted, GONE or AGAIN.
+# KEYS: last, pending, ready, expires, the high-priority RQ queue.
+# ARGV: interval µs, op (reserve|take|go|release|low), ticket, order (µs; '' = Redis's now),
+#       ticket ttl µs, ready ttl µs, hold µs, early µs, slack µs.
+# Returns µs to wait (> 0; ask again with 'go'), 0 when the turn is granted, GONE or AGAIN.
 SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local tatk, timesk, pendk, expk, lastk, readyk = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[6], KEYS[7]
+local lastk, pendk, readyk, expk = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local interval, op, ticket = tonumber(ARGV[1]), ARGV[2], ARGV[3]
-local ttl, early = tonumber(ARGV[5]), tonumber(ARGV[6])
+local ttl, ready_ttl, hold, early = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local slack = tonumber(ARGV[9])
 local function us(x) return string.format('%.0f', x) end
-local function slot_of(tk)
-  local rank = redis.call('ZRANK', pendk, tk)
-  if not rank then return nil end
-  return tonumber(redis.call('ZRANGE', timesk, rank, rank)[1])
-end
-local function forget(tk, slot)
+local function forget(tk)
   redis.call('ZREM', pendk, tk)
   redis.call('ZREM', expk, tk)
-  redis.call('ZREM', timesk, us(slot))
-  redis.call('SREM', readyk, tk)
+  redis.call('HDEL', readyk, tk)
 end
-local function last_of()
-  return tonumber(redis.call('GET', lastk) or '0')
+local function keep(k, ms) redis.call('PEXPIRE', k, math.ceil(ms)) end
+local last = tonumber(redis.call('GET', lastk) or '0')
+for _, tk in ipairs(redis.call('ZRANGEBYSCORE', expk, '-inf', now, 'LIMIT', 0, 100)) do forget(tk) end
+if op == 'release' then
+  forget(ticket)
+  return 0
 end
-local function tat_of()
-  return tonumber(redis.call('GET', tatk) or '0')
-end
-local function set_tat(v)
-  redis.call('SET', tatk, us(v), 'PX', math.max(1, math.ceil((v - now) / 1000)) + 1000)
-end
-local function drop(tk)
-  local slot = slot_of(tk)
-  if not slot then return end
-  forget(tk, slot)
-  if tat_of() == slot + interval then set_tat(slot) end
-end
-for _, tk in ipairs(redis.call('ZRANGEBYSCORE', expk, '-inf', now, 'LIMIT', 0, 100)) do drop(tk) end
 if op == 'low' then
-  if redis.call('ZCARD', pendk) > 0 or tat_of() > now or last_of() + interval > now
-     or redis.call('LLEN', KEYS[5]) > 0 then
+  if redis.call('ZCARD', pendk) > 0 or last + interval > now or redis.call('LLEN', KEYS[5]) > 0 then
     return -1
   end
   ARGV[4] = ''
-  op = 'reserve'  -- hold the slot free now; the send itself asks 'go'
-end
-if op == 'release' then
-  drop(ticket)
-  return 0
+  op = 'reserve'  -- in line now; the send itself asks 'go'
 end
 if op == 'reserve' or op == 'take' then
-  local tat = tat_of()
-  if tat < now then tat = now end
-  redis.call('ZADD', timesk, tat, us(tat))
   redis.call('ZADD', pendk, tonumber(ARGV[4]) or now, ticket)
-  set_tat(tat + interval)
-  for _, k in ipairs({timesk, pendk, expk}) do redis.call('PEXPIRE', k, math.ceil((tat - now + ttl) / 1000)) end
+  redis.call('ZADD', expk, now + ttl, ticket)
+  for _, k in ipairs({pendk, expk, readyk}) do keep(k, ttl / 1000) end
+  if op == 'reserve' then return 0 end
 end
 local rank = redis.call('ZRANK', pendk, ticket)
 if not rank then return -2 end
-local times = redis.call('ZRANGE', timesk, 0, rank)
-local slot = tonumber(times[rank + 1])
--- A slot that passed sends at once, but never within one interval of the last send, and only
--- after the jobs ahead of it in line that are ready to send too (each one interval after the other).
-local due = last_of() + interval
-if op ~= 'reserve' then
-  redis.call('SADD', readyk, ticket)
-  redis.call('PEXPIRE', readyk, math.ceil(ttl / 1000))
-  if rank > 0 then
-    for i, tk in ipairs(redis.call('ZRANGE', pendk, 0, rank - 1)) do
-      if redis.call('SISMEMBER', readyk, tk) == 1 then due = math.max(tonumber(times[i]), due) + interval end
-    end
+local since = tonumber(redis.call('HGET', readyk, ticket) or '0')
+if since == 0 then
+  since = now
+  redis.call('HSET', readyk, ticket, us(now))
+end
+-- One send per interval; the first ready ticket in line goes, the others one interval apart after
+-- it; a ticket with nobody ready ahead but someone still preparing holds its turn a little for them.
+local ready_ahead, preparing = 0, false
+if rank > 0 then
+  for _, tk in ipairs(redis.call('ZRANGE', pendk, 0, rank - 1)) do
+    if redis.call('HEXISTS', readyk, tk) == 1 then ready_ahead = ready_ahead + 1 else preparing = true end
   end
 end
-due = math.max(slot, due)
-if op ~= 'reserve' and due <= now + early then
-  forget(ticket, slot)
-  redis.call('SET', lastk, us(now), 'PX', math.ceil(interval / 1000) + 1000)
+local due = last + interval * (1 + ready_ahead)
+if ready_ahead == 0 and preparing then due = math.max(due, since + hold) end
+if due <= now + early then
+  forget(ticket)
+  -- The turn counts from when it was due, not when its sleeper woke: a late wake-up (a busy CPU)
+  -- would otherwise push every later turn back with it. Later than `slack`, the line was idle
+  -- (or the sender very late): the next turn is then at least interval - slack after this send.
+  local turn = math.max(last + interval, now - slack)
+  redis.call('SET', lastk, us(turn), 'PX', math.ceil((turn - now + interval) / 1000) + 1000)
   return 0
 end
-redis.call('ZADD', expk, math.max(due, now) + ttl, ticket)
+redis.call('ZADD', expk, due + ready_ttl, ticket)
 return math.max(1, due - now)
 """
 
 # Which priority the running job's sends take; the worker sets it from the queue the job came from.
 priority: contextvars.ContextVar[str] = contextvars.ContextVar("leadbot_pacing_priority", default=HIGH)
-# A slot already granted for this job's next send (an SMS whose slot was taken before its first
-# text was written).
+# A turn already granted for this job's next send (an SMS whose turn came before its first text
+# was written).
 prepaid: contextvars.ContextVar[bool] = contextvars.ContextVar("leadbot_pacing_prepaid", default=False)
 # The ticket the worker reserved for this job when it dequeued it, or admitted it (see bot.jobs.worker).
 held: contextvars.ContextVar[str | None] = contextvars.ContextVar("leadbot_pacing_held", default=None)
@@ -152,33 +137,34 @@ class Limiter:
         return max(1, int(round(1_000_000 / self.cps))) if self.cps > 0 else 0
 
     def _run(self, op: str, ticket: str = "", order: int | str = "") -> int:
-        args = [self.interval_us, op, ticket, order, TICKET_TTL_S * 1_000_000, EARLY_US]
-        return int(self._script(keys=[*KEYS[:4], self.high_queue_key, LAST, READY], args=args))
+        args = [self.interval_us, op, ticket, order, TICKET_TTL_S * 1_000_000, READY_TTL_S * 1_000_000,
+                int(HOLD * self.interval_us), EARLY_US, min(SLACK_US, self.interval_us // 10)]
+        return int(self._script(keys=[*KEYS, self.high_queue_key], args=args))
 
     def reserve(self, order: int | None = None) -> str | None:
-        """Hold the next slot for a job, in line by `order` (µs; default now); None without Redis."""
+        """A place in line for a job's first send, by `order` (µs; default now); None without Redis."""
         ticket = uuid.uuid4().hex
         try:
             self._run("reserve", ticket, "" if order is None else order)
-        except redis.RedisError as exc:  # the send takes its slot (or falls back) when it comes
-            log.warning("pacing: cannot reserve a slot: %s", exc)
+        except redis.RedisError as exc:  # the send gets in line (or falls back) when it comes
+            log.warning("pacing: cannot reserve a place in line: %s", exc)
             return None
         return ticket
 
     def release(self, ticket: str) -> None:
-        """Give back a reserved slot the job will not use (the last one is reused; others are skipped)."""
+        """Leave the line: the job will not send (not dispatchable, an email, a failure)."""
         try:
             self._run("release", ticket)
         except redis.RedisError as exc:  # it expires after TICKET_TTL_S
-            log.warning("pacing: cannot release slot %s: %s", ticket, exc)
+            log.warning("pacing: cannot release ticket %s: %s", ticket, exc)
 
     def admit(self) -> str | None:
-        """Low priority: hold a slot free now (no reservation pending, no fresh lead queued), or None."""
+        """Low priority: a place in line when the next turn is free now and no fresh lead waits, or None."""
         ticket = uuid.uuid4().hex
         return None if self._run("low", ticket) < 0 else ticket
 
     def try_acquire(self, level: str) -> float | None:
-        """Low: hold a slot free now (0.0), or None. High: reserve the next slot; seconds until it."""
+        """Low: a place when the turn is free now (0.0), or None. High: get in line; seconds to its turn."""
         if level == LOW:
             return None if self.admit() is None else 0.0
         wait = self._run("take", uuid.uuid4().hex)
@@ -202,7 +188,7 @@ class Limiter:
             elif ticket is None:
                 ticket, op = uuid.uuid4().hex, "take"
             while (wait := self._run(op, ticket)) != 0:
-                if wait == GONE:  # expired while we waited far too long: get back in line
+                if wait == GONE:  # dropped (it did not ask again in time): get back in line
                     op = "take"
                     continue
                 op = "go"
