@@ -126,7 +126,7 @@ def test_turns_go_in_acceptance_order_whichever_job_is_ready_first(redis_url):
     """Three jobs in line by acceptance; the last one is ready first: it holds its turn for those ahead."""
     limiter = pacing.Limiter(redis.Redis.from_url(redis_url), cps=0.01, high_queue_key="rq:queue:none")
     now_us = int(time.time() * 1_000_000)
-    first, second, third = (limiter.reserve(order=now_us + n) for n in (1, 2, 3))
+    first, second, third = (limiter.reserve(order=now_us + n)[0] for n in (1, 2, 3))
     hold = pacing.HOLD * limiter.interval_us
     assert 0 < limiter._run("go", third) <= hold  # two jobs ahead are still preparing: it waits for them
     assert limiter._run("go", first) == 0  # the first accepted goes at once
@@ -138,7 +138,7 @@ def test_turns_go_in_acceptance_order_whichever_job_is_ready_first(redis_url):
 def test_nobody_waits_for_a_job_that_is_still_preparing_past_the_hold(redis_url):
     conn = redis.Redis.from_url(redis_url)
     limiter = pacing.Limiter(conn, cps=0.01, high_queue_key="rq:queue:none")
-    slow, ready = limiter.reserve(order=1), limiter.reserve(order=2)
+    slow, ready = limiter.reserve(order=1)[0], limiter.reserve(order=2)[0]
     conn.hset(pacing.READY, ready, 1)  # it has waited since long ago
     assert limiter._run("go", ready) == 0  # the job ahead is not ready: it does not block the line
     assert 99e6 < limiter._run("go", slow) <= 100e6  # and when it is, it goes one interval after the last send
@@ -147,11 +147,25 @@ def test_nobody_waits_for_a_job_that_is_still_preparing_past_the_hold(redis_url)
 def test_a_place_given_back_frees_the_line_for_low_priority_work(redis_url):
     conn = redis.Redis.from_url(redis_url)
     limiter = pacing.Limiter(conn, cps=0.01, high_queue_key="rq:queue:none")
-    held = limiter.reserve()
+    held, _order = limiter.reserve()
     assert limiter.try_acquire(pacing.LOW) is None  # a fresh lead is in line: a retry may not go
     limiter.release(held)  # its job did not send (not dispatchable, or an email)
     assert conn.zcard(pacing.PENDING) == 0
     assert limiter.try_acquire(pacing.LOW) == 0  # the turn is free again
+
+
+@pytest.mark.parametrize("paced_app", [0.01], indirect=True)
+def test_a_lead_is_in_line_from_its_enqueue_so_one_dequeued_late_keeps_its_turn(paced_app):
+    """Lead A is accepted before B, but B's job is dequeued and ready first: B holds the turn for A."""
+    svc = paced_app.extensions["leadbot"]
+    a, b = post(paced_app, phone="+1 512 555 0110"), post(paced_app, phone="+1 512 555 0111")
+    job_b = svc.queue.fetch_job(f"contact-{b}")
+    ticket_b, order_b = svc.limiter.reserve(job_b.id, pacing.order_of(job_b.enqueued_at))
+    assert 0 < svc.limiter._run("go", ticket_b, order_b) <= pacing.HOLD * svc.limiter.interval_us
+    job_a = svc.queue.fetch_job(f"contact-{a}")
+    ticket_a, order_a = svc.limiter.reserve(job_a.id, pacing.order_of(job_a.enqueued_at))
+    assert svc.limiter._run("go", ticket_a, order_a) == 0  # A goes first, as it was accepted first
+    assert 99e6 < svc.limiter._run("go", ticket_b, order_b) <= 100e6
 
 
 @pytest.mark.parametrize("paced_app", [0.01], indirect=True)

@@ -101,9 +101,9 @@ class LeadWorker(SimpleWorker):
         finally:
             pacing.priority.reset(level)
             pacing.prepaid.set(False)
-            if (ticket := pacing.held.get()) is not None:  # the job ended without sending
+            if (place := pacing.held.get()) is not None:  # the job ended without sending
                 pacing.held.set(None)
-                current().limiter.release(ticket)
+                current().limiter.release(place[0])
         with self.connection.pipeline(transaction=False) as pipe:
             self.set_state(WorkerStatus.IDLE, pipeline=pipe)
             self.heartbeat(pipeline=pipe)
@@ -117,7 +117,7 @@ class LeadWorker(SimpleWorker):
         """
         limiter = current().limiter
         if limiter.cps > 0:
-            pacing.held.set(limiter.reserve(pacing.order_of(job.enqueued_at)))
+            pacing.held.set(limiter.reserve(job.id, pacing.order_of(job.enqueued_at)))
 
     def _admit(self, job: Job, queue: Queue) -> bool:
         """A place in line for a low-priority job before running it; False when it went back to its queue."""
@@ -126,8 +126,8 @@ class LeadWorker(SimpleWorker):
             return True
         try:
             while True:
-                if (ticket := limiter.admit()) is not None:
-                    pacing.held.set(ticket)  # the job's first send takes this turn (or gives it back)
+                if (place := limiter.admit()) is not None:
+                    pacing.held.set(place)  # the job's first send takes this turn (or gives it back)
                     return True
                 if self.connection.llen(limiter.high_queue_key):
                     queue.push_job_id(job.id, at_front=True)

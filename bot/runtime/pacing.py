@@ -72,8 +72,9 @@ if op == 'low' then
   ARGV[4] = ''
   op = 'reserve'  -- in line now; the send itself asks 'go'
 end
-if op == 'reserve' or op == 'take' then
-  redis.call('ZADD', pendk, tonumber(ARGV[4]) or now, ticket)
+local order = tonumber(ARGV[4])
+if op == 'reserve' or op == 'take' or (op == 'go' and order and not redis.call('ZSCORE', pendk, ticket)) then
+  redis.call('ZADD', pendk, 'NX', order or now, ticket)  -- NX: a place taken at enqueue is kept
   redis.call('ZADD', expk, now + ttl, ticket)
   for _, k in ipairs({pendk, expk, readyk}) do keep(k, ttl / 1000) end
   if op == 'reserve' then return 0 end
@@ -108,13 +109,32 @@ redis.call('ZADD', expk, due + ready_ttl, ticket)
 return math.max(1, due - now)
 """
 
+# A place in line taken when a fresh lead's job is enqueued (bot.runtime.queueing), in the same
+# MULTI as the push: the line's order is then exactly the queue's. KEYS: pending, expires. ARGV: ticket, ttl µs.
+LINE_UP = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+redis.call('ZADD', KEYS[1], 'NX', now, ARGV[1])
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2]) / 1000))
+redis.call('PEXPIRE', KEYS[2], math.ceil(tonumber(ARGV[2]) / 1000))
+"""
+
+
+def line_up(pipe: redis.client.Pipeline, ticket: str) -> None:
+    """Queue a place in line for a job being enqueued in `pipe` (its ticket: the job id)."""
+    pipe.eval(LINE_UP, 2, PENDING, EXPIRES, ticket, TICKET_TTL_S * 1_000_000)
+
+
 # Which priority the running job's sends take; the worker sets it from the queue the job came from.
 priority: contextvars.ContextVar[str] = contextvars.ContextVar("leadbot_pacing_priority", default=HIGH)
 # A turn already granted for this job's next send (an SMS whose turn came before its first text
 # was written).
 prepaid: contextvars.ContextVar[bool] = contextvars.ContextVar("leadbot_pacing_prepaid", default=False)
 # The ticket the worker reserved for this job when it dequeued it, or admitted it (see bot.jobs.worker).
-held: contextvars.ContextVar[str | None] = contextvars.ContextVar("leadbot_pacing_held", default=None)
+# (ticket, order): a ticket dropped meanwhile (it waited past TICKET_TTL_S) gets back in line by order.
+held: contextvars.ContextVar[tuple[str, int | str] | None] = contextvars.ContextVar("leadbot_pacing_held",
+                                                                                   default=None)
 
 
 def order_of(at: datetime | None) -> int | None:
@@ -141,15 +161,18 @@ class Limiter:
                 int(HOLD * self.interval_us), EARLY_US, min(SLACK_US, self.interval_us // 10)]
         return int(self._script(keys=[*KEYS, self.high_queue_key], args=args))
 
-    def reserve(self, order: int | None = None) -> str | None:
-        """A place in line for a job's first send, by `order` (µs; default now); None without Redis."""
-        ticket = uuid.uuid4().hex
+    def reserve(self, ticket: str | None = None, order: int | None = None) -> tuple[str, int | str] | None:
+        """A place in line for a job's first send, by `order` (µs; default now); None without Redis.
+
+        A ticket already in line (lined up at enqueue) keeps its place.
+        """
+        ticket, place = ticket or uuid.uuid4().hex, "" if order is None else order
         try:
-            self._run("reserve", ticket, "" if order is None else order)
+            self._run("reserve", ticket, place)
         except redis.RedisError as exc:  # the send gets in line (or falls back) when it comes
             log.warning("pacing: cannot reserve a place in line: %s", exc)
             return None
-        return ticket
+        return ticket, place
 
     def release(self, ticket: str) -> None:
         """Leave the line: the job will not send (not dispatchable, an email, a failure)."""
@@ -158,10 +181,10 @@ class Limiter:
         except redis.RedisError as exc:  # it expires after TICKET_TTL_S
             log.warning("pacing: cannot release ticket %s: %s", ticket, exc)
 
-    def admit(self) -> str | None:
+    def admit(self) -> tuple[str, str] | None:
         """Low priority: a place in line when the next turn is free now and no fresh lead waits, or None."""
         ticket = uuid.uuid4().hex
-        return None if self._run("low", ticket) < 0 else ticket
+        return None if self._run("low", ticket) < 0 else (ticket, "")
 
     def try_acquire(self, level: str) -> float | None:
         """Low: a place when the turn is free now (0.0), or None. High: get in line; seconds to its turn."""
@@ -180,14 +203,15 @@ class Limiter:
         level = level or priority.get()
         started = time.monotonic()
         try:
-            ticket, op = held.get(), "go"
+            place, op = held.get(), "go"
             held.set(None)
-            if ticket is None and level == LOW:
-                while (ticket := self.admit()) is None:
+            if place is None and level == LOW:
+                while (place := self.admit()) is None:
                     self._sleep(LOW_POLL_S)
-            elif ticket is None:
-                ticket, op = uuid.uuid4().hex, "take"
-            while (wait := self._run(op, ticket)) != 0:
+            elif place is None:
+                place, op = (uuid.uuid4().hex, ""), "take"
+            ticket, order = place
+            while (wait := self._run(op, ticket, order)) != 0:
                 if wait == GONE:  # dropped (it did not ask again in time): get back in line
                     op = "take"
                     continue

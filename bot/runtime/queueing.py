@@ -12,6 +12,7 @@ from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
+from bot.runtime import pacing
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,9 @@ def connect(settings: Settings) -> redis.Redis:
 
 def make_queue(conn: redis.Redis, settings: Settings) -> Queue:
     """The high-priority queue: fresh leads and everything that cannot wait (handoffs)."""
-    return Queue(settings.queue_name, connection=conn, default_timeout=JOB_TIMEOUT_S)
+    queue = Queue(settings.queue_name, connection=conn, default_timeout=JOB_TIMEOUT_S)
+    queue.paced = settings.twilio_cps > 0  # enqueue_contact lines the lead up for its TWILIO_CPS turn
+    return queue
 
 
 def low_queue_name(settings: Settings) -> str:
@@ -127,6 +130,8 @@ def enqueue_contact(queue: Queue, lead_id: str, skip_while_down: bool = False) -
                 CONTACT_JOB, lead_id, job_id=contact_job_id(lead_id), retry=CONTACT_RETRY,
                 result_ttl=3600, failure_ttl=7 * 86400, pipeline=pipe,
             )
+            if getattr(queue, "paced", False):  # its place in line is its place in the queue
+                pacing.line_up(pipe, contact_job_id(lead_id))
             pipe.execute()
         return True
     except redis.RedisError as exc:
