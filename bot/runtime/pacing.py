@@ -37,7 +37,8 @@ LOW_POLL_S = 0.02  # how often a low-priority send looks for a free turn
 TICKET_TTL_S = 60  # a reserved ticket whose job never asks for its turn is dropped after this
 READY_TTL_S = 2  # a ready ticket that does not ask again this long after its turn came is dropped
 HOLD = 0.5  # a ready job waits up to half an interval for a job ahead of it in line that is still preparing
-SLACK_US = 50_000  # a send this late (at most a tenth of an interval) does not delay the turns after it
+SLACK = 0.4  # a send up to this part of an interval late does not delay the turns after it: the rate
+# stays CPS, and two sends are never closer than 0.6 interval
 EARLY_US = 1000  # a turn this close is granted at once: a sleep that wakes 50 µs early costs no round trip
 GONE, AGAIN = -2, -1  # the script's answers besides a wait: unknown ticket; low priority must look again
 
@@ -158,7 +159,7 @@ class Limiter:
 
     def _run(self, op: str, ticket: str = "", order: int | str = "") -> int:
         args = [self.interval_us, op, ticket, order, TICKET_TTL_S * 1_000_000, READY_TTL_S * 1_000_000,
-                int(HOLD * self.interval_us), EARLY_US, min(SLACK_US, self.interval_us // 10)]
+                int(HOLD * self.interval_us), EARLY_US, int(SLACK * self.interval_us)]
         return int(self._script(keys=[*KEYS, self.high_queue_key], args=args))
 
     def reserve(self, ticket: str | None = None, order: int | None = None) -> tuple[str, int | str] | None:
