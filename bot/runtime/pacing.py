@@ -100,9 +100,10 @@ if ready_ahead == 0 and preparing then due = math.max(due, since + hold) end
 if due <= now + early then
   forget(ticket)
   -- The turn counts from when it was due, not when its sleeper woke: a late wake-up (a busy CPU)
-  -- would otherwise push every later turn back with it. Later than `slack`, the line was idle
-  -- (or the sender very late): the next turn is then at least interval - slack after this send.
-  local turn = math.max(last + interval, now - slack)
+  -- would otherwise push every later turn back with it. Later than `slack`, the line was idle (or
+  -- the sender very late): the schedule starts again from this send.
+  local turn = last + interval
+  if now - turn > slack then turn = now end
   redis.call('SET', lastk, us(turn), 'PX', math.ceil((turn - now + interval) / 1000) + 1000)
   return 0
 end
