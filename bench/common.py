@@ -66,8 +66,12 @@ def phone_stream(start: int = 0) -> Iterator[str]:
 
 
 def lead_json(phone: str) -> bytes:
-    """A valid lead body for POST /leads (the floor app reads name and phone only)."""
-    return json.dumps({"name": "Bench Lead", "phone": phone, "email": "bench@example.com",
+    """A valid lead body for POST /leads (the floor app reads name and phone only).
+
+    Each lead has its own email, as real ones do: with one email for all, intake's dedupe by email
+    across sources (#14) visited every earlier bench lead on each POST.
+    """
+    return json.dumps({"name": "Bench Lead", "phone": phone, "email": f"bench{phone[1:]}@example.com",
                        "service": "roofing", "consent": True, "source": "bench"}).encode()
 
 
