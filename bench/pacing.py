@@ -60,13 +60,13 @@ def burst(stack, path: str, fake: FakeTwilio, phones, n: int, cps: float,  # noq
     first = ranked[0] if ranked else t0
     by_accept = [(arrivals[batch[j]] - t0 - i / cps) * 1000
                  for i, j in enumerate(order) if batch[j] in arrivals]
-    by_accept_first = [(arrivals[batch[j]] - first - i / cps) * 1000
-                       for i, j in enumerate(order) if batch[j] in arrivals]
+    dialled = [(i, j) for i, j in enumerate(order) if batch[j] in arrivals]
+    by_accept_first = [(arrivals[batch[j]] - first - i / cps) * 1000 for i, j in dialled]
     out_rank = {t: k for k, t in enumerate(ranked)}
-    worst = max(range(len(by_accept_first)), key=by_accept_first.__getitem__, default=0)
     if by_accept_first:  # which lead was latest against its place, and where its call went out
-        print(f"  latest by 202 order: the lead answered {worst}th, called {out_rank[arrivals[batch[order[worst]]]]}th, "
-              f"its 202 {(sent[order[worst]].answered - t0) * 1000:.0f} ms after the first POST", flush=True)
+        i, j = dialled[max(range(len(dialled)), key=by_accept_first.__getitem__)]
+        print(f"  latest by 202 order: the lead answered {i}th, called {out_rank[arrivals[batch[j]]]}th, "
+              f"its 202 {(sent[j].answered - t0) * 1000:.0f} ms after the first POST", flush=True)
     paced = [(t - first - k / cps) * 1000 for k, t in enumerate(ranked)]
     dial = [(arrivals[p] - s.sent) * 1000 for p, s in zip(batch, sent, strict=True) if p in arrivals]
     last = (ranked[-1] - first) if ranked else 0.0
