@@ -65,8 +65,15 @@ def burst(stack, path: str, fake: FakeTwilio, phones, n: int, cps: float,  # noq
     out_rank = {t: k for k, t in enumerate(ranked)}
     if by_accept_first:  # which lead was latest against its place, and where its call went out
         i, j = dialled[max(range(len(dialled)), key=by_accept_first.__getitem__)]
-        print(f"  latest by 202 order: the lead answered {i}th, called {out_rank[arrivals[batch[j]]]}th, "
-              f"its 202 {(sent[j].answered - t0) * 1000:.0f} ms after the first POST", flush=True)
+        k = out_rank[arrivals[batch[j]]]
+        line = (f"  latest by 202 order: the lead answered {i}th, called {k}th, its 202 "
+                f"{(sent[j].answered - t0) * 1000:.0f} ms after the first POST")
+        ahead = [(ii, jj) for ii, jj in dialled if out_rank[arrivals[batch[jj]]] == k - 1]
+        if ahead:  # the lead called just before it: was its 202 answered much later?
+            ii, jj = ahead[0]
+            line += (f"; the lead called just before it was answered {ii}th, "
+                     f"{(sent[jj].answered - sent[j].answered) * 1000:+.1f} ms from it")
+        print(line, flush=True)
     paced = [(t - first - k / cps) * 1000 for k, t in enumerate(ranked)]
     dial = [(arrivals[p] - s.sent) * 1000 for p, s in zip(batch, sent, strict=True) if p in arrivals]
     last = (ranked[-1] - first) if ranked else 0.0
