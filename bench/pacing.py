@@ -50,6 +50,19 @@ from stages import Lead, stage_table, stage_times
 SLACK_MS = 100.0
 
 
+def empty_database(url: str) -> None:
+    """Drop leadbot's tables in the bench's own database, so the burst starts from nothing."""
+    from sqlalchemy import create_engine
+
+    from bot.store.database import init_db
+    from bot.store.tables import Base
+
+    engine = create_engine(url)
+    init_db(engine)
+    Base.metadata.drop_all(engine)
+    engine.dispose()
+
+
 def enqueue_order(redis_url: str, sent, batch) -> list[int]:  # noqa: ANN001
     """Leads (indexes) in the order leadbot accepted them: each contact job's `enqueued_at`, as RQ
     recorded it when intake put the job on the queue (the line's order), read from its job hash."""
@@ -119,7 +132,7 @@ def wall_offset() -> float:
     return time.time() - time.perf_counter()
 
 
-def backlog(data_dir: Path, redis_url: str, phones, n: int) -> None:  # noqa: ANN001
+def backlog(data_dir: Path, redis_url: str, phones, n: int, db_url: str | None = None) -> None:  # noqa: ANN001
     """n leads already in the database, each with a due contact job in the low-priority queue."""
     from rq import Queue
 
@@ -128,7 +141,7 @@ def backlog(data_dir: Path, redis_url: str, phones, n: int) -> None:  # noqa: AN
     from bot.store.leads import lead_timezone
     from bot.store.tables import Lead
 
-    engine = make_engine(f"sqlite:///{data_dir / 'leadbot.db'}")
+    engine = make_engine(db_url or f"sqlite:///{data_dir / 'leadbot.db'}")
     with make_sessionmaker(engine)() as s:
         leads = [Lead(name="Backlog Lead", phone=p, channel="call", consent=True, timezone=lead_timezone(p),
                       status="received", source="bench-backlog") for p in (next(phones) for _ in range(n))]
@@ -167,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quiet-wait", type=float, default=30,
                     help="wait up to this many seconds for other processes to go quiet before each burst (30)")
     ap.add_argument("--stages", action="store_true", help="where the first accepted lead's time went")
+    ap.add_argument("--database-url", help="leadbot's database (default: SQLite under the temp dir), e.g. "
+                    "postgresql+psycopg://postgres@127.0.0.1:5432/bench (emptied first)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     sys.setswitchinterval(0.0005)
@@ -185,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         redis.Redis.from_url(url).flushall()
         time.sleep(1.5)  # the fake's bucket refills
         env = {"TWILIO_CPS": f"{args.cps:g}"}
+        if args.database_url:
+            env["DATABASE_URL"] = args.database_url
+            empty_database(args.database_url)
         wait_for_quiet(args.quiet_wait)
         bot = ctx.enter_context(start_leadbot(tmp / "leadbot", url, fake.url, tmp, CORES, args.workers, env=env))
         b = burst(bot, "/leads", fake, phones, args.burst, args.cps, redis_url=url)
@@ -201,14 +219,14 @@ def main(argv: list[str] | None = None) -> int:
         verdicts.append(f"the first call {fmt(b['first'])} ms after the first POST (the floor's: "
                         f"{fmt(fl['first'])} ms); the k-th call out at most {fmt(b['paced_max'])} ms after the "
                         "first + k/CPS")
-        if args.stages:
+        if args.stages and not args.database_url:
             time.sleep(0.5)
             first_lead = [Lead(b["first_lead"], b["first_sent"] + wall_offset(), None)]
             first_lead[0].arrived = fake.arrivals.get(b["first_lead"], 0.0) + wall_offset()
             print("\n" + stage_table("leadbot, the first lead accepted in the burst",
                                      stage_times(tmp / "leadbot" / "leadbot.db", url, first_lead)) + "\n",
                   flush=True)
-        backlog(tmp / "leadbot", url, phones, args.backlog)
+        backlog(tmp / "leadbot", url, phones, args.backlog, args.database_url)
         time.sleep(2.0)  # the workers are deep in the retries
         f = fresh_during_backlog(bot, fake, phones, args.fresh, args.gap)
         limit = 1000 / args.cps + SLACK_MS
