@@ -112,7 +112,8 @@ def turn_request(url: str, call: dict[str, str], speech: str) -> bytes:
               "To": call["To"], "CallStatus": "in-progress", "SpeechResult": speech, "Confidence": "0.92"}
     body = urlencode(params).encode()
     parts = urlsplit(url)
-    return (f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+    target = parts.path + (f"?{parts.query}" if parts.query else "")  # the Gather's turn number rides here
+    return (f"POST {target} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
             f"X-Twilio-Signature: {sign(TOKEN, url, params)}"
             f"\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n"
             "Connection: keep-alive\r\n\r\n").encode() + body
