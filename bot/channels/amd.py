@@ -120,9 +120,8 @@ def heard(svc: Services, attempt_id: str, call_sid: str) -> str:
 
     response = VoiceResponse()
     with svc.sessions() as s:
-        attempt = s.get(Attempt, attempt_id)
-        lead = s.get(Lead, attempt.lead_id) if attempt else None
-        if lead is None or lead.status == LeadStatus.OPTED_OUT.value:
+        lead = conversation.lead_on_call(s, attempt_id)
+        if lead is None:
             response.hangup()
             return str(response)
         record(s, lead.id, "amd_corrected", sid=call_sid, note="a person spoke during the voicemail")

@@ -17,7 +17,7 @@ from bot.runtime import crm
 from bot.runtime.services import Services
 from bot.store.leads import e164, insert_event, parse_phone
 from bot.store.prepared import RawSession
-from bot.store.tables import Conversation, Lead, LeadStatus, utcnow
+from bot.store.tables import Attempt, Conversation, Lead, LeadStatus, utcnow
 from bot.store.timeline import EventType, record
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,13 @@ def close_open(s: Session, lead_id: str) -> None:
     """Close a lead's unfinished conversations (a new one replaces them)."""
     s.execute(update(Conversation).where(Conversation.lead_id == lead_id, Conversation.open.is_(True))
               .values(open=False, outcome="abandoned"))
+
+
+def lead_on_call(s: Session, attempt_id: str) -> Lead | None:
+    """The lead a call of ours reached; None when it is gone or opted out (the call is hung up)."""
+    attempt = s.get(Attempt, attempt_id)
+    lead = s.get(Lead, attempt.lead_id) if attempt else None
+    return None if lead is None or lead.status == LeadStatus.OPTED_OUT.value else lead
 
 
 def normalize(svc: Services, phone: str) -> str | None:

@@ -15,7 +15,7 @@ from bot.flows.errors import FlowsError
 from bot.runtime.services import Services
 from bot.store.leads import insert_event
 from bot.store.prepared import raw_session
-from bot.store.tables import Attempt, Conversation, Lead, LeadStatus
+from bot.store.tables import Conversation, Lead, LeadStatus
 from bot.store.timeline import EventType, record
 
 log = logging.getLogger(__name__)
@@ -51,9 +51,8 @@ def answer(svc: Services, attempt_id: str, call_sid: str, answered_by: str) -> s
     """Our outbound call was answered: start the flow, or leave a short voicemail."""
     response = VoiceResponse()
     with svc.sessions() as s:
-        attempt = s.get(Attempt, attempt_id)
-        lead = s.get(Lead, attempt.lead_id) if attempt else None
-        if lead is None or lead.status == LeadStatus.OPTED_OUT.value:
+        lead = conversation.lead_on_call(s, attempt_id)
+        if lead is None:
             response.hangup()
             return str(response)
         if _replayed(svc, s, call_sid, response):
