@@ -148,19 +148,21 @@ def report_unassigned(svc: Any, lead_id: str) -> str:
 def report_unreachable(svc: Any, lead_id: str) -> str:
     """Email every manager about a lead leadbot cannot reach, so a person follows it up.
 
-    A failed lead (an invalid, blocked or unsubscribed number, or a dial that kept failing), or one the
-    whole retry cadence never reached, would otherwise end with only a status: the prospect heard
-    nothing and nobody at the company knows. Sent once per failure or per cadence run out (a new
-    submission starts another cadence); RQ retries a mail server's refusal.
+    A failed lead (an invalid, blocked or unsubscribed number, or a dial that kept failing), one the
+    whole retry cadence never reached, or a nurtured one that answered no step of its drip, would
+    otherwise end with only a status: nobody at the company knows. Sent once per failure, per drip
+    and per cadence run out (a new submission starts another cadence); RQ retries a mail server's
+    refusal.
     """
     now = utcnow()
     with svc.sessions() as s:
         lead = s.get(Lead, lead_id)
-        if lead is None or lead.status not in ("failed", "no_answer"):
+        if lead is None or lead.status not in ("failed", "no_answer", "nurturing"):
             return "skipped"
         reason = lead.status_reason or "the call failed"
-        if lead.status == "failed":
-            kind, headline = "unreachable", "the call failed"
+        if lead.status in ("failed", "nurturing"):  # a dial that failed; a drip that ended unanswered
+            kind, headline = (("unreachable", "the call failed") if lead.status == "failed"
+                              else ("nurture_finished", "no reply to the nurture drip"))
             if _told(s, lead_id, Ev.EMAIL_SENT, kind):
                 return "already sent"
         else:

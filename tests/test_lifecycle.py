@@ -340,10 +340,16 @@ def test_nurture_drip_sends_step_by_step_then_ready_calls_back(
     assert [s["step"] for s in view["nurture"]["sent"]] == ["check_in"]
     assert view["nurture"]["next"]["step"] == "follow_up"
     travel_and_run(tm, services, entered + timedelta(days=14, minutes=1))
-    [mail] = smtp.envelopes
-    assert mail.rcpt_tos == ["ada@example.com"] and b"Still thinking it over, Ada?" in mail.content
+    tm.release()
+    work(services)  # the managers' email, queued when the last step went
+    [mail] = [e for e in smtp.envelopes if e.rcpt_tos == ["ada@example.com"]]
+    assert b"Still thinking it over, Ada?" in mail.content
+    # No reply to the whole drip: the lead is not left silently 'nurturing'; the managers hear of it.
+    [managers] = [e for e in smtp.envelopes if e is not mail]
+    assert b"no reply to the nurture drip" in managers.content
+    assert lead_row(services, lead_id).status_reason == "the drip 'not_ready' finished (2 sent) with no reply"
     travel_and_run(tm, services, entered + timedelta(days=60))
-    assert len(smtp.envelopes) == 1 and len(texts(emulator)) == 1  # each step once
+    assert len(smtp.envelopes) == 2 and len(texts(emulator)) == 1  # each step once, the managers once
     assert "Calling you now!" in sms_in(client, services, signed, "yes, now")
     tm.release()
     work(services)

@@ -6,14 +6,18 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.channels import conversation, touches
 from bot.flows.nurture import Sequence, load_sequence, sequence_path
 from bot.runtime.services import Services
-from bot.store.tables import Lead, utcnow
+from bot.store.tables import Lead, LeadStatus, utcnow
 from bot.store.timeline import record
-from bot.store.touch_tables import Touch
+from bot.store.touch_tables import Touch, TouchStatus
+from handoff.defaults import UNREACHABLE_JOB
+from handoff.scheduling import enqueue_after_commit
+from handoff.waiting import ALERT_RETRY
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,19 @@ def enter(svc: Services, s: Session, lead: Lead, sequence_id: str) -> datetime |
             step=step.id,
         )
     return now + seq.steps[0].after if seq.steps else None
+
+
+def after_step(svc: Services, s: Session, lead: Lead, touch: Touch) -> None:
+    """A step went out or was skipped: with none left and no reply, the drip is over and the managers hear."""
+    left = s.scalar(select(func.count()).where(Touch.lead_id == lead.id, Touch.kind == "nurture",
+                                               Touch.status == TouchStatus.PLANNED, Touch.id != touch.id))
+    if left or lead.status != LeadStatus.NURTURING.value:
+        return
+    sent = s.scalar(select(func.count()).where(Touch.lead_id == lead.id, Touch.kind == "nurture",
+                                               Touch.status == TouchStatus.SENT))
+    record(s, lead.id, "nurture_finished", sequence=touch.sequence, sent=sent)
+    lead.status_reason = f"the drip '{touch.sequence}' finished ({sent} sent) with no reply"
+    enqueue_after_commit(s, svc.queue, UNREACHABLE_JOB, lead.id, retry=ALERT_RETRY)
 
 
 def step_content(svc: Services, lead: Lead, touch: Touch) -> tuple[str | None, str] | None:

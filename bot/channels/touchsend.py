@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from twilio.base.exceptions import TwilioRestException
 
-from bot.channels import quiet, touches
+from bot.channels import nurture, quiet, touches
 from bot.compliance import gate as compliance
 from bot.runtime.reconcile import created_since
 from bot.runtime.services import Services
@@ -100,6 +100,8 @@ def run_touch(svc: Services, touch_id: str) -> str:
             return _held(svc, s, lead, touch, verdict)
         content = _content(svc, s, lead, touch, channel)
         if content is None:
+            if touch.kind == "nurture":
+                nurture.after_step(svc, s, lead, touch)
             return _close(s, lead, touch, TouchStatus.CANCELLED, "condition not met")
         return _send(svc, s, lead, touch, channel, content)
 
@@ -146,9 +148,7 @@ def _content(
 ) -> tuple[str | None, str] | None:
     """(email subject, body); None when a nurture step's condition does not hold."""
     if touch.kind == "nurture":
-        from bot.channels.nurture import step_content
-
-        return step_content(svc, lead, touch)
+        return nurture.step_content(svc, lead, touch)
     if touch.kind == quiet.NUDGE:
         return None, quiet.nudge(svc, s, lead, touch) or ""
     if channel == "sms" and touch.kind in ("text", "fallback"):
@@ -203,6 +203,8 @@ def _sent(
     touch.status = TouchStatus.SENT
     if touch.kind == quiet.NUDGE:
         quiet.nudged(svc, s, lead, touch)
+    elif touch.kind == "nurture":
+        nurture.after_step(svc, s, lead, touch)
     record(
         s,
         lead.id,
