@@ -3,6 +3,7 @@ nothing but 403s (webhook_turn did, once the Gather action gained its turn numbe
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -11,8 +12,11 @@ from bot.twilio.twiml_player import last
 from tests.conftest import PUBLIC, lead_body
 from tests.lifecycle_kit import leg_for, work
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-import webhook_turn  # noqa: E402  (bench/ is a folder of scripts, not a package)
+BENCH = Path(__file__).resolve().parents[1] / "bench"  # a folder of scripts in this repo, not a package
+sys.path.insert(0, str(BENCH))  # the script's own `from common import ...`
+_spec = importlib.util.spec_from_file_location("webhook_turn", BENCH / "webhook_turn.py")
+webhook_turn = sys.modules["webhook_turn"] = importlib.util.module_from_spec(_spec)  # dataclasses look it up
+_spec.loader.exec_module(webhook_turn)
 
 
 def test_the_turn_bench_request_is_a_valid_signed_turn(client, auth, services, emulator, monkeypatch):
