@@ -135,6 +135,43 @@ def test_turns_go_in_acceptance_order_whichever_job_is_ready_first(redis_url):
     assert 199e6 < limiter._run("go", third) <= 200e6  # and the third's turn is one more interval away
 
 
+def test_a_ticket_behind_one_holding_its_turn_waits_behind_it(redis_url):
+    """An idle line: A is still preparing, B (ready) holds the turn for it, C (ready) must not jump B.
+
+    The turn after a holder counts from the holder's own turn, not from a send long ago: before,
+    C went at once while B still waited for A (in a burst, the third lead was dialled first).
+    """
+    limiter = pacing.Limiter(redis.Redis.from_url(redis_url), cps=0.01, high_queue_key="rq:queue:none")
+    now_us = int(time.time() * 1_000_000)
+    a, b, c = (limiter.reserve(order=now_us + n)[0] for n in (1, 2, 3))
+    hold = pacing.HOLD * limiter.interval_us
+    assert 0 < limiter._run("go", b) <= hold
+    assert hold + 99e6 < limiter._run("go", c) <= hold + 100e6  # one interval after B's held turn
+    assert limiter._run("go", a) == 0  # A, ready at last, goes first
+    assert 99e6 < limiter._run("go", b) <= 100e6  # then B, one interval later
+    assert 199e6 < limiter._run("go", c) <= 200e6  # then C
+
+
+def test_a_job_far_back_in_line_sleeps_until_its_turn_is_near_before_preparing(redis_url):
+    """At 5 calls a second the third ticket's turn is 400 ms away: its worker sleeps until 250 ms
+    before it (leaving the CPU to the jobs ahead), asking again as the line moves."""
+    slept: list[float] = []
+    conn = redis.Redis.from_url(redis_url)
+    limiter = pacing.Limiter(conn, cps=5, high_queue_key="rq:queue:none", sleep=slept.append)
+    now_us = int(time.time() * 1_000_000)
+    first, second, third = (limiter.reserve(order=now_us + n) for n in (1, 2, 3))
+    assert limiter.defer(first) < 0.05 and limiter.defer(second) < 0.05 and slept == []  # near: no sleep
+
+    def line_moves(seconds: float) -> None:  # the first lead is sent (or released) while it sleeps
+        slept.append(seconds)
+        limiter.release(first[0])
+
+    limiter._sleep = line_moves
+    limiter.defer(third)
+    assert slept == [pytest.approx(0.15)]  # 400 ms away - 250 ms; then 200 ms away: it goes to work
+    assert conn.zscore(pacing.PENDING, third[0]) == now_us + 3  # still in line, in its place
+
+
 def test_nobody_waits_for_a_job_that_is_still_preparing_past_the_hold(redis_url):
     conn = redis.Redis.from_url(redis_url)
     limiter = pacing.Limiter(conn, cps=0.01, high_queue_key="rq:queue:none")
@@ -166,6 +203,37 @@ def test_a_lead_is_in_line_from_its_enqueue_so_one_dequeued_late_keeps_its_turn(
     ticket_a, order_a = svc.limiter.reserve(job_a.id, pacing.order_of(job_a.enqueued_at))
     assert svc.limiter._run("go", ticket_a, order_a) == 0  # A goes first, as it was accepted first
     assert 99e6 < svc.limiter._run("go", ticket_b, order_b) <= 100e6
+
+
+@pytest.mark.parametrize("paced_app", [0.01], indirect=True)
+def test_a_leads_place_in_line_is_when_leadbot_accepted_it(paced_app):
+    """The line's order is each contact job's enqueued_at, the acceptance time the lead's timeline
+    shows: two web processes enqueueing in the same millisecond line up as their records say."""
+    svc = paced_app.extensions["leadbot"]
+    ids = [post(paced_app, phone=f"+1 512 555 01{n:02d}") for n in range(20, 23)]
+    for lead_id in ids:
+        job = svc.queue.fetch_job(f"contact-{lead_id}")
+        assert svc.redis.zscore(pacing.PENDING, job.id) == pacing.order_of(job.enqueued_at)
+
+
+@pytest.mark.parametrize("paced_app", [0.01], indirect=True)
+def test_an_email_lead_takes_no_turn_and_its_worker_does_not_wait_for_one(paced_app):
+    """An email lead sends no call or text: it is not lined up, so it never holds the line or waits
+    behind it. Here a call lead is ahead and its turn is 100 s away; the email still goes at once."""
+    svc = paced_app.extensions["leadbot"]
+    call = post(paced_app, phone="+1 512 555 0130")
+    mail = post(paced_app, phone="+1 512 555 0131", channel="email", email="bo@example.com")
+    assert svc.redis.zscore(pacing.PENDING, f"contact-{call}") is not None
+    assert svc.redis.zscore(pacing.PENDING, f"contact-{mail}") is None
+    svc.limiter.try_acquire(pacing.HIGH)  # a send just went: the call lead's turn is 100 s off
+    svc.queue.remove(f"contact-{call}")
+    started = time.monotonic()
+    LeadWorker([svc.queue], connection=svc.redis).work(burst=True)  # the email lead's job only
+    assert time.monotonic() - started < 5  # not the 100 s turn (nor the 5 s MAX_DEFER_S)
+    with svc.sessions() as s:
+        from bot.store.tables import Lead
+
+        assert s.get(Lead, mail).status not in ("received", "queued"), s.get(Lead, mail).status
 
 
 @pytest.mark.parametrize("paced_app", [0.01], indirect=True)

@@ -94,7 +94,8 @@ def create_lead():
         )
     body: dict[str, Any] = {"id": lead_id, "status": status}
     if created and status == "received":
-        enqueue_contact(svc.queue, lead_id, skip_while_down=True)  # on failure the sweeper picks it up
+        # On failure the sweeper picks it up.
+        enqueue_contact(svc.queue, lead_id, skip_while_down=True, channel=lead_in.channel)
     if created:
         crm.emit_committed(svc, lead_id, "lead.received")
     if not created:

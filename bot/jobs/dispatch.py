@@ -17,6 +17,7 @@ from twilio.base.exceptions import TwilioRestException
 from bot.channels.amd import call_options
 from bot.compliance import gate as compliance
 from bot.runtime import crm, pacing
+from bot.runtime.queueing import contact_meta
 from bot.runtime.reconcile import created_since
 from bot.runtime.services import Services, current
 from bot.runtime.twilio_client import describe
@@ -179,7 +180,8 @@ def _hold(svc: Services, s, lead: Lead, verdict: compliance.Verdict) -> None:  #
     if verdict.next_at is not None:
         lead.status, lead.status_reason = LeadStatus.SCHEDULED.value, verdict.reason
         at = verdict.next_at.astimezone(UTC)
-        svc.queue.enqueue_at(at, "bot.jobs.dispatch.contact", lead.id, job_id=f"contact-{lead.id}-{int(at.timestamp())}")
+        svc.queue.enqueue_at(at, "bot.jobs.dispatch.contact", lead.id, job_id=f"contact-{lead.id}-{int(at.timestamp())}",
+                             meta=contact_meta(lead.channel))
         return
     lead.status = (LeadStatus.OPTED_OUT if verdict.rule == "opt-out" else LeadStatus.FAILED).value
     lead.status_reason = verdict.reason

@@ -1,11 +1,15 @@
 """One limiter for every outbound call and text, shared by all workers through Redis (TWILIO_CPS).
 
 Sends go at most one per 1/CPS across every process. Fresh leads take their turns in the order
-they were accepted (RQ's `enqueued_at`): a worker *reserves* a place in line for a contact job as
-soon as it dequeues it, before any database work; when the job is ready to send, the turn goes to
-the first ready job in line. So a job slow to prepare does not lose its place to later leads (the
-ready job behind it waits up to half an interval for it), and nobody waits longer for a job that is
-not ready.
+leadbot accepted them: each contact job is lined up when it is enqueued, scored by its `enqueued_at`
+(the acceptance time the lead's timeline shows). The turn goes to the first job in line that is
+ready to send, and the ready jobs behind it follow one interval apart; a ready job with one still
+preparing ahead of it holds its turn for up to half an interval (so a job slow to prepare does not
+lose its place to later leads), and nobody waits longer for a job that is not ready.
+
+A worker that takes a fresh lead's job whose turn is still far off sleeps until shortly before it
+(PREPARE_AHEAD_S) before doing the job's database work: in a burst, eight workers preparing leads
+whose turns were seconds away took the CPU from the lead whose turn was next.
 
 Low-priority work (retries, nurture, backfill) only takes a turn that is free *now*, with no fresh
 lead in line or queued, and never reserves ahead: a fresh lead never queues behind it, and at worst
@@ -39,13 +43,18 @@ READY_TTL_S = 2  # a ready ticket that does not ask again this long after its tu
 HOLD = 0.5  # a ready job waits up to half an interval for a job ahead of it in line that is still preparing
 SLACK = 0.4  # a send up to this part of an interval late does not delay the turns after it: the rate
 # stays CPS, and two sends are never closer than 0.6 interval
+PREPARE_AHEAD_S = 0.25  # a fresh lead's job starts its own work (claim, checks) this long before its
+# turn, or one interval if longer; until then its worker sleeps and leaves the CPU to the jobs whose
+# turns come first (in a burst of 200 leads, 8 workers preparing at once made the first leads late)
+MAX_DEFER_S = 5.0  # and never sleeps longer than this before starting it (its RQ timeout starts after)
 EARLY_US = 1000  # a turn this close is granted at once: a sleep that wakes 50 µs early costs no round trip
 GONE, AGAIN = -2, -1  # the script's answers besides a wait: unknown ticket; low priority must look again
 
 # KEYS: last, pending, ready, expires, the high-priority RQ queue.
 # ARGV: interval µs, op (reserve|take|go|release|low), ticket, order (µs; '' = Redis's now),
 #       ticket ttl µs, ready ttl µs, hold µs, early µs, slack µs.
-# Returns µs to wait (> 0; ask again with 'go'), 0 when the turn is granted, GONE or AGAIN.
+# Returns µs to wait (> 0; ask again with 'go'), 0 when the turn is granted, GONE or AGAIN; 'reserve'
+# returns about how many µs until the ticket's turn.
 SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -78,25 +87,29 @@ if op == 'reserve' or op == 'take' or (op == 'go' and order and not redis.call('
   redis.call('ZADD', pendk, 'NX', order or now, ticket)  -- NX: a place taken at enqueue is kept
   redis.call('ZADD', expk, now + ttl, ticket)
   for _, k in ipairs({pendk, expk, readyk}) do keep(k, ttl / 1000) end
-  if op == 'reserve' then return 0 end
+  if op == 'reserve' then  -- about how long until its turn, if every ticket ahead sends
+    return math.floor(math.max(last + interval, now) + redis.call('ZRANK', pendk, ticket) * interval - now)
+  end
 end
 local rank = redis.call('ZRANK', pendk, ticket)
 if not rank then return -2 end
-local since = tonumber(redis.call('HGET', readyk, ticket) or '0')
-if since == 0 then
-  since = now
-  redis.call('HSET', readyk, ticket, us(now))
-end
--- One send per interval; the first ready ticket in line goes, the others one interval apart after
--- it; a ticket with nobody ready ahead but someone still preparing holds its turn a little for them.
-local ready_ahead, preparing = 0, false
-if rank > 0 then
-  for _, tk in ipairs(redis.call('ZRANGE', pendk, 0, rank - 1)) do
-    if redis.call('HEXISTS', readyk, tk) == 1 then ready_ahead = ready_ahead + 1 else preparing = true end
+if redis.call('HSETNX', readyk, ticket, us(now)) == 1 then keep(readyk, ttl / 1000) end
+-- One send per interval, in line order among the ready tickets: each takes the turn after the one
+-- ahead of it. A ready ticket with one still preparing ahead of it holds its turn for up to `hold`
+-- after it became ready (and the tickets behind it wait behind it), then goes.
+local turn, preparing, due = last + interval, false, 0
+for from = 0, rank, 1000 do  -- HMGET in chunks: unpack() has a limit
+  local since = redis.call('HMGET', readyk, unpack(redis.call('ZRANGE', pendk, from, math.min(from + 999, rank))))
+  for i = 1, #since do
+    if not since[i] then
+      preparing = true
+    else
+      due = turn
+      if preparing then due = math.max(due, tonumber(since[i]) + hold) end
+      turn = math.max(due, now) + interval  -- a ticket due by now goes when it next asks: not before now
+    end
   end
 end
-local due = last + interval * (1 + ready_ahead)
-if ready_ahead == 0 and preparing then due = math.max(due, since + hold) end
 if due <= now + early then
   forget(ticket)
   -- The turn counts from when it was due, not when its sleeper woke: a late wake-up (a busy CPU)
@@ -112,20 +125,24 @@ return math.max(1, due - now)
 """
 
 # A place in line taken when a fresh lead's job is enqueued (bot.runtime.queueing), in the same
-# MULTI as the push: the line's order is then exactly the queue's. KEYS: pending, expires. ARGV: ticket, ttl µs.
+# MULTI as the push. Its score is the job's `enqueued_at`, leadbot's record of when it accepted the
+# lead: two web processes enqueueing within the same millisecond are then lined up in the order the
+# lead's timeline (and every report) says they were accepted, not in the order their MULTIs happened
+# to reach Redis. KEYS: pending, expires. ARGV: ticket, ttl µs, order µs.
 LINE_UP = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-redis.call('ZADD', KEYS[1], 'NX', now, ARGV[1])
+redis.call('ZADD', KEYS[1], 'NX', tonumber(ARGV[3]) or now, ARGV[1])
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2]) / 1000))
 redis.call('PEXPIRE', KEYS[2], math.ceil(tonumber(ARGV[2]) / 1000))
 """
 
 
-def line_up(pipe: redis.client.Pipeline, ticket: str) -> None:
-    """Queue a place in line for a job being enqueued in `pipe` (its ticket: the job id)."""
-    pipe.eval(LINE_UP, 2, PENDING, EXPIRES, ticket, TICKET_TTL_S * 1_000_000)
+def line_up(pipe: redis.client.Pipeline, ticket: str, order: int | None = None) -> None:
+    """Queue a place in line for a job being enqueued in `pipe` (its ticket: the job id), by `order`
+    (µs since the epoch: the job's enqueued_at; default Redis's clock)."""
+    pipe.eval(LINE_UP, 2, PENDING, EXPIRES, ticket, TICKET_TTL_S * 1_000_000, "" if order is None else order)
 
 
 # Which priority the running job's sends take; the worker sets it from the queue the job came from.
@@ -175,6 +192,24 @@ class Limiter:
             log.warning("pacing: cannot reserve a place in line: %s", exc)
             return None
         return ticket, place
+
+    def defer(self, place: tuple[str, int | str]) -> float:
+        """Sleep until a reserved ticket's turn is near (PREPARE_AHEAD_S); returns the seconds slept.
+
+        The estimate assumes every ticket ahead sends; it is asked again at least once an interval,
+        so a line that moves faster (a job ahead that does not send) is followed.
+        """
+        ticket, order = place
+        ahead, started = max(PREPARE_AHEAD_S, 1 / self.cps), time.monotonic()
+        try:
+            while (left := self._run("reserve", ticket, order) / 1_000_000 - ahead) > 0:
+                budget = MAX_DEFER_S - (time.monotonic() - started)
+                if budget <= 0:
+                    break
+                self._sleep(min(left, 1 / self.cps, budget))
+        except redis.RedisError as exc:  # the send itself falls back (see acquire)
+            log.warning("pacing: cannot ask for the turn's estimate: %s", exc)
+        return time.monotonic() - started
 
     def release(self, ticket: str) -> None:
         """Leave the line: the job will not send (not dispatchable, an email, a failure)."""

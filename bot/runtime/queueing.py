@@ -106,13 +106,26 @@ def contact_job_id(lead_id: str) -> str:
     return f"contact-{lead_id}"
 
 
+def contact_meta(channel: str | None) -> dict[str, str]:
+    """A contact job's meta: the lead's channel when known."""
+    return {"channel": channel} if channel else {}
+
+
+def sends_via_twilio(job: Job) -> bool:
+    """Whether a contact job's first act may be a call or a text (unknown channel: it may)."""
+    return job.meta.get("channel") != "email"
+
+
 # Per Redis client: until when (monotonic) intake skips enqueueing after a failure.
 _redis_down_until: weakref.WeakKeyDictionary[redis.Redis, float] = weakref.WeakKeyDictionary()
 REDIS_DOWN_HOLD_S = 5.0
 
 
-def enqueue_contact(queue: Queue, lead_id: str, skip_while_down: bool = False) -> bool:
+def enqueue_contact(queue: Queue, lead_id: str, skip_while_down: bool = False, channel: str | None = None) -> bool:
     """Hand a committed lead to the workers; False (never an exception) when Redis is down.
+
+    `channel`, when the caller knows it, goes in the job's meta: an email lead's job takes no
+    TWILIO_CPS turn, so it is not lined up and its worker does not wait for one (see contact_meta).
 
     With `skip_while_down` (intake), a lead does not try Redis within REDIS_DOWN_HOLD_S of a
     failure on this client: each would otherwise wait out the timeouts again (a Redis that drops
@@ -126,12 +139,12 @@ def enqueue_contact(queue: Queue, lead_id: str, skip_while_down: bool = False) -
         # One MULTI/EXEC round trip: on its own, enqueue registers the queue in one transaction
         # and saves and pushes the job in a second.
         with queue.connection.pipeline() as pipe:
-            queue.enqueue(
+            job = queue.enqueue(
                 CONTACT_JOB, lead_id, job_id=contact_job_id(lead_id), retry=CONTACT_RETRY,
-                result_ttl=3600, failure_ttl=7 * 86400, pipeline=pipe,
+                result_ttl=3600, failure_ttl=7 * 86400, pipeline=pipe, meta=contact_meta(channel),
             )
-            if getattr(queue, "paced", False):  # its place in line is its place in the queue
-                pacing.line_up(pipe, contact_job_id(lead_id))
+            if getattr(queue, "paced", False) and sends_via_twilio(job):  # its place: when it was accepted
+                pacing.line_up(pipe, contact_job_id(lead_id), pacing.order_of(job.enqueued_at))
             pipe.execute()
         return True
     except redis.RedisError as exc:

@@ -95,9 +95,10 @@ def ingest(svc: Services, sub: Submission, lead_in: LeadIn | None = None, *, dia
         status = fresh_intent(svc, lead_id, status, key)
     if created and status == LeadStatus.RECEIVED.value:
         if queue is None:
-            enqueue_contact(svc.queue, lead_id, skip_while_down=True)  # else the sweeper dispatches it
+            # Else the sweeper dispatches it.
+            enqueue_contact(svc.queue, lead_id, skip_while_down=True, channel=lead_in.channel)
         else:
-            enqueue_contact(queue, lead_id)
+            enqueue_contact(queue, lead_id, channel=lead_in.channel)
     if created:
         crm.emit_committed(svc, lead_id, "lead.received")
     return Ingested(lead_id, status, created)
