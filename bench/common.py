@@ -340,7 +340,8 @@ class Sent:
 
     sent: float
     status: int = 0
-    answered: float = 0.0
+    answered: float = 0.0  # the reply ended (EOF)
+    first_byte: float = 0.0  # its first bytes arrived (the 202's status line)
     body: bytes = b""
 
 
@@ -375,6 +376,8 @@ def fire(port: int, requests: list[bytes], rate: float | None, timeout: float = 
                 except OSError:
                     chunk = b""
                 if chunk:
+                    if not buf:  # the status line is here: the server has answered
+                        results[i].first_byte = time.perf_counter()
                     buf += chunk
                     continue
                 results[i].answered = time.perf_counter()  # EOF: sync gunicorn closes after the reply
