@@ -14,8 +14,6 @@ equal to it; the bare floor (bench/floor.py: no limiter) takes the same burst fo
      preempted between enqueueing a lead and writing its 202), so this ranking swaps such pairs,
      and a swapped pair puts one lead a whole turn (1/CPS) behind its 202 rank. The bench counts
      the pairs whose 202s came in the other order from leadbot's record, and the widest gap.
-   - by 202 order with ties: a lead may also be as late as the last lead whose 202 came within
-     TIE_MS after its own.
    "k-th call late" ranks the calls as they left, whichever lead each was: t_k - t_first - k/CPS.
 2. A backlog of 500 due retries (500 contact jobs in the low-priority queue), then fresh leads
    one at a time: each must be dialled within 1/CPS + 100 ms of its POST.
@@ -27,7 +25,6 @@ equal to it; the bare floor (bench/floor.py: no limiter) takes the same burst fo
 from __future__ import annotations
 
 import argparse
-import bisect
 import contextlib
 import json
 import sys
@@ -56,7 +53,6 @@ from common import (
 from stages import Lead, stage_table, stage_times
 
 SLACK_MS = 100.0
-TIE_MS = 2.0  # 202s this close reached the bench in either order (see the module's docstring)
 
 
 def empty_database(url: str) -> None:
@@ -118,10 +114,6 @@ def burst(stack, path: str, fake: FakeTwilio, phones, n: int, cps: float,  # noq
     first = ranked[0] if ranked else t0
     dialled = [(i, j) for i, j in enumerate(order) if batch[j] in arrivals]
     by_202 = [(arrivals[batch[j]] - t0 - i / cps) * 1000 for i, j in dialled]
-    # Ties: a lead may count as late as the last lead whose 202 reached the bench within TIE_MS after its own.
-    stamps = [answered(sent[j]) for j in order]
-    by_202_tied = [(arrivals[batch[j]] - t0 - (bisect.bisect_right(stamps, stamps[i] + TIE_MS / 1000) - 1) / cps)
-                   * 1000 for i, j in dialled]
     out_rank = {t: k for k, t in enumerate(ranked)}
     if by_202:  # which lead was latest against its place, and where its call went out
         i, j = dialled[max(range(len(dialled)), key=by_202.__getitem__)]
@@ -144,7 +136,7 @@ def burst(stack, path: str, fake: FakeTwilio, phones, n: int, cps: float,  # noq
     last = (ranked[-1] - first) if ranked else 0.0
     return {"dialled": len(arrivals), "sent": n, "p50": percentile(dial, 50), "p99": percentile(dial, 99),
             "first": (first - t0) * 1000, "paced_max": max(paced, default=float("nan")),
-            "by_202": max(by_202, default=float("nan")), "by_202_tied": max(by_202_tied, default=float("nan")),
+            "by_202": max(by_202, default=float("nan")),
             "by_enqueue": max(by_enqueue, default=float("nan")), "swapped": swapped, "widest_swap": widest,
             "first_lead": batch[order[0]], "first_sent": t0,
             "rate": (len(ranked) - 1) / last if last > 0 else float("nan"), "429": fake.rejected - rejected0}
@@ -153,7 +145,7 @@ def burst(stack, path: str, fake: FakeTwilio, phones, n: int, cps: float,  # noq
 def print_trace(trace: tuple[Path, int], redis_url: str, sent, batch, accepted: list[int],  # noqa: ANN001
                 arrivals: dict[str, float], t0: float, cps: float) -> None:
     """The first leads in acceptance order, each stage's wall-clock time in ms after the first POST:
-    202 answered, enqueued (RQ), taken by a worker (RQ started_at), ready to send (the 'dialing'
+    202 answered, enqueued (RQ), started (RQ started_at: after the worker slept until its turn was near), ready to send (the 'dialing'
     event, stamped before the limiter is asked), Calls.json at the fake; and how late against i/CPS."""
     import sqlite3
 
@@ -172,16 +164,17 @@ def print_trace(trace: tuple[Path, int], redis_url: str, sent, batch, accepted: 
         late = (arrivals[batch[j]] - t0 - i / cps) * 1000 if batch[j] in arrivals else float("nan")
         rows.append([str(i), *rel, fmt(late)])
     conn.close()
-    print("\n" + markdown_table(["lead (acceptance order)", "202 ms", "enqueued ms", "worker took it ms",
+    print("\n" + markdown_table(["lead (acceptance order)", "202 ms", "enqueued ms", "job started (RQ started_at) ms",
                                  "ready to send ms", "dialled ms", "late vs i/CPS ms"], rows) + "\n", flush=True)
 
 
 def burst_row(name: str, stack: str, r: dict[str, float]) -> list[str]:
     """One table row of a burst: dial percentiles, the first call, pacing lateness, rate and 429s."""
     whole = r["dialled"] == r["sent"]  # lead i's lateness means nothing over the few calls a 429 let through
-    late = [fmt(r[k]) if whole else "—" for k in ("by_enqueue", "by_202", "by_202_tied")]
+    late = [fmt(r[k]) if whole else "—" for k in ("by_enqueue", "by_202")]
+    swaps = f"{r['swapped']:.0f} (widest {r['widest_swap']:.1f} ms)" if whole else "—"
     return [name, stack, f"{r['dialled']:.0f}/{r['sent']:.0f}", fmt(r["p50"]), fmt(r["p99"]), fmt(r["first"]),
-            fmt(r["paced_max"]), *late,
+            fmt(r["paced_max"]), *late, swaps,
             f"{r['rate']:.2f}", f"{r['429']:.0f}"]
 
 
@@ -278,9 +271,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"{b['429']} 429s — {verdict(b['by_enqueue'])}")
         verdicts.append(f"lead i in the order its 202 reached the bench: at most {fmt(b['by_202'])} ms — "
                         f"{verdict(b['by_202'])}; {b['swapped']} pairs of 202s reached the bench in the other order "
-                        f"from leadbot's acceptance record, the widest {b['widest_swap']:.1f} ms apart; counting 202s "
-                        f"within {TIE_MS:g} ms of each other as tied: {fmt(b['by_202_tied'])} ms — "
-                        f"{verdict(b['by_202_tied'])}")
+                        f"from leadbot's acceptance record, the widest {b['widest_swap']:.1f} ms apart")
         verdicts.append(f"the first call {fmt(b['first'])} ms after the first POST (the floor's: "
                         f"{fmt(fl['first'])} ms); the k-th call out at most {fmt(b['paced_max'])} ms after the "
                         "first + k/CPS")
@@ -304,8 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         left = redis.Redis.from_url(url).llen("rq:queue:leadbot-low")
         print(f"  retries still queued when the fresh leads were done: {left}", flush=True)
     text = markdown_table(["scenario", "stack", "dialled", "POST→dial p50 ms", "p99 ms", "first call ms",
-                           "k-th call late ms", "lead i late, acceptance order ms", "by 202 order ms",
-                           f"by 202 order, ties ≤ {TIE_MS:g} ms", "calls/s", "429s"], rows)
+                           "k-th call late ms", "lead i late, acceptance order ms", "lead i late, 202 order ms",
+                           "202s swapped vs acceptance", "calls/s", "429s"], rows)
     text += "\n\nTargets: " + "; ".join(verdicts) + f".\n\nMachine: {machine_line()}."
     return emit(text, args.out)
 

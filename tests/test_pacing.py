@@ -153,22 +153,23 @@ def test_a_ticket_behind_one_holding_its_turn_waits_behind_it(redis_url):
 
 
 def test_a_job_far_back_in_line_sleeps_until_its_turn_is_near_before_preparing(redis_url):
-    """At 5 calls a second the third ticket's turn is 400 ms away: its worker sleeps until 250 ms
-    before it (leaving the CPU to the jobs ahead), asking again as the line moves."""
+    """At 5 calls a second the third ticket's turn is 400 ms away: its worker sleeps until 150 ms
+    before it (leaving the CPU to the jobs ahead), asking again every half interval as the line moves."""
     slept: list[float] = []
     conn = redis.Redis.from_url(redis_url)
-    limiter = pacing.Limiter(conn, cps=5, high_queue_key="rq:queue:none", sleep=slept.append)
+    limiter = pacing.Limiter(conn, cps=5, high_queue_key="rq:queue:none")
     now_us = int(time.time() * 1_000_000)
     first, second, third = (limiter.reserve(order=now_us + n) for n in (1, 2, 3))
-    assert limiter.defer(first) < 0.05 and limiter.defer(second) < 0.05 and slept == []  # near: no sleep
+    assert limiter.defer(first) < 0.05  # its turn is now: no sleep
 
-    def line_moves(seconds: float) -> None:  # the first lead is sent (or released) while it sleeps
+    def line_moves(seconds: float) -> None:  # each time it sleeps, the lead ahead is sent (or released)
         slept.append(seconds)
-        limiter.release(first[0])
+        limiter.release((first if len(slept) == 1 else second)[0])
 
     limiter._sleep = line_moves
     limiter.defer(third)
-    assert slept == [pytest.approx(0.15)]  # 400 ms away - 250 ms; then 200 ms away: it goes to work
+    # 400 ms away: it sleeps half an interval; 200 ms away: the 50 ms left; 0 ms away: it goes to work
+    assert slept == [pytest.approx(0.1), pytest.approx(0.05)]
     assert conn.zscore(pacing.PENDING, third[0]) == now_us + 3  # still in line, in its place
 
 

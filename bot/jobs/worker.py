@@ -122,10 +122,7 @@ class LeadWorker(SimpleWorker):
         """
         limiter = current().limiter
         if limiter.cps > 0:
-            place = limiter.reserve(job.id, pacing.order_of(job.enqueued_at))
-            pacing.held.set(place)
-            if place is not None:
-                limiter.defer(place)
+            pacing.held.set(limiter.reserve(job.id, pacing.order_of(job.enqueued_at), defer=True))
 
     def _admit(self, job: Job, queue: Queue) -> bool:
         """A place in line for a low-priority job before running it; False when it went back to its queue."""

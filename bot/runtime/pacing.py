@@ -43,9 +43,10 @@ READY_TTL_S = 2  # a ready ticket that does not ask again this long after its tu
 HOLD = 0.5  # a ready job waits up to half an interval for a job ahead of it in line that is still preparing
 SLACK = 0.4  # a send up to this part of an interval late does not delay the turns after it: the rate
 # stays CPS, and two sends are never closer than 0.6 interval
-PREPARE_AHEAD_S = 0.25  # a fresh lead's job starts its own work (claim, checks) this long before its
-# turn, or one interval if longer; until then its worker sleeps and leaves the CPU to the jobs whose
-# turns come first (in a burst of 200 leads, 8 workers preparing at once made the first leads late)
+PREPARE_AHEAD_S = 0.15  # a fresh lead's job starts its own work (claim, checks) this long before its
+# turn; until then its worker sleeps and leaves the CPU to the jobs whose turns come first (in a
+# burst of 200 leads, 8 workers preparing at once made the first leads late). Under that burst a
+# claim took up to 40 ms.
 MAX_DEFER_S = 5.0  # and never sleeps longer than this before starting it (its RQ timeout starts after)
 EARLY_US = 1000  # a turn this close is granted at once: a sleep that wakes 50 µs early costs no round trip
 GONE, AGAIN = -2, -1  # the script's answers besides a wait: unknown ticket; low priority must look again
@@ -180,33 +181,41 @@ class Limiter:
                 int(HOLD * self.interval_us), EARLY_US, int(SLACK * self.interval_us)]
         return int(self._script(keys=[*KEYS, self.high_queue_key], args=args))
 
-    def reserve(self, ticket: str | None = None, order: int | None = None) -> tuple[str, int | str] | None:
+    def reserve(self, ticket: str | None = None, order: int | None = None,
+                defer: bool = False) -> tuple[str, int | str] | None:
         """A place in line for a job's first send, by `order` (µs; default now); None without Redis.
 
-        A ticket already in line (lined up at enqueue) keeps its place.
+        A ticket already in line (lined up at enqueue) keeps its place. With `defer`, then sleep
+        until its turn is near (see defer).
         """
         ticket, place = ticket or uuid.uuid4().hex, "" if order is None else order
         try:
-            self._run("reserve", ticket, place)
+            estimate = self._run("reserve", ticket, place)
         except redis.RedisError as exc:  # the send gets in line (or falls back) when it comes
             log.warning("pacing: cannot reserve a place in line: %s", exc)
             return None
+        if defer:
+            self.defer((ticket, place), estimate)
         return ticket, place
 
-    def defer(self, place: tuple[str, int | str]) -> float:
+    def defer(self, place: tuple[str, int | str], estimate_us: int | None = None) -> float:
         """Sleep until a reserved ticket's turn is near (PREPARE_AHEAD_S); returns the seconds slept.
 
-        The estimate assumes every ticket ahead sends; it is asked again at least once an interval,
-        so a line that moves faster (a job ahead that does not send) is followed.
+        The estimate (µs; asked of Redis unless given) assumes every ticket ahead sends; it is asked
+        again at least twice an interval, so a line that moves faster (a job ahead that does not
+        send) is followed.
         """
         ticket, order = place
-        ahead, started = max(PREPARE_AHEAD_S, 1 / self.cps), time.monotonic()
+        started = time.monotonic()
         try:
-            while (left := self._run("reserve", ticket, order) / 1_000_000 - ahead) > 0:
+            if estimate_us is None:
+                estimate_us = self._run("reserve", ticket, order)
+            while (left := estimate_us / 1_000_000 - PREPARE_AHEAD_S) > 0:
                 budget = MAX_DEFER_S - (time.monotonic() - started)
                 if budget <= 0:
                     break
-                self._sleep(min(left, 1 / self.cps, budget))
+                self._sleep(min(left, 0.5 / self.cps, budget))
+                estimate_us = self._run("reserve", ticket, order)
         except redis.RedisError as exc:  # the send itself falls back (see acquire)
             log.warning("pacing: cannot ask for the turn's estimate: %s", exc)
         return time.monotonic() - started
