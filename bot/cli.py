@@ -141,8 +141,8 @@ def cmd_flows(args: argparse.Namespace) -> int:
             print(f"{len(errors)} error(s) in {path}")
             code = 1
         else:
-            print(f"OK: {path}: federal window and {len(table.states)} state rule(s), "
-                  f"{len(table.holidays)} holiday(s)")
+            print(f"OK: {path}: federal window, {len(table.states)} state rule(s), "
+                  f"{len(table.countries)} country rule(s), {len(table.holidays)} holiday(s)")
     return code
 
 

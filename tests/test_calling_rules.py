@@ -170,6 +170,48 @@ def test_a_states_own_holiday_defers_calls_and_texts_but_not_email(services):
         "calling_rules.yaml:6: states.LA.holidays[0].date: expected YYYY-MM-DD or MM-DD, got '02-30'"]
 
 
+def test_a_canadian_number_keeps_canadas_hours_on_top_of_the_federal_window(table_app, emulator, movable_clock):
+    """+1 416 is Toronto: the CRTC's 10:00-18:00 on weekends, and on weekdays the stricter of 9:00-21:30
+    and the federal 8:00-21:00. A US number in the same zone is called at once."""
+    svc = table_app.extensions["leadbot"]
+    toronto = ZoneInfo("America/Toronto")
+    movable_clock.set_now(datetime(2026, 12, 5, 18, 30, tzinfo=toronto))  # a Saturday, 18:30
+    canadian = post(table_app, phone="+1 416 555 0100")
+    american = post(table_app, phone="+1 212 555 0100")  # New York: federal 8-21 only
+    drain(svc, rounds=1)
+    assert [c["form"]["To"] for c in emulator.of("/Calls.json")] == ["+12125550100"]
+    [deferred] = deferrals(table_app, canadian)
+    assert deferred["rule"] == "Canada"
+    assert deferred["reason"] == "Canada: calls only 10:00-18:00 local time; next at 2026-12-06T10:00-05:00"
+    assert view(table_app, american)["status"] != "scheduled"
+
+
+@pytest.mark.parametrize("phone,at,allowed,rule", [
+    ("+14165550100", datetime(2026, 12, 7, 8, 30, tzinfo=ZoneInfo("America/Toronto")), False, "Canada"),
+    ("+14165550100", datetime(2026, 12, 7, 9, 0, tzinfo=ZoneInfo("America/Toronto")), True, ""),
+    ("+14165550100", datetime(2026, 12, 7, 21, 15, tzinfo=ZoneInfo("America/Toronto")), False, "federal"),
+    ("+16045550100", datetime(2026, 12, 6, 9, 30, tzinfo=ZoneInfo("America/Vancouver")), False, "Canada"),
+    ("+16045550100", datetime(2026, 12, 6, 17, 59, tzinfo=ZoneInfo("America/Vancouver")), True, ""),
+])
+def test_canadian_hours(services, phone, at, allowed, rule):
+    rules, _ = load_rules(SHIPPED)
+    with services.sessions() as s:
+        verdict = gate.check(s, lead_in(phone), "call", at, rules)
+    assert (verdict.allowed, verdict.rule) == (allowed, rule)
+
+
+def test_a_country_rule_is_validated_with_file_and_line():
+    text = ("federal: {window: '08:00-21:00', source: TCPA}\ncountries:\n  CA:\n    window: '09:00-21:30'\n"
+            "  US: {window: '08:00-20:00', source: x}\n  Canada: {source: y}\n")
+    _, errors = load_rules_text(text)
+    assert [str(e) for e in errors] == [
+        "calling_rules.yaml:3: countries.CA.source: required: cite the law or rule (a 'source:' line)",
+        "calling_rules.yaml:5: countries.US: unknown key (expected a country's two-letter ISO code other than US, "
+        "e.g. CA)",
+        "calling_rules.yaml:6: countries.Canada: unknown key (expected a country's two-letter ISO code other than "
+        "US, e.g. CA)"]
+
+
 def test_the_table_is_validated_with_file_and_line():
     text = ("federal:\n  window: '21:00-08:00'\n  source: TCPA\ntexts_per_day: -1\n"
             "holidays:\n  - {date: '2026-13-01', name: x}\n"
@@ -194,7 +236,7 @@ def test_flows_check_covers_the_calling_rules(tmp_path, monkeypatch, capsys):
     assert leadbot(["flows", "check"]) == 1
     out = capsys.readouterr().out
     assert "OK: 2 flow(s) valid (prequal, roofing)" in out
-    assert "calling_rules.yaml:14: federal.window: expected a window like '08:00-21:00', got '8'" in out
+    assert "calling_rules.yaml:15: federal.window: expected a window like '08:00-21:00', got '8'" in out
 
 
 def test_the_acknowledgement_text_passes_the_same_gate(tmp_path, db_url, redis_url, emulator, movable_clock):

@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import phonenumbers
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
@@ -52,7 +53,8 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Jurisdiction:
-    """Every place the lead may be: its states, their rules (federal first) and the time zones to honour."""
+    """Every place the lead may be: its states, their rules (federal first, its country's last) and
+    the time zones to honour."""
 
     states: tuple[str, ...]
     rules: tuple[Rule, ...]
@@ -69,7 +71,10 @@ def jurisdiction(lead: Lead, rules: CallingRules) -> Jurisdiction:
     for code in stated:
         names += states.zones_for_state(code)
     zones = tuple(ZoneInfo(z) for z in dict.fromkeys(names or FALLBACK_ZONES))
-    return Jurisdiction(codes, (rules.federal, *(rules.states[c] for c in codes if c in rules.states)), zones)
+    country = rules.countries.get(_number_country(lead.phone))
+    applied = (rules.federal, *(rules.states[c] for c in codes if c in rules.states),
+               *([country] if country else []))
+    return Jurisdiction(codes, applied, zones)
 
 
 @lru_cache(maxsize=8192)
@@ -78,6 +83,15 @@ def _number_states(phone: str) -> tuple[str, ...]:
         return tuple(states.states_for_number(phone))
     except Exception:  # noqa: BLE001 - an unparsable stored number just has no area-code state
         return ()
+
+
+@lru_cache(maxsize=8192)
+def _number_country(phone: str) -> str:
+    """The number's country (ISO code, e.g. 'CA' for +1 416 ...), or '' when unknown."""
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(phone)) or ""
+    except Exception:  # noqa: BLE001 - an unparsable stored number just has no country
+        return ""
 
 
 @lru_cache(maxsize=8192)

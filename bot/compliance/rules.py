@@ -11,6 +11,9 @@ from datetime import date, time
 from pathlib import Path
 from typing import Any
 
+import phonenumbers
+from phonenumbers import geocoder
+
 from bot.flows.errors import FlowError
 from bot.flows.yamlmarks import MarkedDict, MarkedList, parse_yaml, shown
 from bot.store.states import STATES
@@ -19,7 +22,7 @@ RULES_FILE = "calling_rules.yaml"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 WINDOW = re.compile(r"^\s*(\d{1,2}:\d{2}(?::\d{2})?)\s*-\s*(\d{1,2}:\d{2}(?::\d{2})?)\s*$")
 HOLIDAY_DATE = re.compile(r"^(?:(\d{4})-)?(\d{2})-(\d{2})$")
-TOP_KEYS = ("federal", "texts_per_day", "texts_source", "holidays", "states")
+TOP_KEYS = ("federal", "texts_per_day", "texts_source", "holidays", "states", "countries")
 RULE_KEYS = ("window", "days", "calls_per_24h", "texts_per_24h", "holidays", "source")
 RECHECK_S = 1.0
 
@@ -62,7 +65,9 @@ class Rule:
 
 @dataclass(frozen=True)
 class CallingRules:
-    """The whole table: the federal rule, per-state overrides, holidays and the daily text cap."""
+    """The whole table: the federal rule, per-state and per-country overrides, holidays and the
+    daily text cap. A country's rule (keyed by its ISO code, e.g. CA) applies to the numbers
+    phonenumbers places in that country, on top of the federal rule."""
 
     federal: Rule
     states: dict[str, Rule] = field(default_factory=dict)
@@ -70,16 +75,28 @@ class CallingRules:
     texts_per_day: int | None = None
     texts_source: str = ""
     path: str = ""
+    countries: dict[str, Rule] = field(default_factory=dict)
 
     def override_hours(self, window: Window) -> CallingRules:
         """CALLING_HOURS: one window for every lead, every day, holidays included; caps still apply."""
         federal = dataclasses.replace(self.federal, window=window, days={}, holidays=())
-        states = {code: dataclasses.replace(r, window=window, days={}, holidays=())
-                  for code, r in self.states.items()}
-        return dataclasses.replace(self, federal=federal, states=states, holidays=())
+        states, countries = ({code: dataclasses.replace(r, window=window, days={}, holidays=())
+                              for code, r in table.items()} for table in (self.states, self.countries))
+        return dataclasses.replace(self, federal=federal, states=states, countries=countries, holidays=())
 
 
 DEFAULT_RULES = CallingRules(Rule("federal", (time(8), time(21)), source="47 CFR 64.1200(c)(1)"))
+
+
+# The countries a rule may name: every region phonenumbers knows but the US (the federal rule and
+# the states cover it).
+COUNTRIES = tuple(sorted(phonenumbers.SUPPORTED_REGIONS - {"US"}))
+
+
+def country_name(code: str) -> str:
+    """'CA' -> 'Canada': a country rule's name in the timeline's reasons (a state's is its code)."""
+    sample = phonenumbers.example_number(code)
+    return (geocoder.country_name_for_number(sample, "en") if sample is not None else "") or code
 
 
 def parse_window(spec: str) -> Window:
@@ -102,14 +119,14 @@ class _Checker:
     def error(self, line: int | None, where: str, message: str) -> None:
         self.errors.append(FlowError(self.path, line or None, where, message))
 
-    def mapping(self, node: Any, where: str, line: int, keys: tuple[str, ...]) -> bool:
+    def mapping(self, node: Any, where: str, line: int, keys: tuple[str, ...], expected: str = "") -> bool:
         if not isinstance(node, MarkedDict):
             self.error(line, where, f"expected a mapping, got {shown(node)}")
             return False
         for key in node:
             if key not in keys:
                 self.error(node.line_of(key), f"{where}.{key}" if where else str(key),
-                           f"unknown key (expected one of: {', '.join(keys)})")
+                           f"unknown key (expected {expected or 'one of: ' + ', '.join(keys)})")
         for key, dup_line in node.duplicates:
             self.error(dup_line, f"{where}.{key}" if where else str(key), "key given twice")
         return True
@@ -198,11 +215,22 @@ def load_rules_text(text: str, path: str = RULES_FILE) -> tuple[CallingRules | N
                                   federal.window, need_source=True)
                 if rule is not None:
                     states[str(code)] = rule
+    countries: dict[str, Rule] = {}
+    countries_node = data.get("countries", MarkedDict())
+    if (check.mapping(countries_node, "countries", data.line_of("countries"), COUNTRIES,
+                      "a country's two-letter ISO code other than US, e.g. CA") and federal is not None):
+        for code, node in countries_node.items():
+            if code in COUNTRIES:
+                rule = check.rule(country_name(str(code)), node, f"countries.{code}",
+                                  countries_node.line_of(code), federal.window, need_source=True)
+                if rule is not None:
+                    countries[str(code)] = rule
     holidays = check.holidays(data["holidays"], data.line_of("holidays")) if "holidays" in data else ()
     texts = check.count(data.get("texts_per_day"), "texts_per_day", data.line_of("texts_per_day"))
     if check.errors or federal is None:
         return None, sorted(set(check.errors), key=lambda e: (e.line or 0, e.where))
-    return CallingRules(federal, states, holidays, texts, str(data.get("texts_source") or ""), path), []
+    texts_source = str(data.get("texts_source") or "")
+    return CallingRules(federal, states, holidays, texts, texts_source, path, countries), []
 
 
 def load_rules(path: str | Path) -> tuple[CallingRules | None, list[FlowError]]:

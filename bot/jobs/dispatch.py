@@ -180,8 +180,8 @@ def _hold(svc: Services, s, lead: Lead, verdict: compliance.Verdict) -> None:  #
     if verdict.next_at is not None:
         lead.status, lead.status_reason = LeadStatus.SCHEDULED.value, verdict.reason
         at = verdict.next_at.astimezone(UTC)
-        svc.queue.enqueue_at(at, "bot.jobs.dispatch.contact", lead.id, job_id=f"contact-{lead.id}-{int(at.timestamp())}",
-                             meta=contact_meta(lead.channel))
+        svc.queue.enqueue_at(at, "bot.jobs.dispatch.contact", lead.id,
+                             job_id=f"contact-{lead.id}-{int(at.timestamp())}", meta=contact_meta(lead.channel))
         return
     lead.status = (LeadStatus.OPTED_OUT if verdict.rule == "opt-out" else LeadStatus.FAILED).value
     lead.status_reason = verdict.reason

@@ -100,7 +100,8 @@ if redis.call('HSETNX', readyk, ticket, us(now)) == 1 then keep(readyk, ttl / 10
 -- after it became ready (and the tickets behind it wait behind it), then goes.
 local turn, preparing, due = last + interval, false, 0
 for from = 0, rank, 1000 do  -- HMGET in chunks: unpack() has a limit
-  local since = redis.call('HMGET', readyk, unpack(redis.call('ZRANGE', pendk, from, math.min(from + 999, rank))))
+  local chunk = redis.call('ZRANGE', pendk, from, math.min(from + 999, rank))
+  local since = redis.call('HMGET', readyk, unpack(chunk))
   for i = 1, #since do
     if not since[i] then
       preparing = true

@@ -121,7 +121,8 @@ _redis_down_until: weakref.WeakKeyDictionary[redis.Redis, float] = weakref.WeakK
 REDIS_DOWN_HOLD_S = 5.0
 
 
-def enqueue_contact(queue: Queue, lead_id: str, skip_while_down: bool = False, channel: str | None = None) -> bool:
+def enqueue_contact(queue: Queue, lead_id: str, skip_while_down: bool = False,
+                    channel: str | None = None) -> bool:
     """Hand a committed lead to the workers; False (never an exception) when Redis is down.
 
     `channel`, when the caller knows it, goes in the job's meta: an email lead's job takes no
