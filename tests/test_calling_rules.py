@@ -134,6 +134,12 @@ def lead_in(phone: str, **fields) -> Lead:  # noqa: ANN003
     ("+15045550100", datetime(2027, 2, 9, 12, 0, tzinfo=CHICAGO), False, "LA"),  # New Orleans: Mardi Gras
     ("+13125550100", datetime(2027, 2, 9, 12, 0, tzinfo=CHICAGO), True, ""),  # not a holiday in Chicago
     ("+15045550100", datetime(2027, 2, 10, 12, 0, tzinfo=CHICAGO), True, ""),
+    ("+14015550100", datetime(2026, 12, 9, 17, 59, tzinfo=NEW_YORK), True, ""),  # Providence: until 18:00
+    ("+14015550100", datetime(2026, 12, 9, 18, 0, tzinfo=NEW_YORK), False, "RI"),
+    ("+14015550100", datetime(2026, 12, 12, 17, 0, tzinfo=NEW_YORK), False, "RI"),  # Saturdays until 17:00
+    ("+14015550100", datetime(2026, 12, 13, 12, 0, tzinfo=NEW_YORK), False, "RI"),  # no Sundays
+    ("+14015550100", datetime(2027, 8, 9, 12, 0, tzinfo=NEW_YORK), False, "RI"),  # Victory Day
+    ("+14015550100", datetime(2027, 8, 10, 12, 0, tzinfo=NEW_YORK), True, ""),
 ])
 def test_days_and_holidays(services, phone, at, allowed, rule):
     rules, _ = load_rules(SHIPPED)
