@@ -14,7 +14,7 @@ from bot.jobs.sweeper import stale_attempts
 from bot.store import database as db
 from bot.store.tables import utcnow
 from handoff.defaults import ACK_HISTORY_DAYS
-from handoff.ladder import lost_steps
+from handoff.loststeps import lost_steps
 from handoff.scorecard import ack_query
 from handoff.transfer import tries_query
 

@@ -1,6 +1,6 @@
 """The sweeper: finds work the DB says is pending but Redis lost, and hands it back to the queue.
 
-Contact jobs here; the SMS handoff's text and escalation in `handoff.ladder.sweep_lost` (a warm
+Contact jobs here; the SMS handoff's text and escalation in `handoff.loststeps.sweep_lost` (a warm
 transfer heals itself from the hold webhook, `handoff.transfer.heal`). Each pass also offers the
 unassigned list to reps now available (`handoff.waiting.drain`), and
 CRM webhook deliveries Redis lost go back too (`bot.jobs.webhooks.sweep_lost`).
@@ -23,7 +23,7 @@ from bot.runtime.services import Services
 from bot.store.tables import Attempt, Lead, LeadStatus, utcnow
 from bot.store.timeline import EventType, record
 from handoff.alerts import sweep_lost as sweep_lost_alerts
-from handoff.ladder import sweep_lost as sweep_lost_handoffs
+from handoff.loststeps import sweep_lost as sweep_lost_handoffs
 from handoff.waiting import drain as offer_waiting_leads
 
 log = logging.getLogger(__name__)

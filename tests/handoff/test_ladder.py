@@ -17,7 +17,7 @@ from bot.runtime.replinks import read_token
 from bot.store.handoff_tables import Handoff
 from bot.store.tables import Lead
 from handoff import jobs
-from handoff.ladder import sweep_lost
+from handoff.loststeps import sweep_lost
 from handoff.scorecard import rep_scorecard
 from handoff.service import begin_sms_handoff, rep_reply
 from tests.conftest import drain
