@@ -173,6 +173,20 @@ def test_a_job_far_back_in_line_sleeps_until_its_turn_is_near_before_preparing(r
     assert conn.zscore(pacing.PENDING, third[0]) == now_us + 3  # still in line, in its place
 
 
+def test_a_send_for_a_handed_off_lead_takes_the_next_turn_ahead_of_fresh_leads(redis_url):
+    """A rep's leg while the prospect holds must not wait behind a burst of fresh leads: A is
+    preparing, B is ready and holds its turn for A; the urgent send goes at once, and B after it."""
+    slept: list[float] = []
+    limiter = pacing.Limiter(redis.Redis.from_url(redis_url), cps=0.01, high_queue_key="rq:queue:none",
+                             sleep=slept.append)
+    now_us = int(time.time() * 1_000_000)
+    _a, b = (limiter.reserve(order=now_us + n)[0] for n in (1, 2))
+    assert 0 < limiter._run("go", b) <= pacing.HOLD * limiter.interval_us
+    assert limiter.try_acquire(pacing.HIGH) > pacing.HOLD * 100  # a plain send would queue behind both
+    assert limiter.acquire(pacing.URGENT) < 1 and slept == []  # granted at once, no sleep
+    assert 99e6 < limiter._run("go", b) <= 100e6  # B's turn is the one after it
+
+
 def test_nobody_waits_for_a_job_that_is_still_preparing_past_the_hold(redis_url):
     conn = redis.Redis.from_url(redis_url)
     limiter = pacing.Limiter(conn, cps=0.01, high_queue_key="rq:queue:none")
@@ -235,6 +249,24 @@ def test_an_email_lead_takes_no_turn_and_its_worker_does_not_wait_for_one(paced_
         from bot.store.tables import Lead
 
         assert s.get(Lead, mail).status not in ("received", "queued"), s.get(Lead, mail).status
+
+
+@pytest.mark.parametrize("paced_app", [0.01], indirect=True)
+def test_the_worker_sends_for_handoff_jobs_as_urgent_and_for_contact_jobs_in_line(paced_app):
+    svc = paced_app.extensions["leadbot"]
+    seen: list[tuple[str, str, str]] = []
+
+    class Spy(LeadWorker):
+        def perform_job(self, job, queue, execution):  # noqa: ANN001, ANN201
+            seen.append((job.func_name, queue.name, pacing.priority.get()))
+            return super().perform_job(job, queue, execution)
+
+    svc.queue.enqueue("handoff.jobs.remind", "no-such-handoff")
+    svc.queue.enqueue(CONTACT_JOB, "no-such-lead", job_id="contact-no-such-lead")
+    enqueue_low(svc.low_queue, "handoff.jobs.remind", "another")  # the low queue stays low
+    Spy([svc.queue, svc.low_queue], connection=svc.redis).work(burst=True)
+    assert seen == [("handoff.jobs.remind", "leadbot", pacing.URGENT), (CONTACT_JOB, "leadbot", pacing.HIGH),
+                    ("handoff.jobs.remind", "leadbot-low", pacing.LOW)]
 
 
 @pytest.mark.parametrize("paced_app", [0.01], indirect=True)

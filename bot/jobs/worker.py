@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 HEARTBEAT_MARGIN_S = 30
 # Jobs whose first act is a call or a text: they reserve their pacing slot when dequeued.
 DIALLING_JOBS = frozenset({queueing.CONTACT_JOB, "bot.dispatch.contact"})
+# Jobs about a lead already qualified or handed off: their calls and texts go before fresh leads'.
+URGENT_JOBS = "handoff.jobs."
 SUSPENSION_CHECK_S = 1.0
 PUBSUB_WAKE_S = 0.25  # a socket wait, not a Redis round trip: waking often costs nothing
 
@@ -94,7 +96,8 @@ class LeadWorker(SimpleWorker):
         low = queue.name.endswith(queueing.LOW_SUFFIX)
         if low and not self._admit(job, queue):
             return
-        level = pacing.priority.set(pacing.LOW if low else pacing.HIGH)
+        urgent = job.func_name.startswith(URGENT_JOBS)
+        level = pacing.priority.set(pacing.LOW if low else pacing.URGENT if urgent else pacing.HIGH)
         try:
             execution = self.prepare_execution(job)
             if not low and job.func_name in DIALLING_JOBS and queueing.sends_via_twilio(job):
