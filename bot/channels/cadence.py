@@ -261,8 +261,9 @@ def fresh_intent(svc: Services, lead_id: str, status: str, idempotency_key: str 
         reach.nurture = None
         lead.status, lead.status_reason = LeadStatus.QUEUED.value, "new submission: contacting again"
         record(s, lead_id, "fresh_intent", was=status)
+        channel = lead.channel
         s.commit()
-    enqueue_contact(svc.queue, lead_id)
+    enqueue_contact(svc.queue, lead_id, channel=channel)
     return LeadStatus.QUEUED.value
 
 
