@@ -218,6 +218,36 @@ def test_a_country_rule_is_validated_with_file_and_line():
         "US, e.g. CA)"]
 
 
+@pytest.mark.parametrize("phone,at,reason", [
+    ("+13125550100", datetime(2031, 11, 27, 12, 0, tzinfo=CHICAGO),
+     "holiday (Thanksgiving Day): no automated outreach"),
+    ("+15045550100", datetime(2031, 2, 25, 12, 0, tzinfo=CHICAGO), "LA: no calls on Mardi Gras"),
+    ("+14015550100", datetime(2031, 8, 11, 12, 0, tzinfo=NEW_YORK), "RI: no calls on Victory Day"),
+    ("+14015550100", datetime(2032, 7, 5, 12, 0, tzinfo=NEW_YORK), "RI: no calls on Independence Day (observed)"),
+])
+def test_holidays_come_from_a_calendar_every_year_without_editing_the_table(services, phone, at, reason):
+    """Thanksgiving, Mardi Gras and Victory Day move every year; the shipped table names no year for them."""
+    rules, _ = load_rules(SHIPPED)
+    with services.sessions() as s:
+        verdict = gate.check(s, lead_in(phone), "call", at, rules)
+        assert verdict.reason.split("; next at")[0] == reason
+        assert gate.check(s, lead_in(phone), "call", at + timedelta(days=1), rules).allowed  # the day after
+
+
+def test_a_holiday_calendar_is_validated_with_file_and_line():
+    text = ("federal: {window: '08:00-21:00', source: TCPA}\nholidays:\n  - {calendar: US, only: Thanksgiving}\n"
+            "  - {calendar: XX}\n  - {calendar: US, only: Festivus}\n  - {date: '01-01', calendar: US}\n")
+    _, errors = load_rules_text(text)
+    shown = [str(e) for e in errors]
+    assert shown[0] == ("calling_rules.yaml:4: holidays[1].calendar: unknown calendar 'XX' (a country code, "
+                        "e.g. US, or with a state: US-RI)")
+    assert shown[1].startswith("calling_rules.yaml:5: holidays[2].only: 'Festivus' is not a holiday of US "
+                               "(its names: Christmas Day, ")
+    assert shown[2] == ("calling_rules.yaml:6: holidays[3]: give either a date or a calendar (e.g. calendar: "
+                        "US-RI), not both")
+    assert len(shown) == 3
+
+
 def test_the_table_is_validated_with_file_and_line():
     text = ("federal:\n  window: '21:00-08:00'\n  source: TCPA\ntexts_per_day: -1\n"
             "holidays:\n  - {date: '2026-13-01', name: x}\n"

@@ -107,14 +107,14 @@ def _blocker(j: Jurisdiction, rules: CallingRules, t: datetime, timed: bool) -> 
     for zone in j.zones:
         local = t.astimezone(zone)
         for holiday in rules.holidays:
-            if holiday.falls_on(local.date()):
-                return "holiday", f"holiday ({holiday.name}): no automated outreach"
+            if name := holiday.name_on(local.date()):
+                return "holiday", f"holiday ({name}): no automated outreach"
         if not timed:
             continue
         for rule in j.rules:
             for holiday in rule.holidays:  # a state's own holidays: no calls or texts there
-                if holiday.falls_on(local.date()):
-                    return rule.name, f"{rule.name}: no calls on {holiday.name}"
+                if name := holiday.name_on(local.date()):
+                    return rule.name, f"{rule.name}: no calls on {name}"
             window = rule.window_on(local.weekday())
             if window is None:
                 return rule.name, f"{rule.name}: no calls on {local.strftime('%A')}s"
