@@ -7,65 +7,26 @@ import re
 import threading
 import time as monotonic
 from dataclasses import dataclass, field
-from datetime import date, time
-from functools import lru_cache
+from datetime import time
 from pathlib import Path
 from typing import Any
 
-import holidays as calendars
 import phonenumbers
 from phonenumbers import geocoder
 
+from bot.compliance.calendars import Holiday, HolidayChecks
 from bot.flows.errors import FlowError
-from bot.flows.yamlmarks import MarkedDict, MarkedList, parse_yaml, shown
+from bot.flows.yamlmarks import MarkedDict, parse_yaml, shown
 from bot.store.states import STATES
 
 RULES_FILE = "calling_rules.yaml"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 WINDOW = re.compile(r"^\s*(\d{1,2}:\d{2}(?::\d{2})?)\s*-\s*(\d{1,2}:\d{2}(?::\d{2})?)\s*$")
-HOLIDAY_DATE = re.compile(r"^(?:(\d{4})-)?(\d{2})-(\d{2})$")
 TOP_KEYS = ("federal", "texts_per_day", "texts_source", "holidays", "states", "countries")
 RULE_KEYS = ("window", "days", "calls_per_24h", "texts_per_24h", "holidays", "source")
 RECHECK_S = 1.0
 
 Window = tuple[time, time]
-
-
-@dataclass(frozen=True)
-class Holiday:
-    """A day without automated outreach: every year (year None) or once; or, with `calendar`, every
-    holiday of a python-holidays calendar (e.g. 'US-RI': the federal and Rhode Island holidays, the
-    days a weekend holiday is observed included), any year, or just those whose names contain one
-    of `only`."""
-
-    month: int
-    day: int
-    year: int | None
-    name: str
-    calendar: str = ""
-    only: tuple[str, ...] = ()
-
-    def name_on(self, d: date) -> str | None:
-        """The holiday's name when `d` is (one of) this entry's holidays, else None."""
-        if not self.calendar:
-            hit = (d.month, d.day) == (self.month, self.day) and self.year in (None, d.year)
-            return self.name if hit else None
-        found = calendar_of(self.calendar).get(d)
-        if found and self.only:
-            found = "; ".join(n for n in found.split("; ") if any(o.lower() in n.lower() for o in self.only))
-        return found or None
-
-    def falls_on(self, d: date) -> bool:
-        """True when `d` is this holiday."""
-        return self.name_on(d) is not None
-
-
-@lru_cache(maxsize=64)
-def calendar_of(code: str) -> calendars.HolidayBase:
-    """python-holidays' calendar for 'US', 'US-RI' or 'CA-ON', observed days included; it fills in
-    each year when first asked. NotImplementedError for a country or subdivision it does not know."""
-    country, _, subdiv = code.partition("-")
-    return calendars.country_holidays(country, subdiv=subdiv or None, observed=True)
 
 
 @dataclass(frozen=True)
@@ -102,6 +63,11 @@ class CallingRules:
     path: str = ""
     countries: dict[str, Rule] = field(default_factory=dict)
 
+    def all_holidays(self) -> list[Holiday]:
+        """Every holiday entry of the table: its own, the states' and the countries'."""
+        regional = (*self.states.values(), *self.countries.values())
+        return [*self.holidays, *(h for rule in regional for h in rule.holidays)]
+
     def override_hours(self, window: Window) -> CallingRules:
         """CALLING_HOURS: one window for every lead, every day, holidays included; caps still apply."""
         federal = dataclasses.replace(self.federal, window=window, days={}, holidays=())
@@ -135,7 +101,7 @@ def parse_window(spec: str) -> Window:
     return start, end
 
 
-class _Checker:
+class _Checker(HolidayChecks):
     """Collects every error with its line, the way the flow loader does."""
 
     def __init__(self, path: str) -> None:
@@ -195,60 +161,6 @@ class _Checker:
                     if "holidays" in node else ())
         return Rule(name, window or base, days, calls, texts, str(source or "").strip(), holidays)
 
-    def holidays(self, node: Any, line: int, at: str = "holidays") -> tuple[Holiday, ...]:
-        if not isinstance(node, MarkedList):
-            self.error(line, at, "expected a list of {date: YYYY-MM-DD or MM-DD, name: ...} or {calendar: US-RI}")
-            return ()
-        found = []
-        for i, item in enumerate(node):
-            where = f"{at}[{i}]"
-            if not self.mapping(item, where, node.line_of(i), ("date", "name", "calendar", "only")):
-                continue
-            if "calendar" in item or "only" in item:
-                if (entry := self.calendar(item, where, node.line_of(i))) is not None:
-                    found.append(entry)
-                continue
-            raw = str(item.get("date", ""))
-            match = HOLIDAY_DATE.match(raw)
-            try:
-                if not match:
-                    raise ValueError
-                year, month, day = (int(g) if g else None for g in match.groups())
-                date(year or 2024, month, day)  # 2024: a leap year, so 02-29 is a valid yearly date
-            except ValueError:
-                self.error(item.line_of("date"), f"{where}.date",
-                           f"expected YYYY-MM-DD or MM-DD, got {raw!r}")
-                continue
-            found.append(Holiday(month, day, year, str(item.get("name") or raw)))
-        return tuple(found)
-
-    def calendar(self, item: MarkedDict, where: str, line: int) -> Holiday | None:
-        """{calendar: US-RI, only: [...]}: a python-holidays calendar, checked against this year's and next."""
-        code = str(item.get("calendar", "")).strip().upper()
-        if "date" in item or not code:
-            self.error(line, where, "give either a date or a calendar (e.g. calendar: US-RI), not both")
-            return None
-        try:
-            calendar_of(code)
-        except (NotImplementedError, KeyError, ValueError):
-            self.error(item.line_of("calendar"), f"{where}.calendar",
-                       f"unknown calendar {code!r} (a country code, e.g. US, or with a state: US-RI)")
-            return None
-        raw = item.get("only", [])
-        only = [raw] if isinstance(raw, str) else raw
-        if not isinstance(only, list) or not all(isinstance(o, str) and o.strip() for o in only):
-            self.error(item.line_of("only"), f"{where}.only", "expected a holiday's name or a list of names")
-            return None
-        year = date.today().year
-        country, _, subdiv = code.partition("-")
-        listed = calendars.country_holidays(country, subdiv=subdiv or None, years=[year, year + 1], observed=True)
-        names = {n for joined in listed.values() for n in joined.split("; ")}
-        for o in only:
-            if not any(o.lower() in n.lower() for n in names):
-                self.error(item.line_of("only"), f"{where}.only",
-                           f"{o!r} is not a holiday of {code} (its names: {', '.join(sorted(names))})")
-                return None
-        return Holiday(0, 0, None, str(item.get("name") or code), code, tuple(o.strip() for o in only))
 
 
 def load_rules_text(text: str, path: str = RULES_FILE) -> tuple[CallingRules | None, list[FlowError]]:
