@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 # RQ refreshes the worker key's TTL (minutes long) three times around every job, three round trips
 # each; one refresh is enough when the key already lives within this margin of what is asked.
 HEARTBEAT_MARGIN_S = 30
-# Jobs whose first act is a call or a text: they reserve their pacing slot when dequeued.
+# Jobs whose first act is a call or a text: they take their place in the pacing line when they start
+# (kept from enqueue) and sleep until their turn is near (bot.runtime.pacing.Limiter.defer).
 DIALLING_JOBS = frozenset({queueing.CONTACT_JOB, "bot.dispatch.contact"})
 # Jobs about a lead already qualified or handed off: their calls and texts go before fresh leads'.
 URGENT_JOBS = "handoff.jobs."
