@@ -42,3 +42,26 @@ def test_heartbeat_is_skipped_only_while_the_key_outlives_the_request(services):
     worker.heartbeat()  # the idle TTL is longer than what is left: refreshed
     assert conn.ttl(worker.key) > idle_ttl - 5
     worker.register_death()
+
+
+def test_a_stop_that_comes_while_the_worker_warms_up_is_a_clean_stop(services, monkeypatch):  # noqa: ANN001
+    """The pool stops a worker still starting (`leadbot run` stopped right after it started): the
+    signal arrives before RQ's handlers exist. It must not be a KeyboardInterrupt and a traceback in
+    the log, nor be lost: the worker stops before taking a job."""
+    import os
+    import signal
+
+    from bot.jobs import worker as worker_module
+
+    conn = services.redis
+    queue = Queue("stopping", connection=conn)
+    queue.enqueue("os.getpid")
+    monkeypatch.setattr(worker_module, "warm", lambda svc: os.kill(os.getpid(), signal.SIGINT))
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        worked = LeadWorker([queue], connection=conn).work()  # not burst: only the stop ends it
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+    assert worked is False
+    assert queue.count == 1  # stopped before its first job, which waits for the next worker

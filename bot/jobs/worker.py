@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import signal
 import threading
 import time
 
@@ -155,6 +156,16 @@ class LeadWorker(SimpleWorker):
             self.pubsub_thread.stop(timeout=0)
         super().unsubscribe()
 
+    def _install_signal_handlers(self) -> None:
+        """RQ's handlers; then a stop that arrived while the worker was starting takes effect."""
+        super()._install_signal_handlers()
+        if getattr(self, "_early_stops", None):  # as RQ's request_stop, but the loop is not running yet
+            self.log.info("Worker %s: stop requested while starting; stopping", self.name)
+            self._shutdown_requested_date = now()
+            signal.signal(signal.SIGINT, self.request_force_stop)  # a second signal: a cold stop
+            signal.signal(signal.SIGTERM, self.request_force_stop)
+            self._stop_requested = True  # the loop's first check ends it, before any job
+
     def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
         """RQ writes the job's heartbeat here in a round trip of its own; the success or failure
         pipeline that follows saves the job, heartbeat included."""
@@ -182,7 +193,17 @@ class LeadWorker(SimpleWorker):
             sleep_time=PUBSUB_WAKE_S, daemon=True, exception_handler=self._pubsub_exception_handler)
 
     def work(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
-        """Warm the services (their SQLite checkpointer starts with them) and start the sweeper."""
+        """Warm the services (their SQLite checkpointer starts with them) and start the sweeper.
+
+        RQ installs its SIGINT/SIGTERM handlers only once it has registered the worker; a stop that
+        came earlier (the pool stopping a worker still warming up) raised KeyboardInterrupt with a
+        traceback in `leadbot run`'s log. Until then such a signal is kept and acted on when RQ's
+        handlers are in place: a warm stop before the first job.
+        """
+        self._early_stops: list[int] = []
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda signum, _frame: self._early_stops.append(signum))
         current().flows  # noqa: B018 - load flows outside any job's transaction
         crm.subscribers(current(), strict=True)  # a broken WEBHOOKS_PATH stops the start, naming file:line
         from bot import dispatch  # noqa: F401 - import job code before the first lead arrives
