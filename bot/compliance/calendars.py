@@ -104,7 +104,7 @@ class HolidayChecks:
             self.error(line, where, "give either a date or a calendar (e.g. calendar: US-RI), not both")
             return None
         try:
-            calendar_of(code)
+            cal = calendar_of(code)
         except (NotImplementedError, KeyError, ValueError):
             self.error(item.line_of("calendar"), f"{where}.calendar",
                        f"unknown calendar {code!r} (a country code, e.g. US, or with a state: US-RI)")
@@ -114,11 +114,10 @@ class HolidayChecks:
         if not isinstance(only, list) or not all(isinstance(o, str) and o.strip() for o in only):
             self.error(item.line_of("only"), f"{where}.only", "expected a holiday's name or a list of names")
             return None
-        year = date.today().year
-        country, _, subdiv = code.partition("-")
-        listed = calendars.country_holidays(country, subdiv=subdiv or None, years=[year, year + 1],
-                                            observed=True)
-        names = {n for joined in listed.values() for n in joined.split("; ")}
+        years = (date.today().year, date.today().year + 1)
+        for year in years:  # the cached calendar leads use: filled here once, not built a second time
+            cal.get(date(year, 1, 1))
+        names = {n for day, joined in cal.items() if day.year in years for n in joined.split("; ")}
         for o in only:
             if not any(o.lower() in n.lower() for n in names):
                 self.error(item.line_of("only"), f"{where}.only",

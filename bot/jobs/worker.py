@@ -230,11 +230,12 @@ def warm(svc: Services) -> None:
     svc.twilio.calls  # noqa: B018 - the SDK imports twilio.rest.api.v2010 here
     svc.twilio.messages  # noqa: B018
     # The calling rules, and phonenumbers' geocoder and time zones for the default region's numbers.
+    rules = compliance.rules_for(svc)
     sample = phonenumbers.example_number(svc.settings.default_region)
     if sample is not None:
         phone = phonenumbers.format_number(sample, phonenumbers.PhoneNumberFormat.E164)
-        compliance.jurisdiction(Lead(phone=phone, timezone=None), compliance.rules_for(svc))
-    warm_calendars(compliance.rules_for(svc).all_holidays(), clock.now().date())
+        compliance.jurisdiction(Lead(phone=phone, timezone=None), rules)
+    warm_calendars(rules.all_holidays(), clock.now().date())
 
 
 def _preload() -> None:
