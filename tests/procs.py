@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import requests
@@ -37,7 +38,9 @@ class Stack:
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        # A session of its own, so stop() can end whatever it forked (RQ's scheduler) with it.
+        proc = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
         self.procs.append(proc)
         return proc
 
@@ -76,10 +79,20 @@ class Stack:
         return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(self.log_dir.glob("*.log")))
 
     def stop(self) -> None:
+        """Stop each process; then end anything it left behind, which would go on working on the
+        shared Valkey (an orphaned RQ scheduler moves later tests' scheduled jobs), and say so."""
         for proc in self.procs:
             proc.terminate()
+        left = []
         for proc in self.procs:
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
+                left.append(f"{Path(proc.args[0]).name} {proc.args[1]} ({proc.pid}) did not stop in 10 s")
                 proc.kill()
+                proc.wait(timeout=10)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # raises if the group is empty, as it should be
+                left.append(f"{Path(proc.args[0]).name} {proc.args[1]} ({proc.pid}) left processes running")
+        if left:
+            warnings.warn("; ".join(left), stacklevel=2)

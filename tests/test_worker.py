@@ -65,3 +65,49 @@ def test_a_stop_that_comes_while_the_worker_warms_up_is_a_clean_stop(services, m
             signal.signal(sig, handler)
     assert worked is False
     assert queue.count == 1  # stopped before its first job, which waits for the next worker
+
+
+def test_a_stop_during_start_ends_the_scheduler_forked_before_its_handlers(services, monkeypatch):  # noqa: ANN001
+    """RQ forks its scheduler while the worker still keeps early stops. The worker's teardown stops
+    that child at once; the child, not yet past the handlers it inherited, must die of it, not keep
+    it in a list: else the worker waits on it for ever and, once killed, leaves an orphan moving
+    scheduled jobs into the queues (a later test's 'held back' retry was dialled)."""
+    import os
+    import signal
+    import threading
+
+    from rq.scheduler import RQScheduler
+
+    from bot.jobs import worker as worker_module
+
+    conn = services.redis
+    queue = Queue("stopping", connection=conn)
+    monkeypatch.setattr(worker_module, "warm", lambda svc: os.kill(os.getpid(), signal.SIGINT))
+    real_work = RQScheduler.work
+
+    def slow_to_start(scheduler: RQScheduler) -> None:  # widen the window between fork and handlers
+        import time
+        time.sleep(1)
+        real_work(scheduler)
+
+    monkeypatch.setattr(RQScheduler, "work", slow_to_start)
+    worker = LeadWorker([queue], connection=conn)
+    hung = threading.Event()
+
+    def watchdog() -> None:  # the old code waits on the child for ever: end it, and say so
+        if worker.scheduler is not None and worker.scheduler._process.is_alive():
+            hung.set()
+            os.kill(worker.scheduler._process.pid, signal.SIGKILL)
+
+    timer = threading.Timer(15, watchdog)
+    timer.start()
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        worker.work(with_scheduler=True)
+    finally:
+        timer.cancel()
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+    assert not hung.is_set()
+    assert worker.scheduler is not None  # the scheduler was started, and then stopped
+    assert worker.scheduler._process.exitcode == -signal.SIGTERM

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
 import threading
 import time
@@ -156,6 +157,20 @@ class LeadWorker(SimpleWorker):
             self.pubsub_thread.stop(timeout=0)
         super().unsubscribe()
 
+    def _keep_early_stop(self, signum: int, _frame: object) -> None:
+        """Keep a stop that comes before RQ's handlers are in place (see work()).
+
+        RQ forks its scheduler while this handler is installed, and the child runs with it until it
+        installs its own. A stop that reaches the child in that window (the worker's own teardown
+        sends one) must end it: kept in a list nobody reads, it left the worker waiting on the
+        child for ever, and once the worker was killed the orphaned scheduler went on moving jobs.
+        """
+        if os.getpid() != self._starting_pid:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        self._early_stops.append(signum)
+
     def _install_signal_handlers(self) -> None:
         """RQ's handlers; then a stop that arrived while the worker was starting takes effect."""
         super()._install_signal_handlers()
@@ -201,9 +216,10 @@ class LeadWorker(SimpleWorker):
         handlers are in place: a warm stop before the first job.
         """
         self._early_stops: list[int] = []
+        self._starting_pid = os.getpid()
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, lambda signum, _frame: self._early_stops.append(signum))
+                signal.signal(sig, self._keep_early_stop)
         current().flows  # noqa: B018 - load flows outside any job's transaction
         crm.subscribers(current(), strict=True)  # a broken WEBHOOKS_PATH stops the start, naming file:line
         from bot import dispatch  # noqa: F401 - import job code before the first lead arrives
