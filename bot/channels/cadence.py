@@ -260,6 +260,7 @@ def fresh_intent(svc: Services, lead_id: str, status: str, idempotency_key: str 
         )
         reach.nurture = None
         lead.status, lead.status_reason = LeadStatus.QUEUED.value, "new submission: contacting again"
+        lead.contact_due_at = utcnow()  # if Redis is down below, the sweeper sends it once it is back
         record(s, lead_id, "fresh_intent", was=status)
         channel = lead.channel
         s.commit()

@@ -10,9 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.channels import touches
+from bot.compliance.gate import Verdict
 from bot.runtime.services import Services
 from bot.store.tables import Lead, LeadStatus, utcnow
 from bot.store.timeline import record
+from bot.store.touch_tables import Touch, TouchStatus
 
 READY = {
     "call",
@@ -40,6 +42,8 @@ WITH_SALES = {
 # A reply stops the chase and the drip, never a callback it asked for a moment ago.
 STOPPED_BY_REPLY = ("retry", "text", "voicemail_text", "fallback", "email", "nurture", "nudge", "quiet_end",
                     "email_wait")
+# Its first call is about to go (the contact job) or ringing now: that call is the callback.
+CALL_UNDER_WAY = {LeadStatus.RECEIVED.value, LeadStatus.CONTACTING.value}
 CALLING_NOW = "Calling you now!"
 CALLING_AT = "Thanks! We'll call you at {when}."
 
@@ -64,17 +68,37 @@ def on_text(svc: Services, s: Session, phone: str, body: str) -> str | None:
 
 
 def callback(svc: Services, s: Session, lead: Lead, body: str) -> str:
-    """An instant callback within the calling hours; a nurtured lead re-enters qualification."""
+    """An instant callback within the calling hours; a nurtured lead re-enters qualification.
+
+    One call, not two: a lead whose first call is on its way (just received, or ringing now) or whose
+    callback is already planned (CALL sent twice) gets no second one. A deferred lead's contact job
+    stands down for the callback (dispatch._callback_planned).
+    """
     record(s, lead.id, "callback_requested", body=body[:200], was=lead.status)
+    if lead.status in CALL_UNDER_WAY or _planned_callback(s, lead.id):
+        verdict = touches.touch_allowed(svc, s, lead, "call")
+        s.commit()
+        return _reply(lead, verdict)
     reach = touches.reach(s, lead.id)
     reach.round += 1
     reach.started_at, reach.calls, reach.next_index, reach.failed_in_row, reach.texted = None, 0, 0, 0, False
     reach.nurture = None
     if lead.status != LeadStatus.IN_CONVERSATION.value:
         lead.status, lead.status_reason = LeadStatus.QUEUED.value, "asked for a call back"
+        lead.contact_due_at = None  # the call is a touch, which the touch sweeper keeps
     touches.plan(svc, s, lead.id, f"r{reach.round}:callback", "callback", "call", utcnow())
     verdict = touches.touch_allowed(svc, s, lead, "call")
     s.commit()
+    return _reply(lead, verdict)
+
+
+def _planned_callback(s: Session, lead_id: str) -> bool:
+    return s.scalar(select(Touch.id).where(Touch.lead_id == lead_id, Touch.kind == "callback",
+                                           Touch.status == TouchStatus.PLANNED).limit(1)) is not None
+
+
+def _reply(lead: Lead, verdict: Verdict) -> str:
+    """'Calling you now!', or when the calling hours let us."""
     if verdict.allowed or verdict.not_before is None:
         return CALLING_NOW if verdict.allowed else "Thanks for your reply."
     zone = ZoneInfo((lead.timezone or "America/New_York").split(",")[0])

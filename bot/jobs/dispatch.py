@@ -26,6 +26,7 @@ from bot.store.leads import insert_event
 from bot.store.prepared import joined
 from bot.store.tables import DISPATCHABLE, Attempt, Lead, LeadStatus, new_id, utcnow
 from bot.store.timeline import EventType, record
+from bot.store.touch_tables import Touch, TouchStatus
 from handoff.defaults import UNREACHABLE_JOB
 from handoff.mail import MailError
 from handoff.scheduling import enqueue_after_commit
@@ -44,7 +45,7 @@ COUNT_ATTEMPTS = select(func.count()).where(ATTEMPTS.c.lead_id == bindparam("lea
 CLAIM_LEAD = (update(LEADS)
               .where(LEADS.c.id == bindparam("lead_id"),
                      or_(*(LEADS.c.status == st for st in sorted(DISPATCHABLE))))
-              .values(status=LeadStatus.CONTACTING.value, updated_at=bindparam("at")))
+              .values(status=LeadStatus.CONTACTING.value, updated_at=bindparam("at"), contact_due_at=None))
 INSERT_ATTEMPT = insert(ATTEMPTS)
 MARK_PLACED = (update(ATTEMPTS)
                .where(ATTEMPTS.c.id == bindparam("attempt_id"))
@@ -113,6 +114,10 @@ def _claim(
             s.commit()
         return None
     was_received = lead.status == LeadStatus.RECEIVED.value
+    if not was_received and _callback_planned(s, lead_id):  # its call will come from that touch
+        record(s, lead_id, "contact_skipped", reason="a call back the lead asked for is planned")
+        s.commit()
+        return None
     verdict = compliance.check_touch(svc, s, lead, lead.channel, now)
     if was_received and svc.settings.ack_text and lead.channel == "call":
         from bot.jobs.ack import enqueue_ack
@@ -125,6 +130,13 @@ def _claim(
         s.commit()
         return None
     return _open_attempt(svc, s, lead, was_received)
+
+
+def _callback_planned(s, lead_id: str) -> bool:  # noqa: ANN001
+    """True when the lead asked for a call by text and that call is still planned (replies.callback):
+    a deferred or re-sent contact job due at the same time would make it two calls."""
+    return s.scalar(select(Touch.id).where(Touch.lead_id == lead_id, Touch.kind == "callback",
+                                           Touch.status == TouchStatus.PLANNED).limit(1)) is not None
 
 
 def _load_lead(s, lead_id: str) -> Lead | None:  # noqa: ANN001
@@ -180,11 +192,12 @@ def _hold(svc: Services, s, lead: Lead, verdict: compliance.Verdict) -> None:  #
     if verdict.next_at is not None:
         lead.status, lead.status_reason = LeadStatus.SCHEDULED.value, verdict.reason
         at = verdict.next_at.astimezone(UTC)
+        lead.contact_due_at = at.replace(tzinfo=None)  # the sweeper's cue, should Redis lose the job
         svc.queue.enqueue_at(at, "bot.jobs.dispatch.contact", lead.id,
                              job_id=f"contact-{lead.id}-{int(at.timestamp())}", meta=contact_meta(lead.channel))
         return
     lead.status = (LeadStatus.OPTED_OUT if verdict.rule == "opt-out" else LeadStatus.FAILED).value
-    lead.status_reason = verdict.reason
+    lead.status_reason, lead.contact_due_at = verdict.reason, None
     crm.emit(svc, s, lead.id, "lead.opted_out" if verdict.rule == "opt-out" else "lead.failed")
 
 

@@ -1,6 +1,6 @@
 """The sweeper: finds work the DB says is pending but Redis lost, and hands it back to the queue.
 
-Contact jobs here; the SMS handoff's text and escalation in `handoff.loststeps.sweep_lost` (a warm
+Contact jobs here (a new lead's, and a deferred or re-contacted lead's); the SMS handoff's text and escalation in `handoff.loststeps.sweep_lost` (a warm
 transfer heals itself from the hold webhook, `handoff.transfer.heal`). Each pass also offers the
 unassigned list to reps now available (`handoff.waiting.drain`), and
 CRM webhook deliveries Redis lost go back too (`bot.jobs.webhooks.sweep_lost`).
@@ -9,7 +9,7 @@ CRM webhook deliveries Redis lost go back too (`bot.jobs.webhooks.sweep_lost`).
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import redis
 from rq.job import JobStatus
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 LOCK_KEY = "leadbot:sweeper:lock"
 RECEIVED_GRACE_S = 10  # a healthy queue dispatches in milliseconds; 10 s means it was lost
+DUE_GRACE_S = 60  # RQ's scheduler moves a due job within a second or two
 PLACING_STALE_S = 2 * JOB_TIMEOUT_S + 10  # longer than any live request can take
 LIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
@@ -76,6 +77,42 @@ def sweep(svc: Services) -> int:
     return handed
 
 
+def sweep_due(svc: Services) -> int:
+    """Re-enqueue 'scheduled' and 'queued' leads still waiting DUE_GRACE_S past their contact time
+    whose job Redis no longer holds (a restart without persistence, a flush, an enqueue that met
+    Redis down): without this, a lead deferred to the morning was never called, and nobody knew."""
+    now = utcnow()
+    handed = 0
+    with svc.sessions() as s:
+        due = s.execute(select(Lead.id, Lead.status, Lead.channel, Lead.contact_due_at).where(
+            Lead.status.in_((LeadStatus.SCHEDULED.value, LeadStatus.QUEUED.value)),
+            Lead.contact_due_at < now - timedelta(seconds=DUE_GRACE_S),
+        ).limit(500)).all()
+        for lead_id, status, channel, due_at in due:
+            if _waiting_job(svc, lead_id, status, due_at, now):
+                continue
+            if not enqueue_contact(svc.queue, lead_id, channel=channel):
+                break  # Redis is still down; try again next sweep
+            record(s, lead_id, EventType.REQUEUED, by="sweeper", was=status)
+            handed += 1
+        s.commit()
+    if handed:
+        log.warning("sweeper re-enqueued %d scheduled or queued lead(s) whose job Redis lost", handed)
+    return handed
+
+
+def _waiting_job(svc: Services, lead_id: str, status: str, due_at: datetime, now: datetime) -> bool:
+    """True when Redis holds the job that will contact the lead: a deferral's own (a job id with its
+    due time, see dispatch._hold) or the plain contact job (a new submission, or this sweeper's)."""
+    plain = queueing.job_state(svc.redis, contact_job_id(lead_id), now)
+    if plain in LIVE or (status == LeadStatus.QUEUED.value and plain == JobStatus.FAILED):
+        return True  # a failed job waits for a person in the console's failed list, as job_lost says
+    if status != LeadStatus.SCHEDULED.value:
+        return False
+    own = f"{contact_job_id(lead_id)}-{int(due_at.replace(tzinfo=UTC).timestamp())}"
+    return not queueing.job_lost(svc.redis, own, now)
+
+
 def sweep_once_locked(svc: Services, interval_s: float) -> int | None:
     """Sweep leads and handoffs if no other process has this interval (shared Redis lock); None when
     skipped or Redis is down."""
@@ -86,5 +123,5 @@ def sweep_once_locked(svc: Services, interval_s: float) -> int | None:
         return None
     # Last: the unassigned list is offered to reps who became free (a shift began, a handoff was
     # acknowledged, the roster was fixed) before newer leads take them.
-    return (sweep(svc) + sweep_lost_handoffs(svc) + sweep_lost_alerts(svc) + sweep_lost_touches(svc)
+    return (sweep(svc) + sweep_due(svc) + sweep_lost_handoffs(svc) + sweep_lost_alerts(svc) + sweep_lost_touches(svc)
             + sweep_lost_deliveries(svc) + offer_waiting_leads(svc))

@@ -69,6 +69,9 @@ class Lead(Base):
     timezone: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(20), default=LeadStatus.RECEIVED.value, index=True)
     status_reason: Mapped[str | None] = mapped_column(Text)
+    # When a 'scheduled' or 'queued' lead's contact job is due; cleared when a job claims the lead.
+    # The sweeper re-enqueues a lead still waiting well past it whose job Redis lost.
+    contact_due_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
     consent: Mapped[bool] = mapped_column(Boolean, default=False)
     consent_text: Mapped[str | None] = mapped_column(Text)
     consent_ip: Mapped[str | None] = mapped_column(String(64))
