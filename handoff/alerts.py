@@ -145,6 +145,12 @@ def report_unassigned(svc: Any, lead_id: str) -> str:
     return "sent"
 
 
+def _ruled_out(s: Any, lead_id: str) -> bool:
+    """True when the lead's last word is a calling rule's 'never' (a cap of 0, no consent), not a dial."""
+    last = s.scalar(select(Event.type).where(Event.lead_id == lead_id).order_by(Event.id.desc()).limit(1))
+    return last == "blocked"
+
+
 def report_unreachable(svc: Any, lead_id: str) -> str:
     """Email every manager about a lead leadbot cannot reach, so a person follows it up.
 
@@ -160,9 +166,14 @@ def report_unreachable(svc: Any, lead_id: str) -> str:
         if lead is None or lead.status not in ("failed", "no_answer", "nurturing"):
             return "skipped"
         reason = lead.status_reason or "the call failed"
+        advice = "Check the number with the lead source, or reach the prospect another way."
         if lead.status in ("failed", "nurturing"):  # a dial that failed; a drip that ended unanswered
             kind, headline = (("unreachable", "the call failed") if lead.status == "failed"
                               else ("nurture_finished", "no reply to the nurture drip"))
+            if lead.status == "failed" and _ruled_out(s, lead_id):
+                headline = "no automated contact allowed"
+                advice = ("No automated call or text is allowed for this lead (see above): "
+                          "a person must follow it up.")
             if _told(s, lead_id, Ev.EMAIL_SENT, kind):
                 return "already sent"
         else:
@@ -171,7 +182,7 @@ def report_unreachable(svc: Any, lead_id: str) -> str:
                 return "skipped"
         roster = roster_for(svc)
         msg = unreachable_email(lead, readable_answers(lead.answers), roster.managers, reason,
-                                lead_link(svc, lead.id), now, svc.settings.mail_from, headline)
+                                lead_link(svc, lead.id), now, svc.settings.mail_from, headline, advice)
     sent = mail_and_note(svc, None, lead_id, kind, msg)
     if sent.error is not None:
         raise MailError(f"lead {lead_id}: unreachable-lead email failed: {sent.error}")

@@ -292,10 +292,12 @@ def unassigned_email(lead: LeadLike, answers: Mapping[str, Any] | None, managers
 
 def unreachable_email(lead: LeadLike, answers: Mapping[str, Any] | None, managers: Sequence[Manager],
                       reason: str, link: str, now: datetime, mail_from: str,
-                      headline: str = "the call failed") -> EmailMessage:
+                      headline: str = "the call failed",
+                      advice: str = ("Check the number with the lead source, "
+                                     "or reach the prospect another way."),
+                      ) -> EmailMessage:
     """Tell the managers that leadbot cannot reach a lead at all, so a person follows it up."""
-    body = [f"leadbot could not reach this lead and has stopped trying: {reason}.",
-            "Check the number with the lead source, or reach the prospect another way.", "",
+    body = [f"leadbot could not reach this lead and has stopped trying: {reason}.", advice, "",
             *_lead_block(lead, answers, getattr(lead, "created_at", None) or now, now), "", f"Lead: {link}"]
     subject = f"Unreachable lead: {lead.name} ({lead.service or 'lead'}) - {headline}"
     return _message(mail_from, [m.email for m in managers], [], subject, "\n".join(body),

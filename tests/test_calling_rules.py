@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -370,3 +371,37 @@ def test_no_acknowledgement_before_hawaii_wakes_up_and_none_late(ack_app, emulat
     movable_clock.set_now(datetime(2026, 12, 2, 8, 0, tzinfo=honolulu))
     drain(svc)
     assert len(emulator.of("/Calls.json")) == 1 and emulator.of("/Messages.json") == []
+
+
+def test_a_state_that_allows_no_automated_call_tells_the_managers(tmp_path, db_url, redis_url, emulator,
+                                                                movable_clock):
+    """A cap of 0 (staff may set one) fails the lead for good: a person must call, so the managers
+    get the 'Unreachable lead' email naming the rule, instead of a status nobody reads."""
+    from sqlalchemy import select
+
+    from bot.store.handoff_tables import MailOutbox
+
+    folder = tmp_path / "flows"
+    shutil.copytree(SHIPPED.parent, folder)
+    rules = SHIPPED.read_text().replace("states:\n", "states:\n  NJ: {calls_per_24h: 0, source: a test}\n", 1)
+    (folder / "calling_rules.yaml").write_text(rules)
+    application = create_app(make_settings(tmp_path, db_url, redis_url, emulator.url, CALLING_HOURS=None,
+                                           FLOWS_DIR=str(folder)))
+    svc = application.extensions["leadbot"]
+    runtime.use(svc)
+    try:
+        movable_clock.set_now(datetime(2026, 12, 3, 11, 0, tzinfo=NEW_YORK))
+        lead_id = post(application, phone="+1 201 555 0100")  # Jersey City
+        drain(svc)
+        assert emulator.of("/Calls.json") == []
+        with svc.sessions() as s:
+            lead = s.get_one(Lead, lead_id)
+            mails = s.scalars(select(MailOutbox).where(MailOutbox.lead_id == lead_id)).all()
+        assert (lead.status, lead.status_reason) == ("failed", "NJ: no automated call allowed")
+        assert [m.kind for m in mails] == ["unreachable"]
+        assert "NJ: no automated call allowed" in mails[0].body
+        assert "a person must follow it up" in mails[0].body
+        assert mails[0].subject.endswith("- no automated contact allowed")
+    finally:
+        runtime.use(None)
+        svc.close()

@@ -67,7 +67,8 @@ def test_a_stop_that_comes_while_the_worker_warms_up_is_a_clean_stop(services, m
     assert queue.count == 1  # stopped before its first job, which waits for the next worker
 
 
-def test_a_stop_during_start_ends_the_scheduler_forked_before_its_handlers(services, monkeypatch):  # noqa: ANN001
+def test_a_stop_during_start_ends_the_scheduler_forked_before_its_handlers(services,  # noqa: ANN001
+                                                                          monkeypatch):  # noqa: ANN001
     """RQ forks its scheduler while the worker still keeps early stops. The worker's teardown stops
     that child at once; the child, not yet past the handlers it inherited, must die of it, not keep
     it in a list: else the worker waits on it for ever and, once killed, leaves an orphan moving

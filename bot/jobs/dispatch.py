@@ -199,6 +199,8 @@ def _hold(svc: Services, s, lead: Lead, verdict: compliance.Verdict) -> None:  #
     lead.status = (LeadStatus.OPTED_OUT if verdict.rule == "opt-out" else LeadStatus.FAILED).value
     lead.status_reason, lead.contact_due_at = verdict.reason, None
     crm.emit(svc, s, lead.id, "lead.opted_out" if verdict.rule == "opt-out" else "lead.failed")
+    if verdict.rule != "opt-out":  # a state that allows no automated call, no consent: a person calls
+        enqueue_after_commit(s, svc.queue, UNREACHABLE_JOB, lead.id, retry=ALERT_RETRY)
 
 
 def place(svc: Services, attempt_id: str) -> str:

@@ -1,9 +1,10 @@
 """The sweeper: finds work the DB says is pending but Redis lost, and hands it back to the queue.
 
-Contact jobs here (a new lead's, and a deferred or re-contacted lead's); the SMS handoff's text and escalation in `handoff.loststeps.sweep_lost` (a warm
-transfer heals itself from the hold webhook, `handoff.transfer.heal`). Each pass also offers the
-unassigned list to reps now available (`handoff.waiting.drain`), and
-CRM webhook deliveries Redis lost go back too (`bot.jobs.webhooks.sweep_lost`).
+Contact jobs here (a new lead's, a deferred or a re-contacted lead's); the SMS handoff's text and
+escalation in `handoff.loststeps.sweep_lost` (a warm transfer heals itself from the hold webhook,
+`handoff.transfer.heal`). Each pass also offers the unassigned list to reps now available
+(`handoff.waiting.drain`), and CRM webhook deliveries Redis lost go back too
+(`bot.jobs.webhooks.sweep_lost`).
 """
 
 from __future__ import annotations
@@ -123,5 +124,5 @@ def sweep_once_locked(svc: Services, interval_s: float) -> int | None:
         return None
     # Last: the unassigned list is offered to reps who became free (a shift began, a handoff was
     # acknowledged, the roster was fixed) before newer leads take them.
-    return (sweep(svc) + sweep_due(svc) + sweep_lost_handoffs(svc) + sweep_lost_alerts(svc) + sweep_lost_touches(svc)
-            + sweep_lost_deliveries(svc) + offer_waiting_leads(svc))
+    return (sweep(svc) + sweep_due(svc) + sweep_lost_handoffs(svc) + sweep_lost_alerts(svc)
+            + sweep_lost_touches(svc) + sweep_lost_deliveries(svc) + offer_waiting_leads(svc))
