@@ -68,6 +68,14 @@ def after_step(svc: Services, s: Session, lead: Lead, touch: Touch) -> None:
     enqueue_after_commit(s, svc.queue, UNREACHABLE_JOB, lead.id, retry=ALERT_RETRY)
 
 
+def step_ended(svc: Services, s: Session, lead: Lead, touch: Touch) -> None:
+    """A nurture step that ends unsent (no usable channel, blocked, refused by Twilio, its condition
+    unmet) still counts: when it was the last, the drip is over and the managers hear. Before, a
+    call lead with no email whose drip ended on an email step stayed 'nurturing' for good."""
+    if touch.kind == "nurture":
+        after_step(svc, s, lead, touch)
+
+
 def step_content(svc: Services, lead: Lead, touch: Touch) -> tuple[str | None, str] | None:
     """(subject, body) of a due step, or None when its condition does not hold or it is gone from the file."""
     seq = sequence(svc, touch.sequence or "")

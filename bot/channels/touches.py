@@ -14,14 +14,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import redis
+from rq.job import JobStatus
 from sqlalchemy import event, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from bot.compliance import gate as compliance
 from bot.runtime import queueing
 from bot.runtime.services import Services
 from bot.store import clock
-from bot.store.tables import Lead, utcnow
+from bot.store.tables import Attempt, Lead, utcnow
 from bot.store.timeline import record
 from bot.store.touch_tables import Reach, Touch, TouchStatus
 
@@ -29,6 +31,9 @@ log = logging.getLogger(__name__)
 
 TOUCH_JOB = "bot.jobs.touches.run"
 LOST_AFTER_S = 30  # a due touch still 'planned' this long after its time lost its job
+STUCK_AFTER_S = 2 * queueing.JOB_TIMEOUT_S + 10  # longer than any live send can take
+WAITING_OR_RUNNING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+AMBIGUOUS = "ambiguous"  # attempt.error after a read timeout: Twilio may have created it
 _PENDING = "leadbot.touch_jobs"
 URGENT = {"callback", "voicemail_text"}
 
@@ -168,11 +173,45 @@ def claim(s: Session, touch_id: str) -> bool:
     return res.rowcount == 1
 
 
-def sweep_lost(svc: Services) -> int:
-    """Re-enqueue due touches still 'planned' well past their time whose job is not in Redis."""
-    now = utcnow()
+def release_claim(s: Session, touch_id: str) -> None:
+    """'sending' -> 'planned' after a send that failed unexpectedly (or whose worker died), so the
+    job's retry or the sweeper sends it. An attempt left 'placing' may have reached Twilio: it is
+    marked ambiguous, and the next try adopts what Twilio created before sending again."""
+    try:
+        s.execute(update(Touch).where(Touch.id == touch_id, Touch.status == TouchStatus.SENDING)
+                  .values(status=TouchStatus.PLANNED, updated_at=utcnow()))
+        s.execute(update(Attempt).where(Attempt.id == select(Touch.attempt_id).where(Touch.id == touch_id)
+                                        .scalar_subquery(), Attempt.status == "placing")
+                  .values(status="retry", error=AMBIGUOUS))
+        s.commit()
+    except SQLAlchemyError:  # the database is still away: the sweeper releases it later
+        s.rollback()
+        log.warning("touch %s: could not release its claim; the sweeper will", touch_id, exc_info=True)
+
+
+def _sweep_stuck(svc: Services, s: Session, now: datetime) -> int:
+    """Touches 'sending' longer than any send takes, whose job is no longer running or waiting to."""
+    stuck = s.scalars(select(Touch.id).where(
+        Touch.status == TouchStatus.SENDING, Touch.updated_at < now - timedelta(seconds=STUCK_AFTER_S)
+    ).limit(200)).all()
     handed = 0
+    for touch_id in stuck:
+        if queueing.job_state(svc.redis, f"touch-{touch_id}", now) in WAITING_OR_RUNNING:
+            continue
+        release_claim(s, touch_id)
+        touch = s.get_one(Touch, touch_id)
+        if touch.status == TouchStatus.PLANNED and enqueue(svc, touch_id, now, touch.kind):
+            record(s, touch.lead_id, "requeued", by="sweeper", touch=touch_id, was="sending")
+            handed += 1
+    return handed
+
+
+def sweep_lost(svc: Services) -> int:
+    """Re-enqueue due touches still 'planned' well past their time whose job is not in Redis, and
+    touches stuck 'sending' (see _sweep_stuck)."""
+    now = utcnow()
     with svc.sessions() as s:
+        handed = _sweep_stuck(svc, s, now)
         due = s.scalars(
             select(Touch)
             .where(Touch.status == TouchStatus.PLANNED, Touch.due_at < now - timedelta(seconds=LOST_AFTER_S))

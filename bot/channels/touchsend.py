@@ -12,11 +12,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from twilio.base.exceptions import TwilioRestException
 
-from bot.channels import nurture, quiet, touches
+from bot.channels import nurture, quiet, touch_errors, touches
 from bot.compliance import gate as compliance
 from bot.runtime.reconcile import created_since
 from bot.runtime.services import Services
-from bot.runtime.twilio_client import describe
 from bot.store.tables import Attempt, Lead, LeadStatus, new_id, utcnow
 from bot.store.timeline import EventType, record
 from bot.store.touch_tables import Touch, TouchStatus
@@ -32,13 +31,12 @@ FINISHED = {
     LeadStatus.DISQUALIFIED.value,
     LeadStatus.OPTED_OUT.value,
 }
-NOT_MOBILE, LANDLINE_OR_UNREACHABLE, UNSUBSCRIBED = 21614, 30006, 21610
-AMBIGUOUS = "ambiguous"  # attempt.error after a read timeout: Twilio may have created it
+AMBIGUOUS = touches.AMBIGUOUS
 SENT_EVENT = {"call": EventType.DIALING, "sms": EventType.SMS_SENT, "email": EventType.EMAIL_SENT}
 
 
-class TransientTouchError(RuntimeError):
-    """Twilio, the network or SMTP failed in a way a retry can fix; RQ runs the job again."""
+TransientTouchError = touch_errors.TransientTouchError
+text_failed = touch_errors.text_failed  # the SMS status webhook's entry point
 
 
 def sms_capable(phone: str) -> bool:
@@ -77,33 +75,47 @@ def run_touch(svc: Services, touch_id: str) -> str:
             return "early"
         if not touches.claim(s, touch_id):
             return "skipped"
-        s.refresh(touch)
-        lead = s.get_one(Lead, touch.lead_id)
-        if (adopted := _adopt_existing(svc, s, lead, touch)) is not None:
-            return adopted
-        if lead.status in FINISHED:
-            return _close(s, lead, touch, TouchStatus.CANCELLED, f"lead is {lead.status}")
-        if _newer_request(s, lead):  # a new submission after the dedupe window is its own lead
-            return _close(s, lead, touch, TouchStatus.CANCELLED, "new submission")
-        if touch.kind == quiet.EMAIL_WAIT:
-            return _close(s, lead, touch, *quiet.email_unanswered(svc, s, lead, touch))
-        if touch.kind in quiet.KINDS:
-            if not quiet.still_waiting(s, touch):
-                return _close(s, lead, touch, TouchStatus.CANCELLED, "the conversation moved on")
-            if touch.kind == quiet.GONE_QUIET:
-                return _close(s, lead, touch, TouchStatus.DONE, quiet.gone_quiet(svc, s, lead, touch))
-        channel = channel_for(s, lead, touch)
-        if channel is None:
-            return _close(s, lead, touch, TouchStatus.CANCELLED, "the number cannot take this channel")
-        verdict = touches.touch_allowed(svc, s, lead, channel)
-        if not verdict.allowed:
-            return _held(svc, s, lead, touch, verdict)
-        content = _content(svc, s, lead, touch, channel)
-        if content is None:
-            if touch.kind == "nurture":
-                nurture.after_step(svc, s, lead, touch)
-            return _close(s, lead, touch, TouchStatus.CANCELLED, "condition not met")
-        return _send(svc, s, lead, touch, channel, content)
+        try:
+            return _run_claimed(svc, s, touch)
+        except TransientTouchError:
+            raise  # it put the touch back to 'planned' itself
+        except Exception:
+            # Anything else (the database went away, a bug) left the touch 'sending', where RQ's retry
+            # skipped it and no sweeper looked: a "Calling you now!" that never called.
+            s.rollback()
+            touches.release_claim(s, touch_id)
+            raise
+
+
+def _run_claimed(svc: Services, s: Session, touch: Touch) -> str:
+    """run_touch() once the touch is claimed ('sending')."""
+    s.refresh(touch)
+    lead = s.get_one(Lead, touch.lead_id)
+    if (adopted := _adopt_existing(svc, s, lead, touch)) is not None:
+        return adopted
+    if lead.status in FINISHED:
+        return _close(s, lead, touch, TouchStatus.CANCELLED, f"lead is {lead.status}")
+    if _newer_request(s, lead):  # a new submission after the dedupe window is its own lead
+        return _close(s, lead, touch, TouchStatus.CANCELLED, "new submission")
+    if touch.kind == quiet.EMAIL_WAIT:
+        return _close(s, lead, touch, *quiet.email_unanswered(svc, s, lead, touch))
+    if touch.kind in quiet.KINDS:
+        if not quiet.still_waiting(s, touch):
+            return _close(s, lead, touch, TouchStatus.CANCELLED, "the conversation moved on")
+        if touch.kind == quiet.GONE_QUIET:
+            return _close(s, lead, touch, TouchStatus.DONE, quiet.gone_quiet(svc, s, lead, touch))
+    channel = channel_for(s, lead, touch)
+    if channel is None:
+        nurture.step_ended(svc, s, lead, touch)
+        return _close(s, lead, touch, TouchStatus.CANCELLED, "the number cannot take this channel")
+    verdict = touches.touch_allowed(svc, s, lead, channel)
+    if not verdict.allowed:
+        return _held(svc, s, lead, touch, verdict)
+    content = _content(svc, s, lead, touch, channel)
+    if content is None:
+        nurture.step_ended(svc, s, lead, touch)
+        return _close(s, lead, touch, TouchStatus.CANCELLED, "condition not met")
+    return _send(svc, s, lead, touch, channel, content)
 
 
 def _newer_request(s: Session, lead: Lead) -> bool:
@@ -125,6 +137,7 @@ def _held(svc: Services, s: Session, lead: Lead, touch: Touch, verdict: complian
     """Outside the window: due again when it opens. Never allowed: blocked, with the rule."""
     if verdict.not_before is None:
         reason = "blocked: opted out" if verdict.rule == "opt-out" else f"blocked: {verdict.reason}"
+        nurture.step_ended(svc, s, lead, touch)
         return _close(s, lead, touch, TouchStatus.BLOCKED, reason)
     due = verdict.not_before.astimezone(UTC).replace(tzinfo=None)
     touch.status, touch.due_at, touch.reason = TouchStatus.PLANNED, due, verdict.reason
@@ -181,7 +194,7 @@ def _send(
     try:
         sid = _request(svc, lead, attempt, channel, *content)
     except TwilioRestException as exc:
-        return _twilio_error(svc, s, lead, touch, attempt, channel, exc)
+        return touch_errors.twilio_error(svc, s, lead, touch, attempt, channel, exc)
     except (requests.exceptions.RequestException, MailError) as exc:
         # A read timeout may have reached Twilio: the next try looks for what it created first.
         lost = isinstance(exc, requests.exceptions.Timeout) and not isinstance(
@@ -256,53 +269,3 @@ def _request(
     msg.set_content(body)
     receipt = send_mail(svc.settings, msg, svc.sessions)
     return receipt.message_id or msg.get("Message-ID", "") or f"email-{attempt.id}"
-
-
-def _twilio_error(
-    svc: Services,
-    s: Session,
-    lead: Lead,
-    touch: Touch,
-    attempt: Attempt,
-    channel: str,
-    exc: TwilioRestException,
-) -> str:
-    """5xx/429 retry; a number that cannot take texts or calls switches channel; the rest fail the touch."""
-    detail = describe(exc)
-    if exc.status >= 500 or exc.status == 429:
-        touch.status, attempt.status, attempt.error = TouchStatus.PLANNED, "retry", detail[:500]
-        s.commit()
-        raise TransientTouchError(f"touch {touch.id}: {detail}")
-    attempt.status, attempt.error = "failed", detail[:1000]
-    reach = touches.reach(s, lead.id)
-    if exc.code == UNSUBSCRIBED:
-        compliance.opt_out(s, lead.phone, "twilio-21610")
-    elif channel == "sms" and exc.code in (NOT_MOBILE, LANDLINE_OR_UNREACHABLE):
-        reach.no_sms = True
-    elif channel == "call":
-        reach.no_voice = True
-    touch.status, touch.reason = TouchStatus.FAILED, detail[:1000]
-    record(s, lead.id, "touch_failed", kind=touch.kind, channel=channel, reason=detail[:500], touch=touch.id)
-    if exc.code != UNSUBSCRIBED:
-        from bot.channels.cadence import switch_channel
-
-        switch_channel(svc, s, lead, touch, channel)
-    s.commit()
-    return "failed"
-
-
-def text_failed(svc: Services, attempt_id: str, error_code: str | None) -> None:
-    """A text came back undelivered: 30006 (a landline or unreachable carrier) means no more texts."""
-    if str(error_code) not in (str(LANDLINE_OR_UNREACHABLE), str(NOT_MOBILE)):
-        return
-    with svc.sessions() as s:
-        touch = s.scalar(select(Touch).where(Touch.attempt_id == attempt_id))
-        lead = s.get(Lead, touch.lead_id) if touch else None
-        if touch is None or lead is None:
-            return
-        touches.reach(s, lead.id).no_sms = True
-        record(s, lead.id, "channel_switched", away_from="sms", reason=f"Twilio error {error_code}")
-        from bot.channels.cadence import switch_channel
-
-        switch_channel(svc, s, lead, touch, "sms")
-        s.commit()
