@@ -140,3 +140,22 @@ def test_call_me_while_the_first_call_rings_is_that_call(table_app, emulator, mo
     drain(svc)
     assert len(emulator.of("/Calls.json")) == 1
     assert [d["was"] for _, d in events(svc, lead_id, "callback_requested")] == ["contacting"]
+
+
+def test_the_form_sent_twice_at_night_is_one_call_in_the_morning(table_app, emulator, movable_clock):
+    """Past the dedupe window the second request is a lead of its own; both wait for 08:00."""
+    svc = table_app.extensions["leadbot"]
+    first = deferred_lead(table_app, movable_clock)
+    movable_clock.set_now(datetime(2026, 12, 2, 22, 50, tzinfo=NEW_YORK))
+    second = post(table_app)
+    assert second != first
+    drain(svc, rounds=1)
+    assert lead_row(svc, second).status == "scheduled"
+    movable_clock.set_now(EIGHT + timedelta(minutes=1))
+    drain(svc)
+    [call] = emulator.of("/Calls.json")
+    assert lead_row(svc, second).status == "contacting"
+    older = lead_row(svc, first)
+    assert older.status == "disqualified" and older.status_reason.startswith("superseded by a newer request")
+    assert [d for _, d in events(svc, first, "superseded")] == [{"by": second}]
+    assert sweep_due(svc) == 0

@@ -129,7 +129,25 @@ def _claim(
         _hold(svc, s, lead, verdict)
         s.commit()
         return None
+    if not was_received and (newer := _newer_lead(s, lead)) is not None:
+        _superseded(s, lead, newer)
+        s.commit()
+        return None
     return _open_attempt(svc, s, lead, was_received)
+
+
+def _newer_lead(s, lead: Lead) -> str | None:  # noqa: ANN001
+    """A later request from the same number (past the dedupe window, so a lead of its own)."""
+    return s.scalar(select(Lead.id).where(Lead.phone == lead.phone, Lead.created_at > lead.created_at)
+                    .order_by(Lead.created_at.desc()).limit(1))
+
+
+def _superseded(s, lead: Lead, newer: str) -> None:  # noqa: ANN001
+    """The form sent twice at night: both deferred to the morning, and the newer one speaks for the
+    number (as for touches, touchsend._newer_request). Two calls at 08:00 otherwise."""
+    lead.status, lead.contact_due_at = LeadStatus.DISQUALIFIED.value, None
+    lead.status_reason = f"superseded by a newer request from this number (lead {newer})"
+    record(s, lead.id, "superseded", by=newer)
 
 
 def _callback_planned(s, lead_id: str) -> bool:  # noqa: ANN001
