@@ -18,7 +18,7 @@ from bot.store.handoff_tables import Handoff, HandoffMode, HandoffStatus, Transf
 from bot.store.tables import Event, Lead, utcnow
 from bot.store.timeline import record
 from handoff.answer_text import readable_answers
-from handoff.defaults import ACCEPTED_JOB, EMAIL_JOB, UNASSIGNED_JOB
+from handoff.defaults import ACCEPTED_JOB, EMAIL_JOB, UNASSIGNED_JOB, UNREACHABLE_JOB
 from handoff.events import HandoffEvent as Ev
 from handoff.ladder import (
     EMAIL_RETRY,
@@ -49,6 +49,9 @@ from handoff.withdrawn import sweep_lost as tell_reps_lost
 log = logging.getLogger(__name__)
 # Accepted transfers older than this are not looked at again by the sweeper.
 ACCEPTED_LOOKBACK = timedelta(hours=6)
+# The events after which report_unreachable is due (the sweeper looks this far back for lost ones).
+UNREACHABLE_CUES = ("dial_failed", "blocked", "cadence_finished", "nurture_finished")
+UNREACHABLE_LOOKBACK = timedelta(hours=6)
 # The prospect hung up between the rep's 1 and the bridge: that rep gets the hung-up SMS handoff instead.
 BRIDGED = (TransferStatus.ACCEPTED.value, TransferStatus.CONNECTED.value, TransferStatus.ENDED.value)
 
@@ -198,6 +201,35 @@ def _cadence_unreported(s: Any, lead_id: str) -> bool:
     return finished > told
 
 
+def _unreported(s: Any, lead: Lead) -> bool:
+    """True when report_unreachable has something to say of the lead that it has not said yet."""
+    if lead.status == "failed":
+        return not _told(s, lead.id, Ev.EMAIL_SENT, "unreachable")
+    if lead.status == "nurturing":
+        finished = s.scalar(select(Event.id).where(Event.lead_id == lead.id, Event.type == "nurture_finished")
+                            .limit(1))
+        return finished is not None and not _told(s, lead.id, Ev.EMAIL_SENT, "nurture_finished")
+    return lead.status == "no_answer" and _cadence_unreported(s, lead.id)
+
+
+def _sweep_unreported(svc: Any, now: datetime) -> int:
+    """Re-enqueue the 'Unreachable lead' email Redis lost (a restart without persistence, an enqueue
+    while it was down): a failed lead, a cadence or a drip run out, with the managers never told."""
+    with svc.sessions() as s:
+        recent = s.scalars(select(Event.lead_id).distinct().where(
+            Event.type.in_(UNREACHABLE_CUES), Event.at > now - UNREACHABLE_LOOKBACK,
+            Event.at < now - timedelta(seconds=LOST_GRACE_S)).limit(200)).all()
+        leads = [lead_id for lead_id in recent
+                 if (lead := s.get(Lead, lead_id)) is not None and _unreported(s, lead)]
+    handed = 0
+    for lead_id in leads:
+        if (job_lost(svc.redis, job_id(UNREACHABLE_JOB, lead_id), now)
+                and enqueue(svc.queue, UNREACHABLE_JOB, lead_id, retry=ALERT_RETRY)):
+            log.warning("the unreachable-lead email for %s was lost from Redis; enqueued again", lead_id)
+            handed += 1
+    return handed
+
+
 def sweep_lost(svc: Any, now: datetime | None = None) -> int:
     """Re-enqueue alerts Redis lost: the managers' alert for a listed lead, the accepted-transfer text.
 
@@ -221,4 +253,4 @@ def sweep_lost(svc: Any, now: datetime | None = None) -> int:
         if job_lost(svc.redis, job_id(func, key), now) and enqueue(svc.queue, func, key, retry=retry):
             log.warning("%s for %s was lost from Redis; enqueued again", func, key)
             handed += 1
-    return handed + tell_reps_lost(svc, now)
+    return handed + tell_reps_lost(svc, now) + _sweep_unreported(svc, now)

@@ -251,3 +251,28 @@ def test_a_lead_that_cannot_be_reached_is_emailed_to_the_managers_once(client, s
     assert mails[0].to_addrs == "priya.natarajan@example.com, tom.becker@example.com"
     assert mails[0].subject.startswith("Unreachable lead: Ada Lovelace")
     assert "21211" in mails[0].body and f"/leads/{lead_id}" in mails[0].body
+
+
+def test_an_unreachable_lead_email_redis_lost_is_sent_by_the_sweeper(client, services, emulator,
+                                                                      movable_clock):
+    """The lead fails, then Redis restarts without persistence before the managers' email job runs."""
+    from datetime import timedelta
+
+    from bot.store.handoff_tables import MailOutbox
+    from handoff import alerts
+
+    emulator.script("call", (400, {"code": 21211, "message": "Invalid 'To' Phone Number", "status": 400}))
+    lead_id = new_lead(client)
+    services.queue.empty()  # the worker below is this test: the contact job runs in place
+    assert dispatch.contact(lead_id) == "failed"
+    services.redis.flushall()
+    assert alerts.sweep_lost(services) == 0  # within the grace a job may be on its way
+    movable_clock.set_now(datetime.now(UTC) + timedelta(minutes=2))
+    assert alerts.sweep_lost(services) == 1
+    assert alerts.sweep_lost(services) == 0  # its job is queued now
+    drain(services)
+    with services.sessions() as s:
+        mails = s.scalars(select(MailOutbox).where(MailOutbox.lead_id == lead_id)).all()
+    assert [m.kind for m in mails] == ["unreachable"]
+    movable_clock.set_now(datetime.now(UTC) + timedelta(minutes=4))
+    assert alerts.sweep_lost(services) == 0  # told: nothing more
