@@ -279,7 +279,7 @@ def test_known_lead_calling_back_is_greeted_by_name_and_resumes(client, auth, se
     caller.request(PUBLIC + "/twilio/voice")
     assert caller.heard[0] == "Hi Ada, thanks for calling back. Let's pick up where we left off."
     assert caller.heard[1] == second_question
-    assert tm.planned(lead_id) == []  # the retry is off: they called us
+    assert [t.kind for t in tm.planned(lead_id)] == ["call_watch"]  # the retry is off: they called us
     assert lead_row(services, lead_id).status == "in_conversation"
 
 

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from twilio.twiml.voice_response import VoiceResponse
 
-from bot.channels import cadence, voice_render
+from bot.channels import cadence, callwatch, voice_render
 from bot.channels.resume import resume_voice, stopped
 from bot.runtime.services import Services
 from bot.store.handoff_tables import Handoff
@@ -54,6 +54,7 @@ def inbound(svc: Services, phone: str | None, call_sid: str, caller_name: str = 
         )
         conv, prompts = resume_voice(svc, s, lead, call_sid, preface if first else None)
         lead.status, lead.status_reason = LeadStatus.IN_CONVERSATION.value, "called us"
+        callwatch.watch(svc, s, lead, conv)  # a hang-up mid-questions posts nothing
         url = voice_render.turn_url(svc.settings.base_url, conv.id, conv.state)
         voice_render.render(prompts, action_url=url, response=response)
         s.commit()

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from twilio.base.exceptions import TwilioRestException
 
-from bot.channels import nurture, quiet, touch_errors, touches
+from bot.channels import callwatch, nurture, quiet, touch_errors, touches
 from bot.compliance import gate as compliance
 from bot.runtime.reconcile import created_since
 from bot.runtime.services import Services
@@ -93,6 +93,8 @@ def _run_claimed(svc: Services, s: Session, touch: Touch) -> str:
     lead = s.get_one(Lead, touch.lead_id)
     if (adopted := _adopt_existing(svc, s, lead, touch)) is not None:
         return adopted
+    if touch.kind == callwatch.WATCH:
+        return _close(s, lead, touch, *callwatch.check(svc, s, lead, touch))
     if lead.status in FINISHED:
         return _close(s, lead, touch, TouchStatus.CANCELLED, f"lead is {lead.status}")
     if _newer_request(s, lead):  # a new submission after the dedupe window is its own lead

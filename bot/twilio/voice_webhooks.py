@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, request
 
 from bot.channels import amd as machine
+from bot.channels import callwatch
 from bot.channels import voice as voice_flow
 from bot.flows.safetext import xml_safe
 from bot.twilio.signature import twilio_signed
@@ -45,6 +46,16 @@ def inbound():
     f = request.form
     svc = current_app.extensions["leadbot"]
     return twiml(voice_flow.inbound(svc, f.get("From", ""), f.get("CallSid", ""), f.get("CallerName", "")))
+
+
+@bp.post("/status")
+@twilio_signed
+def inbound_status():
+    """The number's call status callback (set on the Twilio number): an inbound call that ended
+    mid-questions is cut off at once, and its call back planned."""
+    f = request.form
+    callwatch.status(current_app.extensions["leadbot"], f.get("CallSid", ""), f.get("CallStatus", ""))
+    return ("", 204)
 
 
 @bp.post("/amd/<attempt_id>")
