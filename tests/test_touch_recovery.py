@@ -96,3 +96,26 @@ def test_a_drip_whose_last_step_cannot_go_still_ends_and_the_managers_hear(clien
     assert [d["sent"] for _, d in events(services, lead_id, "nurture_finished")] == [1]
     [managers] = smtp.envelopes
     assert b"no reply to the nurture drip" in managers.content
+
+
+def test_a_retry_call_twilio_keeps_refusing_is_not_taken_by_the_contact_sweeper(client, auth, services,
+                                                                               emulator, tm):
+    """The touch's attempt waits in 'retry' through a Twilio outage; the contact job's sweeper used to
+    take it as its own, re-enqueue the lead on every pass and dial it beside the touch's retry."""
+    from bot.jobs.sweeper import PLACING_STALE_S, sweep
+
+    lead_id = post_lead(client, auth)
+    work(services)
+    status(*leg_for(client, services, emulator), "no-answer")
+    emulator.script("call", (503, {"code": 20500, "message": "Service Unavailable", "status": 503}))
+    travel_and_run(tm, services, tm.next_due(lead_id))  # the +2 min retry: Twilio refuses it
+    [retry] = [t for t in tm.planned(lead_id) if t.kind == "retry"]
+    tm.travel(tm.now() + timedelta(seconds=PLACING_STALE_S + 10))
+    assert sweep(services) == 0
+    assert events(services, lead_id, "requeued") == []
+    tm.release()  # the touch's own retry: Twilio answers again
+    work(services)
+    assert len(emulator.of("/Calls.json")) == 3  # the first call, the refused retry, the retry again
+    assert len(emulator.calls) == 2  # Twilio created two calls: no second dial of the retry
+    with services.sessions() as s:
+        assert s.get_one(Touch, retry.id).status == "sent"

@@ -26,7 +26,7 @@ from bot.store.leads import insert_event
 from bot.store.prepared import joined
 from bot.store.tables import DISPATCHABLE, Attempt, Lead, LeadStatus, new_id, utcnow
 from bot.store.timeline import EventType, record
-from bot.store.touch_tables import Touch, TouchStatus
+from bot.store.touch_tables import Touch, TouchStatus, contact_attempt
 from handoff.defaults import UNREACHABLE_JOB
 from handoff.mail import MailError
 from handoff.scheduling import enqueue_after_commit
@@ -101,12 +101,14 @@ def _claim(
         return None
     if lead.status == LeadStatus.CONTACTING.value:
         # A retry of our own attempt: take it only if it is parked for retry (never 'placing').
-        res = s.execute(update(Attempt).where(Attempt.lead_id == lead_id, Attempt.status == "retry")
+        res = s.execute(update(Attempt).where(Attempt.lead_id == lead_id, Attempt.status == "retry",
+                                              contact_attempt())
                         .values(status="placing", tries=Attempt.tries + 1))
         s.commit()
         if res.rowcount != 1:
             return None
-        attempt = s.scalar(select(Attempt).where(Attempt.lead_id == lead_id, Attempt.status == "placing"))
+        attempt = s.scalar(select(Attempt).where(Attempt.lead_id == lead_id, Attempt.status == "placing",
+                                                 contact_attempt()))
         return (attempt, lead) if attempt is not None else None
     if lead.status not in DISPATCHABLE:
         if lead.status == LeadStatus.OPTED_OUT.value:  # a touch planned before the opt-out: say it stopped

@@ -23,6 +23,7 @@ from bot.runtime.queueing import JOB_TIMEOUT_S, contact_job_id, enqueue_contact
 from bot.runtime.services import Services
 from bot.store.tables import Attempt, Lead, LeadStatus, utcnow
 from bot.store.timeline import EventType, record
+from bot.store.touch_tables import contact_attempt
 from handoff.alerts import sweep_lost as sweep_lost_alerts
 from handoff.loststeps import sweep_lost as sweep_lost_handoffs
 from handoff.waiting import drain as offer_waiting_leads
@@ -46,6 +47,7 @@ def stale_attempts(now: datetime) -> Select[tuple[Attempt]]:
     return select(Attempt).where(
         Attempt.status.in_(("placing", "retry")),
         Attempt.updated_at < now - timedelta(seconds=PLACING_STALE_S),
+        contact_attempt(),  # a touch's attempt is its own job's (and the touch sweeper's) to retry
     ).limit(500)
 
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy import (Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, exists,
+                        select)
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from bot.store.tables import Base, new_id, utcnow
+from bot.store.tables import Attempt, Base, new_id, utcnow
 
 
 class TouchStatus:
@@ -43,7 +45,7 @@ class Touch(Base):
     body: Mapped[str | None] = mapped_column(Text)  # the text to send (templates rendered at planning)
     sequence: Mapped[str | None] = mapped_column(String(80))  # nurture sequence
     step: Mapped[str | None] = mapped_column(String(80))  # nurture step id or cadence index
-    attempt_id: Mapped[str | None] = mapped_column(String(32))
+    attempt_id: Mapped[str | None] = mapped_column(String(32), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
@@ -106,3 +108,9 @@ def nurture_view(s: Session, lead_id: str) -> dict[str, Any] | None:
         "next": {"step": nxt.step, "channel": nxt.channel, "due": _iso(nxt.due_at)} if nxt else None,
         "stopped": ended.reason if ended else None,
     }
+
+
+def contact_attempt() -> ColumnElement[bool]:
+    """A WHERE clause: the attempt is the contact job's own, not a touch's. A touch retries its own
+    attempt (bot.channels.touchsend); the contact job and its sweeper taking it too dialled twice."""
+    return ~exists().where(Touch.attempt_id == Attempt.id)
