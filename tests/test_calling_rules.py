@@ -405,3 +405,20 @@ def test_a_state_that_allows_no_automated_call_tells_the_managers(tmp_path, db_u
     finally:
         runtime.use(None)
         svc.close()
+
+
+def test_a_retry_after_the_window_closed_is_held_not_dialled(table_app, emulator, movable_clock):
+    """Twilio answers 503 at 20:59:50; RQ's retry runs at 21:00:30: outside the window, so it waits
+    for the morning like any deferred lead (it used to dial, the gate never asked again)."""
+    svc = table_app.extensions["leadbot"]
+    movable_clock.set_now(datetime(2026, 12, 2, 20, 59, 50, tzinfo=NEW_YORK))
+    emulator.script("call", (503, {"code": 20500, "message": "Service Unavailable", "status": 503}))
+    lead_id = post(table_app, phone="+1 212 555 0100")
+    drain(svc, rounds=1)  # the first try; RQ schedules its retry
+    assert len(emulator.of("/Calls.json")) == 1
+    movable_clock.set_now(datetime(2026, 12, 2, 21, 0, 30, tzinfo=NEW_YORK))
+    drain(svc, rounds=1)  # the retry
+    assert len(emulator.of("/Calls.json")) == 1
+    with svc.sessions() as s:
+        lead = s.get_one(Lead, lead_id)
+    assert lead.status == "scheduled" and "next at 2026-12-03T08:00-05:00" in lead.status_reason

@@ -234,12 +234,13 @@ def _place(svc: Services, s, attempt: Attempt, lead: Lead) -> str:  # noqa: ANN0
     """place() on a given session, with the attempt and its lead already loaded."""
     if attempt.error == "ambiguous" and _adopt_existing(svc, s, attempt, lead):
         return "adopted"
-    if attempt.tries > 1 and compliance.opted_out(s, lead.phone):  # opted out while this retry waited
-        attempt.status, attempt.error = "failed", "opted out"
-        lead.status, lead.status_reason = LeadStatus.OPTED_OUT.value, "opted out"
-        compliance.record_verdict(s, lead.id, OPTED_OUT, lead.channel)
-        s.commit()
-        return "blocked"
+    if attempt.tries > 1:  # a retry, seconds or (after a sweep) hours later: the whole gate again
+        verdict = compliance.check_touch(svc, s, lead, lead.channel, clock.now())
+        if not verdict.allowed:  # opted out meanwhile, or the window closed: held, never dialled
+            attempt.status, attempt.error = "failed", f"not retried: {verdict.reason}"[:1000]
+            _hold(svc, s, lead, verdict)
+            s.commit()
+            return "blocked" if verdict.next_at is None else "deferred"
     started = utcnow()
     try:
         sid = _send(svc, s, lead, attempt)
