@@ -106,6 +106,17 @@ def _told(s: Any, lead_id: str, type_: str, kind: str = "unassigned") -> set[str
     return {d.get("to") for d in rows if d.get("kind") == kind}
 
 
+def _told_of_listing(s: Any, lead_id: str, type_: str) -> set[str]:
+    """As _told, for this listing only: a lead back on the list (a rep passed it, it qualified again)
+    is news to the managers, who last heard it was handed out. Before, the first listing's alert
+    counted for every later one, and the managers never heard of it again."""
+    listed = s.scalar(select(Event.id).where(Event.lead_id == lead_id, Event.type == Ev.UNASSIGNED)
+                      .order_by(Event.id.desc()).limit(1))
+    rows = s.scalars(select(Event.data).where(Event.lead_id == lead_id, Event.type == type_,
+                                              Event.id > (listed or 0)))
+    return {d.get("to") for d in rows if d.get("kind") == "unassigned"}
+
+
 def report_unassigned(svc: Any, lead_id: str) -> str:
     """Email every manager, and text each one with a phone, about a lead nobody can take now.
 
@@ -122,8 +133,8 @@ def report_unassigned(svc: Any, lead_id: str) -> str:
         answers = (waiting.details or {}).get("answers") if waiting else None
         answers = answers or readable_answers(lead.answers)
         link = lead_link(svc, lead.id)
-        mailed = bool(_told(s, lead_id, Ev.EMAIL_SENT))
-        texted = _told(s, lead_id, Ev.SMS_SENT)
+        mailed = bool(_told_of_listing(s, lead_id, Ev.EMAIL_SENT))
+        texted = _told_of_listing(s, lead_id, Ev.SMS_SENT)
         msg = unassigned_email(lead, answers, roster.managers, reason, link, now, svc.settings.mail_from)
         body = unassigned_sms_text(lead, reason, link, now)
     phones = [m for m in roster.managers if m.phone and m.phone not in texted]
@@ -242,7 +253,7 @@ def sweep_lost(svc: Any, now: datetime | None = None) -> int:
         listed = s.scalars(select(WaitingLead.lead_id).where(WaitingLead.assigned_at.is_(None),
                                                              WaitingLead.since < cutoff).limit(200)).all()
         steps = [(UNASSIGNED_JOB, lead_id, ALERT_RETRY) for lead_id in listed
-                 if not _told(s, lead_id, Ev.EMAIL_SENT)]
+                 if not _told_of_listing(s, lead_id, Ev.EMAIL_SENT)]
         accepted = s.scalars(select(Handoff).where(
             Handoff.mode == HandoffMode.WARM_TRANSFER.value, Handoff.status == HandoffStatus.ACKED.value,
             Handoff.created_at > now - ACCEPTED_LOOKBACK, Handoff.acked_at < cutoff).limit(200))

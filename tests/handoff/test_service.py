@@ -141,3 +141,26 @@ def test_rep_reply_ignores_prospects_and_answers_reps(services):
     with services.sessions() as s:
         assert rep_reply(services, s, "+15125550100", "1") is None
         assert rep_reply(services, s, ALICE, "1") == "Thanks! You have no open leads right now."
+
+
+def test_a_lead_a_rep_passes_back_onto_the_list_is_reported_again(services, emulator, roster_path,
+                                                                   smtp_server):
+    """Listed at night, offered to Alice at her shift, passed back ('2') with nobody else: the
+    managers hear of it again (they last heard it was handed out); before, the night's alert
+    counted for this listing too and nobody was told."""
+    starts = only_tomorrow_roster(roster_path)
+    lead_id = make_lead(services)
+    start_transfer(services, lead_id)
+    run_jobs(services)  # the night's alert: text and email
+    assert drain(services, now=starts + timedelta(minutes=1)) == 1
+    run_jobs(services)
+    with services.sessions() as s:
+        reply = rep_reply(services, s, ALICE, "2")
+        s.commit()
+    assert "manager" in reply, reply
+    run_jobs(services)
+    to_managers = [m for m in emulator.messages if m["to"] == "+15125550190"]
+    assert [m["body"].split(":")[0] for m in to_managers] == ["Unassigned lead", "Unassigned lead"]
+    assert [e.rcpt_tos for e in smtp_server[1].envelopes].count(["priya@example.com"]) == 2
+    with services.sessions() as s:
+        assert [w["lead_id"] for w in unassigned_leads(s)] == [lead_id]
