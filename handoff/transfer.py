@@ -39,7 +39,10 @@ from handoff.defaults import (
     DIAL_STALE_SECONDS,
     DIALING,
     END_HOLD_JOB,
+    ESCALATE_JOB,
     HANG_UP_JOB,
+    REMIND_JOB,
+    SEND_JOB,
     WATCH_JOB,
     WATCHDOG_GRACE_SECONDS,
 )
@@ -176,9 +179,31 @@ def accept(svc: Any, s: Session, h: Handoff, t: Transfer, now: datetime) -> bool
     _set_lead(s, h.lead_id, LeadStatus.HANDED_OFF, None, LeadStatus.QUALIFIED, LeadStatus.TRANSFERRING)
     crm.emit(svc, s, h.lead_id, "lead.acknowledged")
     after_commit(s, lambda: cancel(svc.redis, (WATCH_JOB, h.id)))
+    _close_text_offers(svc, s, h, now)
     # The rep has nothing in writing yet, and the managers have not heard of the lead.
     enqueue_after_commit(s, svc.queue, ACCEPTED_JOB, h.id, retry=SEND_RETRY)
     return True
+
+
+def _close_text_offers(svc: Any, s: Session, h: Handoff, now: datetime) -> None:
+    """The rep took the lead live (the prospect called back and was put through): the lead's SMS
+    offers still open end with it, timers and all. Left open, the rep's own offer escalated at its
+    SLA: the lead went to a second rep and the managers heard the first had missed it."""
+    rows = s.execute(select(Handoff.id, Handoff.rep_phone).where(
+        Handoff.lead_id == h.lead_id, Handoff.id != h.id, Handoff.mode == HandoffMode.SMS.value,
+        Handoff.status == HandoffStatus.OPEN.value)).all()
+    for row in rows:
+        mine = row.rep_phone == h.rep_phone  # the lead this rep held: acknowledged by taking the call
+        closed = ({"status": HandoffStatus.ACKED.value, "acked_at": now} if mine else
+                  {"status": HandoffStatus.CANCELLED.value, "due_at": None,
+                   "reason": f"{h.rep_name} took the call live"})
+        s.execute(update(Handoff).where(Handoff.id == row.id, Handoff.status == HandoffStatus.OPEN.value)
+                  .values(**closed))
+        record(s, h.lead_id, Ev.ACKED if mine else Ev.CANCELLED, rep=h.rep_name, handoff=row.id,
+               via="live call", **({} if mine else {"reason": "taken live"}))
+    timers = [(job, row.id) for row in rows for job in (SEND_JOB, REMIND_JOB, ESCALATE_JOB)]
+    if timers:
+        after_commit(s, lambda: cancel(svc.redis, *timers))
 
 
 def prospect_left(svc: Any, s: Session, t: Transfer, now: datetime, how: str) -> bool:

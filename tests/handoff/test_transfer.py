@@ -437,3 +437,28 @@ def test_hold_webhook_ends_the_hold_when_that_job_was_lost(client, services, emu
     assert twilio_post(client, services, hold_url, {"CallSid": "CAprospect"}).status_code == 200
     run_jobs(services)
     assert len(told()) == 1  # its job is in Redis now (finished): not sent again
+
+
+def test_a_prospect_calling_back_whose_rep_takes_it_live_is_not_reassigned_at_the_sla(client, services,
+                                                                                      emulator):
+    """Alice holds the lead by text; the prospect calls our number and is put through; she presses 1.
+    Her text offer is acknowledged by that call: at its SLA nobody else is told the lead is theirs."""
+    from bot.channels.inbound import inbound
+    from tests.handoff.live import sms_handoff
+
+    lead_id = sms_handoff(services)
+    run_jobs(services)
+    assert tries(services, lead_id) == [("Alice Able", "sms", "open")]
+    with services.sessions() as s:
+        sms_id = s.scalar(select(Handoff.id).where(Handoff.lead_id == lead_id))
+    inbound(services, "+15125550100", "CAcallback")
+    run_jobs(services)
+    leg, call = rep_leg(client, services, emulator, ALICE)
+    leg.answer(call["url"])
+    leg.reply(digits="1")
+    run_jobs(services)
+    assert f"handoff-escalate-{sms_id}" not in scheduled(services)
+    assert tries(services, lead_id) == [("Alice Able", "sms", "acked"), ("Alice Able", "warm_transfer", "acked")]
+    texts_to_bob = [m for m in emulator.messages if m["to"] == BOB]
+    assert texts_to_bob == []
+    assert lead_status(services, lead_id) == "handed_off"
