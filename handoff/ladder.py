@@ -269,6 +269,13 @@ def escalate(svc: Any, handoff_id: str) -> str:
         record(s, lead.id, Ev.ESCALATED, rep=rep.name, handoff=h.id, sla_seconds=sla,
                due_at=h.due_at.isoformat() + "Z", next_rep=nxt.name if nxt else None)
         notice = None
+        if nxt is None:  # nobody left: on the unassigned list, the managers texted and emailed, and the
+            # next rep who is free gets it (before, it ended 'missed' with one email, listed nowhere)
+            from handoff.waiting import put_on_list
+
+            within = f"{sla // 60} min" if sla >= 60 else f"{sla} s"
+            put_on_list(svc, s, lead, f"{rep.name} did not acknowledge it within {within} and no other "
+                        "matched rep is free", answers=h.details.get("answers"))
         if nxt is not None:
             new = offer_sms(svc, s, lead, nxt, answers=h.details.get("answers", {}), queue=rest,
                             reason=reassigned_reason(rep, sla), try_number=h.try_number + 1)

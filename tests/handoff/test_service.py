@@ -164,3 +164,32 @@ def test_a_lead_a_rep_passes_back_onto_the_list_is_reported_again(services, emul
     assert [e.rcpt_tos for e in smtp_server[1].envelopes].count(["priya@example.com"]) == 2
     with services.sessions() as s:
         assert [w["lead_id"] for w in unassigned_leads(s)] == [lead_id]
+
+
+def test_a_lead_nobody_acknowledged_in_time_goes_on_the_list_and_the_managers_are_texted(
+        services, emulator, roster_path, smtp_server):
+    """Alice is the only rep and lets the SLA pass: the lead is not left 'missed' with one email; it
+    waits on the unassigned list for the next free rep, and the managers are texted and emailed."""
+    from tests.handoff.live import fire, sms_handoff
+
+    roster_path.write_text("""\
+managers: [{name: Priya Natarajan, email: priya@example.com, phone: "+15125550190"}]
+salespeople:
+  - {name: Alice Able, phone: "+15125550101", email: alice@example.com, services: [roofing]}
+""")
+    lead_id = sms_handoff(services)
+    run_jobs(services)
+    with services.sessions() as s:
+        h = s.scalars(select(Handoff).where(Handoff.lead_id == lead_id)).one()
+    fire(services, f"handoff-escalate-{h.id}")
+    run_jobs(services)
+    with services.sessions() as s:
+        assert s.get(Handoff, h.id).status == "missed"
+        [waiting] = unassigned_leads(s)
+    assert waiting["lead_id"] == lead_id
+    assert waiting["reason"].startswith("Alice Able did not acknowledge it within")
+    assert [m["body"].split(":")[0] for m in emulator.messages if m["to"] == "+15125550190"] == [
+        "Unassigned lead"]
+    subjects = [e.content.split(b"Subject: ")[1].split(b":")[0] for e in smtp_server[1].envelopes
+                if "priya@example.com" in e.rcpt_tos]
+    assert sorted(subjects)[1:] == [b"SLA missed", b"Unassigned lead"], subjects  # who, and what now
