@@ -10,7 +10,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from bot.channels import cadence, callwatch, voice_render
 from bot.channels.resume import resume_voice, stopped
 from bot.runtime.services import Services
-from bot.store.handoff_tables import Handoff
+from bot.store.handoff_tables import Handoff, WaitingLead
 from bot.store.leads import lead_timezone
 from bot.store.tables import Lead, LeadStatus, OptOut, utcnow
 from bot.store.timeline import EventType, record
@@ -18,6 +18,8 @@ from bot.store.timeline import EventType, record
 WELCOME_BACK = "Hi {first}, thanks for calling back."
 PICK_UP = "Hi {first}, thanks for calling back. Let's pick up where we left off."
 TO_REP = "Hi {first}, thanks for calling back. Let me put you through to {rep}."
+WAITING = ("Hi {first}, thanks for calling back. Your request is with our team, and the next free "
+           "specialist will call you. Goodbye.")
 OPTED_OUT = "Thanks for calling. You asked us not to contact you, so we won't. Goodbye."
 WITH_REP = {LeadStatus.QUALIFIED.value, LeadStatus.TRANSFERRING.value, LeadStatus.HANDED_OFF.value}
 INBOUND_SOURCE = "inbound-call"
@@ -46,6 +48,11 @@ def inbound(svc: Services, phone: str | None, call_sid: str, caller_name: str = 
             record(s, lead.id, "inbound_call", sid=call_sid, status=lead.status)
             cadence.stop(s, lead.id, "the lead called us")
         if lead.status in WITH_REP and _ring_rep(svc, s, lead, call_sid, response):
+            s.commit()
+            return str(response)
+        if lead.status in WITH_REP and _waiting(s, lead):  # keep its place; the questions are done
+            response.say(WAITING.format(first=lead.first_name))
+            response.hangup()
             s.commit()
             return str(response)
         first = lead.first_name if lead.source != INBOUND_SOURCE else ""
@@ -81,6 +88,13 @@ def _new_lead(s: Session, phone: str, call_sid: str, caller_name: str) -> Lead:
     s.flush()
     record(s, lead.id, EventType.RECEIVED, source=INBOUND_SOURCE, channel="call", sid=call_sid)
     return lead
+
+
+def _waiting(s: Session, lead: Lead) -> bool:
+    """On the unassigned list: restarting the questions would take it off (the drain withdraws a
+    lead that is not 'qualified'), and the next free rep would never be offered it."""
+    row = s.get(WaitingLead, lead.id)
+    return row is not None and row.assigned_at is None
 
 
 def _ring_rep(svc: Services, s: Session, lead: Lead, call_sid: str, response: VoiceResponse) -> bool:

@@ -11,6 +11,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from bot.store.handoff_tables import Handoff, Transfer
 from bot.store.tables import Lead
+from bot.twilio.twiml_player import parse_twiml
 from handoff.service import rep_reply
 from handoff.waiting import drain, unassigned_leads
 from tests.handoff.live import ALICE, event, events, make_lead, run_jobs, start_transfer
@@ -193,3 +194,22 @@ salespeople:
     subjects = [e.content.split(b"Subject: ")[1].split(b":")[0] for e in smtp_server[1].envelopes
                 if "priya@example.com" in e.rcpt_tos]
     assert sorted(subjects)[1:] == [b"SLA missed", b"Unassigned lead"], subjects  # who, and what now
+
+
+def test_a_waiting_lead_who_calls_us_keeps_its_place_on_the_list(services, emulator, roster_path):
+    """Nobody on shift: the lead waits. The prospect calls to ask; the questions do not start again
+    (that took the lead off the list), and at the shift Alice is offered it."""
+    from bot.channels.inbound import inbound
+
+    starts = only_tomorrow_roster(roster_path)
+    lead_id = make_lead(services)
+    start_transfer(services, lead_id)
+    run_jobs(services)
+    verbs = parse_twiml(inbound(services, "+15125550100", "CAcallback"))
+    assert [v["verb"] for v in verbs] == ["Say", "Hangup"]
+    assert "the next free specialist will call you" in verbs[0]["text"]
+    assert drain(services, now=starts - timedelta(minutes=1)) == 0  # a sweep before the shift
+    with services.sessions() as s:
+        assert s.get(Lead, lead_id).status == "qualified"
+        assert [w["lead_id"] for w in unassigned_leads(s)] == [lead_id]
+    assert drain(services, now=starts + timedelta(minutes=1)) == 1
