@@ -17,7 +17,7 @@ from rq import Retry, get_current_job
 
 from bot.runtime.services import Services, current
 from bot.sources.ingest import Submission, ingest, validate
-from bot.sources.mapping import Entry, apply, load_sources
+from bot.sources.mapping import Entry, apply, load_sources, us_location
 from bot.store.leads import field_errors
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,7 @@ def submission(lead: dict[str, Any], hint: dict[str, Any], entry: Entry | None) 
             data[lead_field] = answers[name]
     if "name" not in data:
         data["name"] = " ".join(answers[k].strip() for k in ("first_name", "last_name") if answers.get(k))
+    data.update(us_location(answers.get("zip_code") or answers.get("post_code"), answers.get("state")))
     form = _text(lead.get("form_id") or hint.get("form_id"))
     boxes = [b for b in lead.get("custom_disclaimer_responses") or [] if isinstance(b, dict)]
     if boxes:

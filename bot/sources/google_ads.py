@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.sources.ingest import Submission
-from bot.sources.mapping import Entry, apply
+from bot.sources.mapping import Entry, apply, us_location
 
 SOURCE = "google-ads"
 # Google's column ids -> the intake contract; other columns (custom questions) stay in `fields`.
@@ -42,6 +42,7 @@ def submission(payload: dict[str, Any], entry: Entry | None) -> Submission:
             data[lead_field] = cols[column]
     if "name" not in data:
         data["name"] = " ".join(str(cols[c]).strip() for c in ("FIRST_NAME", "LAST_NAME") if cols.get(c))
+    data.update(us_location(cols.get("POSTAL_CODE"), cols.get("REGION")))
     form, campaign = _text(payload.get("form_id")), _text(payload.get("campaign_id"))
     data["consent"] = True
     data["consent_text"] = (f"Submitted Google Ads lead form {form} (campaign {campaign}) asking to be "

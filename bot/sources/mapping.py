@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.flows.yamlmarks import MarkedDict, parse_yaml, shown
-from bot.store.leads import LeadIn
+from bot.store import states
+from bot.store.leads import ZIP, LeadIn
 
 LEAD_FIELDS = tuple(LeadIn.model_fields)
 ID_KEYS = ("id_field", "campaign_field", "adgroup_field", "ad_field", "form_field")
@@ -177,3 +178,18 @@ def apply(entry: Entry, payload: dict[str, Any]) -> tuple[dict[str, Any], dict[s
 def _text(value: Any) -> str | None:
     """An id as text (platforms send numbers or strings)."""
     return None if value is None or value == "" else str(value)[:255]
+
+
+def us_location(zip_code: object, state: object) -> dict[str, str]:
+    """The ZIP code and state an ad form gave, as the intake contract's `zip` and `state`, for the
+    calling rules (a ported or moved number must not escape its state's stricter hours). Only
+    values that are a US ZIP or state are taken; anything else (a Canadian postcode, a typo) stays
+    in the source's fields and never costs the lead a 422."""
+    out: dict[str, str] = {}
+    text = str(zip_code).strip() if zip_code else ""
+    if ZIP.match(text) and states.state_for_zip(text):
+        out["zip"] = text
+    code = states.state_code(str(state).strip()) if state else None
+    if code:
+        out["state"] = code
+    return out

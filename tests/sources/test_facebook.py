@@ -129,3 +129,16 @@ def test_unset_secrets_hide_the_adapter(make_app):
     assert client.get("/sources/facebook", query_string={"hub.mode": "subscribe"}).status_code == 404
     with services.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Lead)) == 0
+
+
+def test_the_forms_zip_code_and_state_reach_the_lead(make_app, graph):
+    """Facebook's standard zip_code and state questions feed the calling rules (a ported number
+    must not escape its owner's state)."""
+    client, services = make_app(**ENV)
+    lead = copy.deepcopy(DOC["lead"])
+    lead["field_data"] += [{"name": "zip_code", "values": ["33101"]}, {"name": "state", "values": ["fl"]}]
+    graph.leads["123123123123"] = lead
+    post(client, DOC["notification"])
+    drain_all(services)
+    [stored] = leads(services)
+    assert (stored.zip, stored.state) == ("33101", "FL")

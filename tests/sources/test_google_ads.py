@@ -98,3 +98,40 @@ def test_bad_phone_is_422_naming_the_field(make_app):
 def test_unset_key_hides_the_adapter(make_app):
     client, _ = make_app()
     assert client.post("/sources/google-ads", json=payload()).status_code == 404
+
+
+def with_columns(**values: str) -> list[dict[str, str]]:
+    """The documented columns, with these column ids set (or added)."""
+    cols = [c for c in copy.deepcopy(DOC["user_column_data"]) if c["column_id"] not in values]
+    return cols + [{"string_value": v, "column_id": k} for k, v in values.items()]
+
+
+def test_the_forms_zip_code_brings_its_states_calling_hours(make_app, emulator, movable_clock):
+    """A New York mobile whose owner lives in Miami (ZIP 33101): at 20:30 Eastern, Florida's 8 p.m.
+    rule defers the call; before, only the number's area code counted and it was dialled."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    client, services = make_app(GOOGLE_ADS_KEY="testkey", CALLING_HOURS=None)
+    movable_clock.set_now(datetime(2026, 12, 2, 20, 30, tzinfo=ZoneInfo("America/New_York")))
+    cols = with_columns(PHONE_NUMBER="+12125550100", POSTAL_CODE="33101", REGION="Florida")
+    resp = client.post("/sources/google-ads", json=payload(user_column_data=cols, is_test=False))
+    assert resp.status_code == 200, resp.get_json()
+    drain_all(services)
+    assert emulator.of("/Calls.json") == []
+    with services.sessions() as s:
+        lead = s.get_one(Lead, resp.get_json()["id"])
+    assert (lead.zip, lead.state, lead.status) == ("33101", "FL", "scheduled")
+    assert lead.status_reason.startswith("FL:"), lead.status_reason
+
+
+def test_a_postcode_that_is_not_a_us_zip_stays_in_the_fields_and_keeps_the_lead(make_app):
+    client, services = make_app(GOOGLE_ADS_KEY="testkey")
+    cols = with_columns(POSTAL_CODE="M5V 2T6", REGION="Ontario")
+    resp = client.post("/sources/google-ads", json=payload(user_column_data=cols, is_test=False))
+    assert resp.status_code == 200, resp.get_json()
+    with services.sessions() as s:
+        lead = s.get_one(Lead, resp.get_json()["id"])
+        src = s.scalars(select(LeadSource)).one()
+    assert (lead.zip, lead.state) == (None, None)
+    assert src.fields["POSTAL_CODE"] == "M5V 2T6"
