@@ -273,7 +273,7 @@ def test_flows_check_covers_the_calling_rules(tmp_path, monkeypatch, capsys):
     assert leadbot(["flows", "check"]) == 1
     out = capsys.readouterr().out
     assert "OK: 2 flow(s) valid (prequal, roofing)" in out
-    assert "calling_rules.yaml:15: federal.window: expected a window like '08:00-21:00', got '8'" in out
+    assert "calling_rules.yaml:16: federal.window: expected a window like '08:00-21:00', got '8'" in out
 
 
 def test_the_acknowledgement_text_passes_the_same_gate(tmp_path, db_url, redis_url, emulator, movable_clock):
@@ -331,9 +331,10 @@ def ack_app(tmp_path, db_url, redis_url, emulator):  # noqa: ANN001, ANN201
     svc.close()
 
 
-def test_a_call_deferred_by_the_florida_cap_is_acknowledged_with_its_local_time(ack_app, emulator,
-                                                                                 movable_clock):
-    """Texts are still allowed (the cap is on calls): the acknowledgement says when we will call."""
+def test_a_call_deferred_by_the_florida_cap_gets_no_acknowledgement_text(ack_app, emulator,
+                                                                          movable_clock):
+    """Florida counts a text as a call: after 3 calls today the acknowledgement would be a fourth
+    contact, so it is not sent, and the timeline says which rule stopped it."""
     svc = ack_app.extensions["leadbot"]
     now = datetime(2026, 12, 2, 14, 0, tzinfo=NEW_YORK)  # a Wednesday, in Miami
     movable_clock.set_now(now)
@@ -351,9 +352,9 @@ def test_a_call_deferred_by_the_florida_cap_is_acknowledged_with_its_local_time(
     assert emulator.of("/Calls.json") == []
     [deferred] = deferrals(ack_app, lead_id)
     assert deferred["reason"] == "FL: 3 calls in 24 h reached; next at 2026-12-03T11:00-05:00"
-    [text] = emulator.of("/Messages.json")
-    assert text["form"]["Body"] == ("Thanks, Ada! We got your request and will call you at 11:00 AM on "
-                                    "Thursday. Reply STOP to opt out.")
+    assert emulator.of("/Messages.json") == []
+    blocked = [e["data"] for e in view(ack_app, lead_id)["timeline"] if e["type"] == "blocked"]
+    assert [(b["touch"], b["rule"]) for b in blocked] == [("ack_text", "FL")]
 
 
 def test_no_acknowledgement_before_hawaii_wakes_up_and_none_late(ack_app, emulator, movable_clock):
@@ -422,3 +423,26 @@ def test_a_retry_after_the_window_closed_is_held_not_dialled(table_app, emulator
     with svc.sessions() as s:
         lead = s.get_one(Lead, lead_id)
     assert lead.status == "scheduled" and "next at 2026-12-03T08:00-05:00" in lead.status_reason
+
+
+@pytest.mark.parametrize("phone, rule", [("+14105550100", "MD"), ("+13055550100", "FL")])
+def test_calls_and_texts_share_a_states_cap(services, phone, rule):
+    """Maryland allows 3 calls or texts in 24 h, and Florida counts a text as a call: after 3 calls,
+    no text either (each channel's own cap used to allow 3 + 3)."""
+    rules, errors = load_rules(SHIPPED)
+    assert errors == []
+    noon = datetime(2026, 12, 3, 12, 0, tzinfo=NEW_YORK)
+    with services.sessions() as s:
+        lead = lead_in(phone)
+        s.add(lead)
+        s.flush()
+        record(s, lead.id, "dialing", at=(noon - timedelta(minutes=90)).astimezone(UTC).replace(tzinfo=None))
+        record(s, lead.id, "sms_sent", at=(noon - timedelta(minutes=60)).astimezone(UTC).replace(tzinfo=None))
+        s.flush()
+        assert gate.check(s, lead, "sms", noon, rules).allowed  # 2 contacts so far
+        record(s, lead.id, "dialing", at=(noon - timedelta(minutes=30)).astimezone(UTC).replace(tzinfo=None))
+        s.flush()
+        verdict = gate.check(s, lead, "sms", noon, rules)
+        assert (verdict.allowed, verdict.rule) == (False, rule)
+        assert verdict.reason.startswith(f"{rule}: 3 calls and texts in 24 h reached; next at 2026-12-04T10:30")
+        assert not gate.check(s, lead, "call", noon, rules).allowed

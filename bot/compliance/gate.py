@@ -26,10 +26,12 @@ from bot.store.timeline import EventType, record
 FALLBACK_ZONES = ("America/New_York", "America/Los_Angeles")  # unknown zone: inside the window in both
 CALL_EVENTS = (EventType.DIALING,)  # what counts as one call, and one text, towards the caps
 TEXT_EVENTS = (EventType.SMS_SENT,)
+CONTACT_EVENTS = CALL_EVENTS + TEXT_EVENTS
+WHAT = {CALL_EVENTS: "calls", TEXT_EVENTS: "texts", CONTACT_EVENTS: "calls and texts"}
 DAY = timedelta(hours=24)
 CHANNELS = frozenset({"call", "sms", "email"})
 # Touches to this number (any of its leads) since a time: the caps count people, not lead rows.
-TOUCHES = (select(EVENTS.c.at)
+TOUCHES = (select(EVENTS.c.at, EVENTS.c.type)
            .select_from(EVENTS.join(LEADS, LEADS.c.id == EVENTS.c.lead_id))
            .where(LEADS.c.phone == bindparam("phone"), EVENTS.c.type.in_(bindparam("types", expanding=True)),
                   EVENTS.c.at >= bindparam("since"))
@@ -176,36 +178,43 @@ def check(session: Session, lead: Lead, channel: str | None = None, now: datetim
     if when > now:
         rule, why = _blocker(j, rules, now, timed) or ("", "")
         return _deferred(rule, why, when, j)
-    cap_rule, cap, types = _cap(j, rules, channel)
-    if cap is None:
+    limits = _caps(j, rules, channel)
+    if not limits:
         return Verdict(True)
-    if cap == 0:
-        return Verdict(False, f"{cap_rule}: no automated {channel} allowed", cap_rule)
-    phone = {"phone": lead.phone, "types": list(types), "since": (now - DAY).replace(tzinfo=None)}
-    times = session.scalars(TOUCHES, phone).all()
-    if len(times) < cap:
+    for cap_rule, cap, _ in limits:
+        if cap == 0:
+            return Verdict(False, f"{cap_rule}: no automated {channel} allowed", cap_rule)
+    kinds = sorted({k for _, _, types in limits for k in types})
+    phone = {"phone": lead.phone, "types": kinds, "since": (now - DAY).replace(tzinfo=None)}
+    touches = session.execute(TOUCHES, phone).all()
+    reached = None  # the limit that frees last: (when, rule, cap, what)
+    for cap_rule, cap, types in limits:
+        times = [row.at for row in touches if row.type in types]
+        if len(times) < cap:
+            continue
+        free = times[len(times) - cap].replace(tzinfo=UTC) + DAY  # when fewer than `cap` remain in 24 h
+        if reached is None or free > reached[0]:
+            reached = (free, cap_rule, cap, WHAT[types])
+    if reached is None:
         return Verdict(True)
-    free = times[len(times) - cap].replace(tzinfo=UTC) + DAY  # when fewer than `cap` remain in 24 h
-    what = "calls" if channel == "call" else "texts"
+    free, cap_rule, cap, what = reached
     when = next_allowed(j, rules, free, timed)
     return _deferred(cap_rule, f"{cap_rule}: {cap} {what} in 24 h reached", when, j)
 
 
-def _cap(j: Jurisdiction, rules: CallingRules, channel: str) -> tuple[str, int | None, tuple[str, ...]]:
-    """The strictest cap for this channel: (the rule's name, the cap, the events that count)."""
-    if channel == "sms":
-        caps = [(r.texts_per_24h, r.name) for r in j.rules if r.texts_per_24h is not None]
-        if rules.texts_per_day is not None:
-            caps.append((rules.texts_per_day, "texts_per_day"))
-        kinds = TEXT_EVENTS
-    elif channel == "call":
-        caps, kinds = [(r.calls_per_24h, r.name) for r in j.rules if r.calls_per_24h is not None], CALL_EVENTS
-    else:
-        return "", None, ()
-    if not caps:
-        return "", None, ()
-    cap, name = min(caps)
-    return name, cap, kinds
+def _caps(j: Jurisdiction, rules: CallingRules, channel: str) -> list[tuple[str, int, tuple[str, ...]]]:
+    """The caps on this channel, each the strictest of its kind: (the rule's name, the cap, the
+    events that count). A state's `contacts_per_24h` counts calls and texts together (Maryland's
+    "3 calls or texts"; Florida and Oklahoma count a text as a call)."""
+    if channel not in ("call", "sms"):
+        return []
+    own, kinds = ("texts_per_24h", TEXT_EVENTS) if channel == "sms" else ("calls_per_24h", CALL_EVENTS)
+    caps = [(getattr(r, own), r.name) for r in j.rules if getattr(r, own) is not None]
+    if channel == "sms" and rules.texts_per_day is not None:
+        caps.append((rules.texts_per_day, "texts_per_day"))
+    both = [(r.contacts_per_24h, r.name) for r in j.rules if r.contacts_per_24h is not None]
+    return ([(min(caps)[1], min(caps)[0], kinds)] if caps else []) + (
+        [(min(both)[1], min(both)[0], CONTACT_EVENTS)] if both else [])
 
 
 def _deferred(rule: str, why: str, when: datetime, j: Jurisdiction) -> Verdict:

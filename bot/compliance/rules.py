@@ -23,7 +23,7 @@ RULES_FILE = "calling_rules.yaml"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 WINDOW = re.compile(r"^\s*(\d{1,2}:\d{2}(?::\d{2})?)\s*-\s*(\d{1,2}:\d{2}(?::\d{2})?)\s*$")
 TOP_KEYS = ("federal", "texts_per_day", "texts_source", "holidays", "states", "countries")
-RULE_KEYS = ("window", "days", "calls_per_24h", "texts_per_24h", "holidays", "source")
+RULE_KEYS = ("window", "days", "calls_per_24h", "texts_per_24h", "contacts_per_24h", "holidays", "source")
 RECHECK_S = 1.0
 
 Window = tuple[time, time]
@@ -43,6 +43,7 @@ class Rule:
     texts_per_24h: int | None = None
     source: str = ""
     holidays: tuple[Holiday, ...] = ()
+    contacts_per_24h: int | None = None  # calls and texts together
 
     def window_on(self, weekday: int) -> Window | None:
         """The window on that weekday (None = no calls at all that day)."""
@@ -155,11 +156,11 @@ class _Checker(HolidayChecks):
                     closed = spec is None or str(spec).strip().lower() in ("closed", "none", "no calls")
                     at = f"{where}.days.{day}"
                     days[DAYS.index(day)] = None if closed else self.window(spec, at, days_node.line_of(day))
-        calls, texts = (self.count(node.get(key), f"{where}.{key}", node.line_of(key))
-                        for key in ("calls_per_24h", "texts_per_24h"))
+        calls, texts, contacts = (self.count(node.get(key), f"{where}.{key}", node.line_of(key))
+                                  for key in ("calls_per_24h", "texts_per_24h", "contacts_per_24h"))
         holidays = (self.holidays(node["holidays"], node.line_of("holidays"), f"{where}.holidays")
                     if "holidays" in node else ())
-        return Rule(name, window or base, days, calls, texts, str(source or "").strip(), holidays)
+        return Rule(name, window or base, days, calls, texts, str(source or "").strip(), holidays, contacts)
 
 
 
