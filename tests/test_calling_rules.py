@@ -446,3 +446,48 @@ def test_calls_and_texts_share_a_states_cap(services, phone, rule):
         assert (verdict.allowed, verdict.rule) == (False, rule)
         assert verdict.reason.startswith(f"{rule}: 3 calls and texts in 24 h reached; next at 2026-12-04T10:30")
         assert not gate.check(s, lead, "call", noon, rules).allowed
+
+
+class SlowTurn:
+    """A TWILIO_CPS limiter whose turn comes `seconds` later, while `meanwhile` happens."""
+
+    def __init__(self, clock, seconds: float, meanwhile=None) -> None:  # noqa: ANN001
+        self.clock, self.seconds, self.meanwhile = clock, seconds, meanwhile
+
+    def acquire(self, level: str | None = None) -> float:
+        self.clock.set_now(self.clock.now() + timedelta(seconds=self.seconds))
+        if self.meanwhile:
+            self.meanwhile()
+        return self.seconds
+
+
+def test_a_call_whose_turn_comes_after_the_window_closed_is_held(table_app, emulator, movable_clock):
+    """Checked at 20:59:57, its TWILIO_CPS turn at 21:00:02: the gate is asked again after the wait."""
+    svc = table_app.extensions["leadbot"]
+    svc.twilio.http_client.limiter = SlowTurn(movable_clock, 5)
+    movable_clock.set_now(datetime(2026, 12, 2, 20, 59, 57, tzinfo=NEW_YORK))
+    lead_id = post(table_app, phone="+1 212 555 0100")
+    drain(svc, rounds=1)
+    assert emulator.of("/Calls.json") == []
+    with svc.sessions() as s:
+        lead = s.get_one(Lead, lead_id)
+    assert lead.status == "scheduled" and lead.status_reason.startswith("federal:"), lead.status_reason
+
+
+def test_a_stop_that_comes_while_a_call_waits_for_its_turn_blocks_it(table_app, emulator, movable_clock):
+    from bot.compliance.optout import opt_out
+
+    svc = table_app.extensions["leadbot"]
+
+    def stop_texted() -> None:
+        with svc.sessions() as s:
+            opt_out(s, "+12125550100", "sms")
+            s.commit()
+
+    svc.twilio.http_client.limiter = SlowTurn(movable_clock, 1, stop_texted)
+    movable_clock.set_now(datetime(2026, 12, 2, 12, 0, tzinfo=NEW_YORK))
+    lead_id = post(table_app, phone="+1 212 555 0100")
+    drain(svc, rounds=1)
+    assert emulator.of("/Calls.json") == []
+    with svc.sessions() as s:
+        assert s.get_one(Lead, lead_id).status == "opted_out"

@@ -14,6 +14,7 @@ from twilio.base.exceptions import TwilioRestException
 
 from bot.channels import callwatch, nurture, quiet, touch_errors, touches
 from bot.compliance import gate as compliance
+from bot.runtime import pacing
 from bot.runtime.reconcile import created_since
 from bot.runtime.services import Services
 from bot.store.tables import Attempt, Lead, LeadStatus, new_id, utcnow
@@ -189,12 +190,18 @@ def _send(
     svc: Services, s: Session, lead: Lead, touch: Touch, channel: str, content: tuple[str | None, str]
 ) -> str:
     attempt = _attempt(s, lead, touch, channel)
+    was = lead.status, lead.status_reason
     if channel == "call" and lead.status != LeadStatus.IN_CONVERSATION.value:
         lead.status, lead.status_reason = LeadStatus.CONTACTING.value, f"{touch.kind} call"
     s.commit()  # the attempt exists before Twilio can call back about it
     started = utcnow()
+    gate_again = pacing.recheck.set(lambda: _still_allowed(svc, s, lead, channel))
     try:
         sid = _request(svc, lead, attempt, channel, *content)
+    except pacing.SendStopped as stop:  # the wait for a TWILIO_CPS turn outlasted the window or consent
+        attempt.status, attempt.error = "failed", f"not sent: {stop.verdict.reason}"[:1000]
+        lead.status, lead.status_reason = was
+        return _held(svc, s, lead, touch, stop.verdict)
     except TwilioRestException as exc:
         return touch_errors.twilio_error(svc, s, lead, touch, attempt, channel, exc)
     except (requests.exceptions.RequestException, MailError) as exc:
@@ -206,7 +213,16 @@ def _send(
         attempt.error = AMBIGUOUS if lost else str(exc)[:500]
         s.commit()
         raise TransientTouchError(f"touch {touch.id}: {exc}") from exc
+    finally:
+        pacing.recheck.reset(gate_again)
     return _sent(svc, s, lead, touch, attempt, channel, sid, at=started)
+
+
+def _still_allowed(svc: Services, s: Session, lead: Lead, channel: str) -> None:
+    """After a long wait for a send's turn: the gate again (pacing.recheck)."""
+    verdict = touches.touch_allowed(svc, s, lead, channel)
+    if not verdict.allowed:
+        raise pacing.SendStopped(verdict)
 
 
 def _sent(

@@ -242,8 +242,14 @@ def _place(svc: Services, s, attempt: Attempt, lead: Lead) -> str:  # noqa: ANN0
             s.commit()
             return "blocked" if verdict.next_at is None else "deferred"
     started = utcnow()
+    gate_again = pacing.recheck.set(lambda: _still_allowed(svc, s, lead))
     try:
         sid = _send(svc, s, lead, attempt)
+    except pacing.SendStopped as stop:  # the wait for a TWILIO_CPS turn outlasted the window or consent
+        attempt.status, attempt.error = "failed", f"not sent: {stop.verdict.reason}"[:1000]
+        _hold(svc, s, lead, stop.verdict)
+        s.commit()
+        return "blocked" if stop.verdict.next_at is None else "deferred"
     except TwilioRestException as exc:
         return _twilio_failed(svc, s, lead, attempt, exc)
     except requests.exceptions.ConnectTimeout as exc:
@@ -254,6 +260,8 @@ def _place(svc: Services, s, attempt: Attempt, lead: Lead) -> str:  # noqa: ANN0
         return _transient(svc, s, lead, attempt, f"connection error: {exc}", ambiguous=False)
     except MailError as exc:  # the SMTP server refused or was unreachable: try again later
         return _transient(svc, s, lead, attempt, f"mail: {exc}", ambiguous=False)
+    finally:
+        pacing.recheck.reset(gate_again)
     kind = SENT_EVENT[lead.channel]
     conn = joined(s.connection())
     conn.execute(MARK_PLACED, {"attempt_id": attempt.id, "sid": sid, "at": utcnow()})
@@ -263,6 +271,13 @@ def _place(svc: Services, s, attempt: Attempt, lead: Lead) -> str:  # noqa: ANN0
     return sid
 
 
+def _still_allowed(svc: Services, s, lead: Lead) -> None:  # noqa: ANN001
+    """After a long wait for a send's turn: the gate again, as at the claim (pacing.recheck)."""
+    verdict = compliance.check_touch(svc, s, lead, lead.channel, clock.now())
+    if not verdict.allowed:
+        raise pacing.SendStopped(verdict)
+
+
 def _send(svc: Services, s, lead: Lead, attempt: Attempt) -> str:  # noqa: ANN001
     """Place the call, or send the first text of the flow; returns Twilio's SID."""
     base = svc.settings.base_url
@@ -270,7 +285,7 @@ def _send(svc: Services, s, lead: Lead, attempt: Attempt) -> str:  # noqa: ANN00
         from bot.channels.text import start_sms
 
         # Wait for the TWILIO_CPS slot before start_sms opens a write transaction, not while it holds one.
-        svc.limiter.acquire()
+        pacing.after_wait(svc.limiter.acquire())
         pacing.prepaid.set(True)
         body = start_sms(svc, s, lead)
         msg = svc.twilio.messages.create(

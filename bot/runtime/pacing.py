@@ -162,6 +162,27 @@ held: contextvars.ContextVar[tuple[str, int | str] | None] = contextvars.Context
                                                                                    default=None)
 
 
+# What the job asks again once a send waited RECHECK_AFTER_S or more for its turn: the compliance
+# gate, which raises SendStopped when the window closed or the number opted out meanwhile.
+recheck: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar("leadbot_pacing_recheck",
+                                                                                   default=None)
+RECHECK_AFTER_S = 0.5
+
+
+class SendStopped(Exception):  # noqa: N818 - a decision, not a failure
+    """The gate said no after the wait for a turn; `verdict` says why and until when."""
+
+    def __init__(self, verdict: object) -> None:
+        super().__init__(getattr(verdict, "reason", "not now"))
+        self.verdict = verdict
+
+
+def after_wait(waited: float) -> None:
+    """Ask the gate again when the wait was long enough for it to change its mind (see recheck)."""
+    if waited >= RECHECK_AFTER_S and (check := recheck.get()) is not None:
+        check()
+
+
 def order_of(at: datetime | None) -> int | None:
     """A job's place in line: its enqueue time in µs since the epoch (naive times are UTC)."""
     if at is None:

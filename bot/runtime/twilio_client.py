@@ -51,7 +51,7 @@ class PacedHttpClient(TwilioHttpClient):
                 timeout=None, allow_redirects=False):
         """Take a slot from TWILIO_CPS for Calls.json and Messages.json, then send."""
         if self.limiter is not None and pacing.is_send(method, url):
-            self.limiter.acquire()
+            pacing.after_wait(self.limiter.acquire())  # a long wait: the gate again (SendStopped)
         return super().request(method, url, params=params, data=data, headers=headers, auth=auth,
                                timeout=timeout, allow_redirects=allow_redirects)
 
