@@ -26,7 +26,9 @@ LATE_REASSIGNED = "Thanks. {lead} was already reassigned to {other}, no need to 
 NOTHING_OPEN = "Thanks! You have no open leads right now."
 HELP = "Reply 1 once you've called {lead} {phone}."
 PASSED = "OK, {lead} goes to {to} instead."
-PASS_WORDS = {"2", "pass", "can't", "cant", "cannot", "no"}
+PASS_WORDS = {"2", "pass", "can't", "cant", "cannot"}
+# "No" passes only on its own: "No problem, calling now" is a rep taking the lead, not passing it.
+PASS_REPLIES = {"no", "nope", "no sorry", "sorry no", "no thanks", "no can't", "no cant", "no can not"}
 _ACKABLE = (HandoffStatus.OPEN.value, HandoffStatus.MISSED.value)  # a late ack still counts (as late)
 
 
@@ -38,10 +40,10 @@ def is_ack(body: str) -> bool:
 
 
 def is_pass(body: str) -> bool:
-    """True for "2", "pass", "can't", "cannot" or "no" as the whole reply or its first word."""
+    """True for "2", "pass", "can't" or "cannot" as the whole reply or its first word, or a plain "no"."""
     text = " ".join(re.sub(r"[^\w\s']", " ", body.lower()).split())
     first = text.split(" ", 1)[0] if text else ""
-    return first in PASS_WORDS
+    return first in PASS_WORDS or text in PASS_REPLIES
 
 
 def acknowledge(svc: Any, s: Session, rep: Rep, body: str, now: datetime | None = None) -> str:

@@ -174,3 +174,15 @@ def test_a_link_stamped_with_the_handoffs_creation_is_the_same_whenever_made_and
     assert read_token("s3cret", token, max_age=9 * 24 * 3600) == hid
     with pytest.raises(LinkExpired):
         read_token("s3cret", token)  # seven days from the handoff, not from when the text was made
+
+
+def test_no_problem_is_not_a_pass(services, emulator):
+    """'No problem, calling now' starts with 'no' but takes the lead: it used to pass it to Bob."""
+    from tests.handoff.test_ladder import reply
+
+    lead_id = make_lead(services)
+    the_link(services, emulator, lead_id)
+    help_text = "Reply 1 once you've called Maria Lopez +15125550100."
+    assert reply(services, ALICE, "No problem, calling now") == help_text
+    assert [r[:2] for r in rows(services, lead_id)] == [("Alice Able", "open")]
+    assert reply(services, ALICE, "no") == "OK, Maria Lopez goes to Bob Baker instead."
