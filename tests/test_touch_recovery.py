@@ -119,3 +119,23 @@ def test_a_retry_call_twilio_keeps_refusing_is_not_taken_by_the_contact_sweeper(
     assert len(emulator.calls) == 2  # Twilio created two calls: no second dial of the retry
     with services.sessions() as s:
         assert s.get_one(Touch, retry.id).status == "sent"
+
+
+def test_a_retry_whose_job_failed_for_good_is_not_sent_days_later(client, auth, services, emulator, tm, smtp):
+    """The +2 min retry's job failed for good; when RQ forgets it days later the touch looked lost and
+    the sweeper dialled it then. Now it is closed, the cadence ends, and the managers hear."""
+    lead_id = post_lead(client, auth)
+    work(services)
+    status(*leg_for(client, services, emulator), "no-answer")
+    [retry] = [t for t in tm.planned(lead_id) if t.kind == "retry"]
+    services.redis.delete(f"rq:job:touch-{retry.id}")  # failed for good, then expired from the registry
+    tm.travel(tm.now() + timedelta(days=8))
+    assert sweep_once_locked(services, 1) == 1
+    tm.release()
+    work(services)
+    assert len(emulator.of("/Calls.json")) == 1  # never dialled a week late
+    with services.sessions() as s:
+        assert s.get_one(Touch, retry.id).status == "cancelled"
+    assert [d["reason"] for _, d in events(services, lead_id, "touch_cancelled")][0].startswith("not sent: due")
+    assert lead_row(services, lead_id).status == "no_answer"
+    assert [b"Unreachable lead" in e.content for e in smtp.envelopes] == [True]

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 TOUCH_JOB = "bot.jobs.touches.run"
 LOST_AFTER_S = 30  # a due touch still 'planned' this long after its time lost its job
+MAX_LATE = timedelta(days=1)  # a touch later than this is closed, not sent (bot.jobs.stale_touches)
 STUCK_AFTER_S = 2 * queueing.JOB_TIMEOUT_S + 10  # longer than any live send can take
 WAITING_OR_RUNNING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 AMBIGUOUS = "ambiguous"  # attempt.error after a read timeout: Twilio may have created it
@@ -214,7 +215,8 @@ def sweep_lost(svc: Services) -> int:
         handed = _sweep_stuck(svc, s, now)
         due = s.scalars(
             select(Touch)
-            .where(Touch.status == TouchStatus.PLANNED, Touch.due_at < now - timedelta(seconds=LOST_AFTER_S))
+            .where(Touch.status == TouchStatus.PLANNED, Touch.due_at < now - timedelta(seconds=LOST_AFTER_S),
+                   Touch.due_at >= now - MAX_LATE)
             .limit(200)
         ).all()
         for t in due:

@@ -17,6 +17,7 @@ from rq.job import JobStatus
 from sqlalchemy import Select, select, update
 
 from bot.channels.touches import sweep_lost as sweep_lost_touches
+from bot.jobs.stale_touches import sweep_stale
 from bot.jobs.webhooks import sweep_lost as sweep_lost_deliveries
 from bot.runtime import queueing
 from bot.runtime.queueing import JOB_TIMEOUT_S, contact_job_id, enqueue_contact
@@ -127,4 +128,5 @@ def sweep_once_locked(svc: Services, interval_s: float) -> int | None:
     # Last: the unassigned list is offered to reps who became free (a shift began, a handoff was
     # acknowledged, the roster was fixed) before newer leads take them.
     return (sweep(svc) + sweep_due(svc) + sweep_lost_handoffs(svc) + sweep_lost_alerts(svc)
-            + sweep_lost_touches(svc) + sweep_lost_deliveries(svc) + offer_waiting_leads(svc))
+            + sweep_lost_touches(svc) + sweep_stale(svc) + sweep_lost_deliveries(svc)
+            + offer_waiting_leads(svc))
