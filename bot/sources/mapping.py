@@ -165,14 +165,36 @@ def apply(entry: Entry, payload: dict[str, Any]) -> tuple[dict[str, Any], dict[s
         parts = [lookup(payload, k) for k in keys]
         texts = [str(p).strip() for p in parts if p is not None and str(p).strip()]
         if texts:
-            data[lead_field] = " ".join(texts) if len(keys) > 1 else parts[0]
+            data[lead_field] = " ".join(texts) if len(keys) > 1 else _scalar(parts[0])
+    if "zip" in data or "state" in data:  # a postcode that is not a US ZIP must not cost the lead
+        data.update(us_location(data.pop("zip", None), data.pop("state", None)))
     if entry.consent_field:
-        value = lookup(payload, entry.consent_field)
-        data["consent"] = value if value is not None else False
+        data["consent"] = consent_given(lookup(payload, entry.consent_field))
         if entry.consent_text:
             data.setdefault("consent_text", entry.consent_text)
     ids = {k.removesuffix("_field"): _text(lookup(payload, v)) for k, v in entry.ids.items()}
     return data, ids
+
+
+YES = {"true", "1", "yes", "y", "on", "checked", "agree", "agreed", "i agree", "accept", "accepted", "x"}
+
+
+def _scalar(value: Any) -> Any:
+    """A number a form sent for a text field (a phone, a ZIP) as its digits; other values as sent."""
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+def consent_given(value: Any) -> bool:
+    """A consent box as forms send it: true, 1, "yes", "on", "I agree", ["yes"]. Anything else,
+    unknown wording included, is no consent: never guessed the other way."""
+    if isinstance(value, list | tuple):
+        return any(consent_given(v) for v in value)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return value == 1
+    text = " ".join(str(value or "").lower().replace("!", " ").replace(".", " ").split())
+    return text in YES
 
 
 def _text(value: Any) -> str | None:

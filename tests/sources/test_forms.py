@@ -27,6 +27,7 @@ sources:
       phone: phone_number
       email: email
       message: comments
+      zip: zip
     defaults: {service: roofing}
     consent: {field: agree_to_calls, text: "I agree to be called about my quote."}
   webflow:
@@ -155,3 +156,25 @@ def test_a_broken_edit_keeps_the_last_good_mapping(forms, tmp_path: Path):
     other = {**ZAP, "submission_id": "zap-882", "phone_number": "+1 512 555 0178", "email": "b@example.com"}
     resp = client.post("/sources/zapier", json=other, headers=BEARER)
     assert resp.status_code == 202 and not resp.get_json().get("duplicate")
+
+
+@pytest.mark.parametrize("changes, zip_code", [
+    ({"phone_number": 5125550177, "zip": 78701}, "78701"),  # numbers, as a JSON form builder sends them
+    ({"zip": "K1A 0B1"}, None),  # a Canadian postcode: kept in the fields, not a 422
+    ({"agree_to_calls": "I agree"}, None),  # the checkbox's label as its value
+    ({"agree_to_calls": ["yes"]}, None),  # a one-option checkbox group
+])
+def test_ordinary_form_values_never_cost_the_lead(forms, changes, zip_code):
+    """A 422 to a form connector loses the lead (it is never sent again)."""
+    client, services = forms
+    resp = client.post("/sources/zapier", json={**ZAP, **changes}, headers=BEARER)
+    assert resp.status_code == 202, resp.get_json()
+    with services.sessions() as s:
+        lead = s.get_one(Lead, resp.get_json()["id"])
+    assert (lead.phone, lead.zip, lead.consent) == ("+15125550177", zip_code, True)
+
+
+def test_a_consent_value_nobody_can_read_is_no_consent(forms):
+    client, _ = forms
+    resp = client.post("/sources/zapier", json={**ZAP, "agree_to_calls": "I do not agree"}, headers=BEARER)
+    assert resp.status_code == 422 and "consent" in json.dumps(resp.get_json())
