@@ -41,7 +41,7 @@ class GraphError(RuntimeError):
 
     def __init__(self, leadgen_id: str, status: int, error: dict[str, Any]) -> None:
         self.code, self.subcode = error.get("code"), error.get("error_subcode")
-        self.retryable = status >= 500 or self.code in RATE_LIMIT_CODES | TOKEN_CODES
+        self.retryable = status == 0 or status >= 500 or self.code in RATE_LIMIT_CODES | TOKEN_CODES
         kind = ("rate limited" if self.code in RATE_LIMIT_CODES else
                 "page access token expired or invalid: refresh FACEBOOK_PAGE_ACCESS_TOKEN"
                 if self.code in TOKEN_CODES else "error")
@@ -89,7 +89,12 @@ def fetch(svc: Services, leadgen_id: str) -> dict[str, Any]:
         params["appsecret_proof"] = hmac.new(s.facebook_app_secret.encode(), token.encode(),
                                              hashlib.sha256).hexdigest()
     url = f"{s.facebook_graph_base_url.rstrip('/')}/{leadgen_id}"
-    resp = requests.get(url, params=params, timeout=TIMEOUT)
+    try:
+        resp = requests.get(url, params=params, timeout=TIMEOUT)
+    except requests.RequestException as exc:
+        # requests names the full URL in its message, the page token and appsecret_proof with it: that
+        # reached the worker's log, RQ's failed registry and the console's health page.
+        raise GraphError(leadgen_id, 0, {"message": f"Graph unreachable: {type(exc).__name__}"}) from None
     try:
         body = resp.json()
     except ValueError:

@@ -142,3 +142,21 @@ def test_the_forms_zip_code_and_state_reach_the_lead(make_app, graph):
     drain_all(services)
     [stored] = leads(services)
     assert (stored.zip, stored.state) == ("33101", "FL")
+
+
+def test_graph_unreachable_never_writes_the_page_token_anywhere(make_app, caplog):
+    """requests names the whole URL in a connection error, token and appsecret_proof included: that went
+    to the worker's log, RQ's failed registry and the console's health page."""
+    from rq.registry import FailedJobRegistry
+
+    from tests.sources.conftest import queues
+
+    client, services = make_app(**ENV, FACEBOOK_GRAPH_BASE_URL="http://127.0.0.1:9/v21.0")
+    post(client, DOC["notification"])
+    drain_all(services)
+    failed = [job for q in queues(services) for job in (q.fetch_job(i) for i in FailedJobRegistry(queue=q)
+                                                         .get_job_ids())]
+    assert failed, "the fetch should have failed for good after its retries"
+    texts = [job.latest_result().exc_string for job in failed] + [caplog.text]
+    assert all(TOKEN not in t and "appsecret_proof" not in t for t in texts)
+    assert "Graph unreachable" in texts[0]
