@@ -74,10 +74,44 @@ def fetch_lead(leadgen_id: str, hint: dict[str, Any] | None = None) -> str:
     try:
         lead_in = validate(svc, sub)
     except ValidationError as exc:
-        # Nothing to call: the job fails with every bad field named, kept in RQ's failed registry.
-        raise ValueError(f"facebook lead {leadgen_id} is not a usable lead: {field_errors(exc)}") from None
+        # Nothing to call, and refetching will not change the form's values: no retries (it used to
+        # fetch Graph nine times over a day), and the managers get the lead's details at once.
+        errors = field_errors(exc)
+        job = get_current_job()
+        if job is not None:
+            job.retries_left = 0
+        tell_managers_unusable(svc, leadgen_id, sub, errors)
+        raise ValueError(f"facebook lead {leadgen_id} is not a usable lead: {errors}") from None
     result = ingest(svc, sub, lead_in)
     return result.lead_id
+
+
+def tell_managers_unusable(svc: Services, leadgen_id: str, sub: Submission, errors: dict[str, Any]) -> None:
+    """A lead Facebook delivered that cannot be stored (a phone number no one can dial, no name):
+    email the managers what the prospect typed, so a person follows it up."""
+    from email.message import EmailMessage
+
+    from handoff.mail import send_mail
+    from handoff.roster import HandoffError
+    from handoff.roster_cache import roster_for
+
+    try:
+        managers = [m.email for m in roster_for(svc).managers]
+    except HandoffError:
+        log.error("facebook lead %s unusable (%s), and the roster too: nobody to tell", leadgen_id, errors)
+        return
+    typed = {**{k: v for k, v in sub.data.items() if k in ("name", "phone", "email")}, **(sub.fields or {})}
+    msg = EmailMessage()
+    msg["From"], msg["To"] = svc.settings.mail_from, ", ".join(managers)
+    msg["Subject"] = f"Unusable Facebook lead: {str(typed.get('name') or 'no name')[:80]}"
+    msg["X-Leadbot-Kind"] = "unusable_source_lead"
+    msg.set_content("\n".join([
+        f"Facebook delivered lead {leadgen_id} (form {sub.form_id or '?'}), and leadbot cannot store or",
+        "call it. Reach the prospect another way, and check the form's questions.", "",
+        *(f"Problem: {field}: {why}" for field, why in errors.items()), "",
+        *(f"{k}: {v}" for k, v in typed.items()),
+    ]))
+    send_mail(svc.settings, msg, svc.sessions)
 
 
 def fetch(svc: Services, leadgen_id: str) -> dict[str, Any]:

@@ -160,3 +160,23 @@ def test_graph_unreachable_never_writes_the_page_token_anywhere(make_app, caplog
     texts = [job.latest_result().exc_string for job in failed] + [caplog.text]
     assert all(TOKEN not in t and "appsecret_proof" not in t for t in texts)
     assert "Graph unreachable" in texts[0]
+
+
+def test_a_lead_with_a_number_nobody_can_dial_is_fetched_once_and_mailed_to_the_managers(make_app, graph):
+    """Refetching will not fix what the prospect typed: it used to be fetched 9 times over a day, then
+    wait unseen in RQ's failed registry. Now the managers get what was typed at once."""
+    from bot.store.handoff_tables import MailOutbox
+
+    client, services = make_app(**ENV)
+    lead = copy.deepcopy(DOC["lead"])
+    for item in lead["field_data"]:
+        if item["name"] == "phone_number":
+            item["values"] = ["555-0142"]
+    graph.leads["123123123123"] = lead
+    post(client, DOC["notification"])
+    drain_all(services)
+    assert leads(services) == [] and len(graph.requests) == 1
+    with services.sessions() as s:
+        [mail] = s.scalars(select(MailOutbox)).all()
+    assert mail.subject == "Unusable Facebook lead: Joe Example"
+    assert "joe@example.com" in mail.body and "555-0142" in mail.body and "Problem: phone:" in mail.body
