@@ -292,3 +292,42 @@ def test_openapi_consent_rule_follows_require_consent(tmp_path, db_url, redis_ur
 
     assert len(consent_rules(True)) == 1
     assert consent_rules(False) == []
+
+
+def test_a_double_clicked_form_is_one_lead_and_one_call(services, monkeypatch):
+    """Two requests for one number at once, in two connections: both used to look for a twin before
+    either inserted, find none, and make two leads, each called. The look and the insert are now one
+    step per number (SQLite's writer lock, PostgreSQL's advisory lock)."""
+    import threading
+
+    from bot.store import leads as lead_service
+    from bot.store.leads import TWIN_OR_OPT_OUT, LeadIn
+    from bot.store.prepared import RawSession, raw_session
+
+    both_looked = threading.Barrier(2, timeout=1.0)  # the old code: both get here before either inserts
+    real_first = RawSession.first
+
+    def first(self, stmt, params):  # noqa: ANN001, ANN202
+        row = real_first(self, stmt, params)
+        if stmt is TWIN_OR_OPT_OUT:
+            try:
+                both_looked.wait()
+            except threading.BrokenBarrierError:
+                pass  # the other request waits for the lock: it will see this one's lead
+        return row
+
+    monkeypatch.setattr(RawSession, "first", first)
+    lead_in = LeadIn.model_validate(lead_body(), context={"region": "US"})
+    results = []
+
+    def submit() -> None:
+        with raw_session(services.engine) as conn:
+            results.append(lead_service.create_lead(conn, lead_in, {}, None, 600, services.writer))
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert sorted(created for _, _, created in results) == [False, True]
+    assert len({lead_id for lead_id, _, _ in results}) == 1

@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
-from sqlalchemy import Connection, Table, bindparam, exists, insert, select
+from sqlalchemy import Connection, String, Table, bindparam, exists, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from bot.flows.safetext import bad_character, strip_controls
@@ -36,6 +36,8 @@ LEADS, EVENTS, OPT_OUTS = (cast(Table, m.__table__) for m in (Lead, Event, OptOu
 INSERT_LEAD, INSERT_EVENT = insert(LEADS), insert(EVENTS)
 BY_KEY = select(LEADS.c.id, LEADS.c.status).where(LEADS.c.idempotency_key == bindparam("key"))
 STATUS = select(LEADS.c.status).where(LEADS.c.id == bindparam("lead_id"))
+# PostgreSQL: one intake at a time per number, until its transaction ends (SQLite: the writer lock).
+SAME_NUMBER_LOCK = select(func.pg_advisory_xact_lock(func.hashtext(bindparam("phone", type_=String))))
 # One query answers both "is there a twin?" and "did this number opt out?".
 TWIN_OR_OPT_OUT = select(
     select(LEADS.c.id).where(LEADS.c.phone == bindparam("phone"), LEADS.c.created_at >= bindparam("since"))
@@ -315,10 +317,25 @@ def create_lead(
 
     Prepared Core statements on the pooled DB-API connection (bot.store.prepared): an ORM session, or
     even SQLAlchemy's per-execute machinery, costs more than the SQL itself on this path, which
-    every lead takes. `writer` (bot.store.database.WriterLock) is held around the writes and the commit.
+    every lead takes. `writer` (bot.store.database.WriterLock) is held from the look for a twin to the
+    commit.
     """
     if idempotency_key and (found := conn.first(BY_KEY, {"key": idempotency_key})):
         return found.id, found.status, False
+    number = phonenumbers.parse(data.phone)  # outside the lock: it is held only for the SQL
+    place = phonenumbers.region_code_for_number(number), lead_timezone(number)
+    with writer.held():  # the look for a twin and the insert, as one: a double-clicked form is one lead
+        return _create_or_find(conn, data, evidence, idempotency_key, window_s, place)
+
+
+def _create_or_find(
+    conn: RawSession, data: LeadIn, evidence: dict[str, Any], idempotency_key: str | None, window_s: int,
+    place: tuple[str | None, str | None],
+) -> tuple[str, str, bool]:
+    """create_lead() under the writer lock (SQLite) or the number's advisory lock (PostgreSQL):
+    two requests for one number at once used to both find no twin, and both were called."""
+    if conn.dialect.name == "postgresql":
+        conn.first(SAME_NUMBER_LOCK, {"phone": data.phone})  # until this transaction ends
     since = utcnow() - timedelta(seconds=window_s)
     twin_id, opted_out = conn.first(TWIN_OR_OPT_OUT, {"phone": data.phone, "since": since})
     if not twin_id and data.email:
@@ -326,20 +343,17 @@ def create_lead(
         twin_id = by_email.id if by_email else None
     if twin_id:
         status = conn.first(STATUS, {"lead_id": twin_id}).status
-        with writer.held():
-            insert_event(conn, twin_id, EventType.DUPLICATE, source=data.source,
-                         idempotency_key=idempotency_key)
-            conn.commit()
+        insert_event(conn, twin_id, EventType.DUPLICATE, source=data.source, idempotency_key=idempotency_key)
+        conn.commit()
         return twin_id, status, False
     now = utcnow()
-    number = phonenumbers.parse(data.phone)
     status, reason = ((LeadStatus.OPTED_OUT.value, "number opted out earlier") if opted_out
                       else (LeadStatus.RECEIVED.value, None))
     lead_id = new_id()
     lead = dict(
         id=lead_id, name=data.name, phone=data.phone, email=data.email, service=data.service,
         channel=data.channel, source=data.source, message=data.message, language=data.language,
-        region=phonenumbers.region_code_for_number(number), timezone=lead_timezone(number),
+        region=place[0], timezone=place[1],
         state=data.state, zip=data.zip,
         consent=data.consent, consent_at=now if data.consent else None,
         consent_text=" | ".join(x for x in (data.consent_version, data.consent_text) if x) or None,
@@ -348,13 +362,12 @@ def create_lead(
         created_at=now, updated_at=now,
     )
     try:
-        with writer.held():
-            conn.execute(INSERT_LEAD, lead)
-            insert_event(conn, lead_id, EventType.RECEIVED, at=now, source=data.source, channel=data.channel)
-            if data.warnings:
-                insert_event(conn, lead_id, INPUT_WARNING, at=now, fields=data.warnings,
-                             **({"email_raw": data.email_raw} if data.email_raw else {}))
-            conn.commit()
+        conn.execute(INSERT_LEAD, lead)
+        insert_event(conn, lead_id, EventType.RECEIVED, at=now, source=data.source, channel=data.channel)
+        if data.warnings:
+            insert_event(conn, lead_id, INPUT_WARNING, at=now, fields=data.warnings,
+                         **({"email_raw": data.email_raw} if data.email_raw else {}))
+        conn.commit()
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key won the race: return its lead.
         conn.rollback()
