@@ -82,7 +82,7 @@ def run_model(model: str, tmp: Path, redis_url: str, fake: FakeTwilio, sequentia
         lead_in = LeadIn.model_validate({"name": "Bench Lead", "phone": phone, "consent": True},
                                         context={"region": "US"})
         with raw_session(svc.engine) as conn:
-            lead_id, _, _ = create_lead(conn, lead_in, {"ip": "127.0.0.1"}, None, 600, svc.writer)
+            lead_id, *_ = create_lead(conn, lead_in, {"ip": "127.0.0.1"}, None, 600, svc.writer)
         return lead_id, phone
 
     with stack:

@@ -329,5 +329,31 @@ def test_a_double_clicked_form_is_one_lead_and_one_call(services, monkeypatch):
         t.start()
     for t in threads:
         t.join(10)
-    assert sorted(created for _, _, created in results) == [False, True]
-    assert len({lead_id for lead_id, _, _ in results}) == 1
+    assert sorted(r.created for r in results) == [False, True]
+    assert len({r.lead_id for r in results}) == 1
+
+
+def test_a_key_replayed_after_the_window_finds_the_lead_its_duplicate_found(client, services, movable_clock):
+    """Lead A at t0; at t0+9 min a request with a key is A's duplicate; its response is lost and the
+    client sends it again at t0+11 min, past the window: the same lead, no new one to call (and no
+    fresh intent: it is the same request)."""
+    from datetime import UTC, datetime, timedelta
+
+    from bot.store.tables import LeadStatus
+
+    t0 = datetime(2026, 12, 3, 15, 0, tzinfo=UTC)
+    movable_clock.set_now(t0)
+    first = post(client, lead_body()).get_json()
+    with services.sessions() as s:  # the first call went unanswered
+        s.get_one(Lead, first["id"]).status = LeadStatus.NO_ANSWER.value
+        s.commit()
+    movable_clock.set_now(t0 + timedelta(minutes=9))
+    dup = post(client, lead_body(), headers={"Idempotency-Key": "order-77"}).get_json()
+    assert dup["id"] == first["id"] and dup["status"] == "queued"  # a new submission: fresh intent
+    queued = services.queue.count
+    movable_clock.set_now(t0 + timedelta(minutes=11))
+    again = post(client, lead_body(), headers={"Idempotency-Key": "order-77"}).get_json()
+    assert again["id"] == first["id"] and again["duplicate"] is True
+    assert services.queue.count == queued  # no new lead's job, no second round
+    with services.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Lead)) == 1

@@ -89,7 +89,7 @@ def create_lead():
         return json_error(400, "bad Idempotency-Key", problem)
     evidence = {"ip": request.remote_addr, "user_agent": request.user_agent.string}
     with raw_session(svc.engine) as conn:
-        lead_id, status, created = lead_service.create_lead(
+        lead_id, status, created, replay = lead_service.create_lead(
             conn, lead_in, evidence, key, svc.settings.dedupe_window_seconds, svc.writer
         )
     body: dict[str, Any] = {"id": lead_id, "status": status}
@@ -101,7 +101,8 @@ def create_lead():
     if not created:
         body["duplicate"] = True
         # A new request from a lead we could not reach, or are nurturing, is fresh intent: contact it now.
-        body["status"] = fresh_intent(svc, lead_id, status, key)
+        # The same request again (its Idempotency-Key) is not.
+        body["status"] = status if replay else fresh_intent(svc, lead_id, status, key)
     if lead_in.warnings:
         body["warnings"] = lead_in.warnings
     resp = jsonify(body)

@@ -67,7 +67,7 @@ def ingest(svc: Services, sub: Submission, lead_in: LeadIn | None = None, *, dia
         return Ingested(seen[0], seen[1], created=False, redelivery=True)
     key = f"{sub.source}:{sub.external_id}"[:255] if sub.external_id else None
     with raw_session(svc.engine) as conn:
-        lead_id, status, created = lead_service.create_lead(
+        lead_id, status, created, _ = lead_service.create_lead(
             conn, lead_in, sub.evidence, key, svc.settings.dedupe_window_seconds, svc.writer)
     with svc.sessions() as s:
         s.add(LeadSource(lead_id=lead_id, source=sub.source, external_id=sub.external_id,

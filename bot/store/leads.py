@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
-from typing import Any, Literal, cast
+from typing import Any, Literal, NamedTuple, cast
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -27,14 +27,17 @@ from bot.flows.safetext import bad_character, strip_controls
 from bot.store import states
 from bot.store.database import WriterLock
 from bot.store.prepared import RawSession
-from bot.store.tables import Event, Lead, LeadStatus, OptOut, new_id, utcnow
+from bot.store.tables import Event, IdempotencyKey, Lead, LeadStatus, OptOut, new_id, utcnow
 from bot.store.timeline import EventType
 
-LEADS, EVENTS, OPT_OUTS = (cast(Table, m.__table__) for m in (Lead, Event, OptOut))
+LEADS, EVENTS, OPT_OUTS, KEYS = (cast(Table, m.__table__) for m in (Lead, Event, OptOut, IdempotencyKey))
 
 # Statements built once: building one per request costs four times what executing it does.
 INSERT_LEAD, INSERT_EVENT = insert(LEADS), insert(EVENTS)
 BY_KEY = select(LEADS.c.id, LEADS.c.status).where(LEADS.c.idempotency_key == bindparam("key"))
+BY_KEY_OF_DUPLICATE = (select(LEADS.c.id, LEADS.c.status).join(KEYS, KEYS.c.lead_id == LEADS.c.id)
+                       .where(KEYS.c.key == bindparam("key")))
+INSERT_KEY = insert(KEYS)
 STATUS = select(LEADS.c.status).where(LEADS.c.id == bindparam("lead_id"))
 # PostgreSQL: one intake at a time per number, until its transaction ends (SQLite: the writer lock).
 SAME_NUMBER_LOCK = select(func.pg_advisory_xact_lock(func.hashtext(bindparam("phone", type_=String))))
@@ -312,16 +315,16 @@ def insert_event(conn: Connection | RawSession, lead_id: str, type_: str, at: da
 def create_lead(
     conn: RawSession, data: LeadIn, evidence: dict[str, Any], idempotency_key: str | None, window_s: int,
     writer: WriterLock,
-) -> tuple[str, str, bool]:
-    """Insert a lead (or find its earlier twin) and commit; returns (lead id, status, created).
+) -> Created:
+    """Insert a lead (or find its earlier twin) and commit; returns a Created (lead id, status, ...).
 
     Prepared Core statements on the pooled DB-API connection (bot.store.prepared): an ORM session, or
     even SQLAlchemy's per-execute machinery, costs more than the SQL itself on this path, which
     every lead takes. `writer` (bot.store.database.WriterLock) is held from the look for a twin to the
     commit.
     """
-    if idempotency_key and (found := conn.first(BY_KEY, {"key": idempotency_key})):
-        return found.id, found.status, False
+    if idempotency_key and (found := _by_key(conn, idempotency_key)):
+        return Created(found.id, found.status, False, replay=True)
     number = phonenumbers.parse(data.phone)  # outside the lock: it is held only for the SQL
     place = phonenumbers.region_code_for_number(number), lead_timezone(number)
     with writer.held():  # the look for a twin and the insert, as one: a double-clicked form is one lead
@@ -331,7 +334,7 @@ def create_lead(
 def _create_or_find(
     conn: RawSession, data: LeadIn, evidence: dict[str, Any], idempotency_key: str | None, window_s: int,
     place: tuple[str | None, str | None],
-) -> tuple[str, str, bool]:
+) -> Created:
     """create_lead() under the writer lock (SQLite) or the number's advisory lock (PostgreSQL):
     two requests for one number at once used to both find no twin, and both were called."""
     if conn.dialect.name == "postgresql":
@@ -344,8 +347,14 @@ def _create_or_find(
     if twin_id:
         status = conn.first(STATUS, {"lead_id": twin_id}).status
         insert_event(conn, twin_id, EventType.DUPLICATE, source=data.source, idempotency_key=idempotency_key)
-        conn.commit()
-        return twin_id, status, False
+        try:
+            if idempotency_key:  # a replay after the window must find this lead, not make another
+                conn.execute(INSERT_KEY, {"key": idempotency_key, "lead_id": twin_id, "at": utcnow()})
+            conn.commit()
+        except IntegrityError:  # the same key's other request got here first: it is that replay
+            conn.rollback()
+            return Created(twin_id, status, False, replay=True)
+        return Created(twin_id, status, False)
     now = utcnow()
     status, reason = ((LeadStatus.OPTED_OUT.value, "number opted out earlier") if opted_out
                       else (LeadStatus.RECEIVED.value, None))
@@ -371,7 +380,22 @@ def _create_or_find(
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key won the race: return its lead.
         conn.rollback()
-        if (found := conn.first(BY_KEY, {"key": idempotency_key})) is None:
+        if not idempotency_key or (found := _by_key(conn, idempotency_key)) is None:
             raise
-        return found.id, found.status, False
-    return lead_id, status, True
+        return Created(found.id, found.status, False, replay=True)
+    return Created(lead_id, status, True)
+
+
+class Created(NamedTuple):
+    """create_lead's answer. `replay`: found by its Idempotency-Key, the same request again (not a new
+    submission, so not fresh intent)."""
+
+    lead_id: str
+    status: str
+    created: bool
+    replay: bool = False
+
+
+def _by_key(conn: RawSession, key: str) -> Any:
+    """The lead an Idempotency-Key made, or found as a duplicate; None."""
+    return conn.first(BY_KEY, {"key": key}) or conn.first(BY_KEY_OF_DUPLICATE, {"key": key})

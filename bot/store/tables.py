@@ -161,6 +161,17 @@ class FlowVersion(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class IdempotencyKey(Base):
+    """An Idempotency-Key whose request found an earlier lead (a duplicate): a replay after the dedupe
+    window finds that lead again, rather than making a new one that is called."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    lead_id: Mapped[str] = mapped_column(ForeignKey("leads.id"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class OptOut(Base):
     """A number that said STOP (or pressed the opt-out key); never contacted again."""
 
