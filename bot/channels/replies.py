@@ -14,7 +14,7 @@ from bot.compliance.gate import Verdict
 from bot.runtime.services import Services
 from bot.store.tables import Lead, LeadStatus, utcnow
 from bot.store.timeline import record
-from bot.store.touch_tables import Touch, TouchStatus
+from bot.store.touch_tables import callback_planned
 
 READY = {
     "call",
@@ -72,10 +72,10 @@ def callback(svc: Services, s: Session, lead: Lead, body: str) -> str:
 
     One call, not two: a lead whose first call is on its way (just received, or ringing now) or whose
     callback is already planned (CALL sent twice) gets no second one. A deferred lead's contact job
-    stands down for the callback (dispatch._callback_planned).
+    stands down for the callback (touch_tables.callback_planned).
     """
     record(s, lead.id, "callback_requested", body=body[:200], was=lead.status)
-    if lead.status in CALL_UNDER_WAY or _planned_callback(s, lead.id):
+    if lead.status in CALL_UNDER_WAY or callback_planned(s, lead.id):
         verdict = touches.touch_allowed(svc, s, lead, "call")
         s.commit()
         return _reply(lead, verdict)
@@ -90,11 +90,6 @@ def callback(svc: Services, s: Session, lead: Lead, body: str) -> str:
     verdict = touches.touch_allowed(svc, s, lead, "call")
     s.commit()
     return _reply(lead, verdict)
-
-
-def _planned_callback(s: Session, lead_id: str) -> bool:
-    return s.scalar(select(Touch.id).where(Touch.lead_id == lead_id, Touch.kind == "callback",
-                                           Touch.status == TouchStatus.PLANNED).limit(1)) is not None
 
 
 def _reply(lead: Lead, verdict: Verdict) -> str:

@@ -26,7 +26,7 @@ from bot.store.leads import insert_event
 from bot.store.prepared import joined
 from bot.store.tables import DISPATCHABLE, Attempt, Lead, LeadStatus, new_id, utcnow
 from bot.store.timeline import EventType, record
-from bot.store.touch_tables import Touch, TouchStatus, contact_attempt
+from bot.store.touch_tables import callback_planned, contact_attempt
 from handoff.defaults import UNREACHABLE_JOB
 from handoff.mail import MailError
 from handoff.scheduling import enqueue_after_commit
@@ -116,7 +116,8 @@ def _claim(
             s.commit()
         return None
     was_received = lead.status == LeadStatus.RECEIVED.value
-    if not was_received and _callback_planned(s, lead_id):  # its call will come from that touch
+    # A deferred or re-sent contact job due with the callback the lead asked for would be two calls.
+    if not was_received and callback_planned(s, lead_id):  # its call will come from that touch
         record(s, lead_id, "contact_skipped", reason="a call back the lead asked for is planned")
         s.commit()
         return None
@@ -150,13 +151,6 @@ def _superseded(s, lead: Lead, newer: str) -> None:  # noqa: ANN001
     lead.status, lead.contact_due_at = LeadStatus.DISQUALIFIED.value, None
     lead.status_reason = f"superseded by a newer request from this number (lead {newer})"
     record(s, lead.id, "superseded", by=newer)
-
-
-def _callback_planned(s, lead_id: str) -> bool:  # noqa: ANN001
-    """True when the lead asked for a call by text and that call is still planned (replies.callback):
-    a deferred or re-sent contact job due at the same time would make it two calls."""
-    return s.scalar(select(Touch.id).where(Touch.lead_id == lead_id, Touch.kind == "callback",
-                                           Touch.status == TouchStatus.PLANNED).limit(1)) is not None
 
 
 def _load_lead(s, lead_id: str) -> Lead | None:  # noqa: ANN001

@@ -114,3 +114,9 @@ def contact_attempt() -> ColumnElement[bool]:
     """A WHERE clause: the attempt is the contact job's own, not a touch's. A touch retries its own
     attempt (bot.channels.touchsend); the contact job and its sweeper taking it too dialled twice."""
     return ~exists().where(Touch.attempt_id == Attempt.id)
+
+
+def callback_planned(s: Session, lead_id: str) -> bool:
+    """True when the lead asked for a call by text and that call is still planned (replies.callback)."""
+    return s.scalar(select(Touch.id).where(Touch.lead_id == lead_id, Touch.kind == "callback",
+                                           Touch.status == TouchStatus.PLANNED).limit(1)) is not None
