@@ -78,7 +78,7 @@ def start():
         flash("; ".join(f"{k}: {v}" for k, v in field_errors(exc).items()), "error")
         return redirect(url_for("console.phone.phone"))
     with raw_session(svc().engine) as conn:
-        lead_id, status, created = lead_service.create_lead(
+        lead_id, status, created, _ = lead_service.create_lead(
             conn,
             lead_in,
             {"ip": request.remote_addr, "user_agent": request.user_agent.string},
