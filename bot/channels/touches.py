@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from bot.compliance import gate as compliance
-from bot.runtime import queueing
+from bot.runtime import pacing, queueing
 from bot.runtime.services import Services
 from bot.store import clock
 from bot.store.tables import Attempt, Lead, utcnow
@@ -44,6 +44,14 @@ def touch_allowed(
 ) -> compliance.Verdict:
     """The one place a touch asks the compliance gate: opt-out, consent, calling rules, caps."""
     return compliance.check_touch(svc, s, lead, channel, now or clock.now())
+
+
+def require_allowed(svc: Services, s: Session, lead: Lead, channel: str) -> None:
+    """After a long wait for a send's TWILIO_CPS turn (pacing.recheck): the gate again; SendStopped
+    when it now says no (a STOP during the wait, the window closing)."""
+    verdict = touch_allowed(svc, s, lead, channel)
+    if not verdict.allowed:
+        raise pacing.SendStopped(verdict)
 
 
 def reach(s: Session, lead_id: str) -> Reach:

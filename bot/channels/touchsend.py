@@ -17,6 +17,7 @@ from bot.compliance import gate as compliance
 from bot.runtime import pacing
 from bot.runtime.reconcile import created_since
 from bot.runtime.services import Services
+from bot.store.leads import newer_lead
 from bot.store.tables import Attempt, Lead, LeadStatus, new_id, utcnow
 from bot.store.timeline import EventType, record
 from bot.store.touch_tables import Touch, TouchStatus
@@ -98,7 +99,7 @@ def _run_claimed(svc: Services, s: Session, touch: Touch) -> str:
         return _close(s, lead, touch, *callwatch.check(svc, s, lead, touch))
     if lead.status in FINISHED:
         return _close(s, lead, touch, TouchStatus.CANCELLED, f"lead is {lead.status}")
-    if _newer_request(s, lead):  # a new submission after the dedupe window is its own lead
+    if newer_lead(s, lead):  # a new submission after the dedupe window is its own lead
         return _close(s, lead, touch, TouchStatus.CANCELLED, "new submission")
     if touch.kind == quiet.EMAIL_WAIT:
         return _close(s, lead, touch, *quiet.email_unanswered(svc, s, lead, touch))
@@ -119,12 +120,6 @@ def _run_claimed(svc: Services, s: Session, touch: Touch) -> str:
         nurture.step_ended(svc, s, lead, touch)
         return _close(s, lead, touch, TouchStatus.CANCELLED, "condition not met")
     return _send(svc, s, lead, touch, channel, content)
-
-
-def _newer_request(s: Session, lead: Lead) -> bool:
-    """True when the same number sent a request after this lead's (a newer lead now speaks for it)."""
-    newer = select(Lead.id).where(Lead.phone == lead.phone, Lead.created_at > lead.created_at).limit(1)
-    return s.scalar(newer) is not None
 
 
 def _close(s: Session, lead: Lead, touch: Touch, status: str, reason: str) -> str:
@@ -195,7 +190,7 @@ def _send(
         lead.status, lead.status_reason = LeadStatus.CONTACTING.value, f"{touch.kind} call"
     s.commit()  # the attempt exists before Twilio can call back about it
     started = utcnow()
-    gate_again = pacing.recheck.set(lambda: _still_allowed(svc, s, lead, channel))
+    gate_again = pacing.recheck.set(lambda: touches.require_allowed(svc, s, lead, channel))
     try:
         sid = _request(svc, lead, attempt, channel, *content)
     except pacing.SendStopped as stop:  # the wait for a TWILIO_CPS turn outlasted the window or consent
@@ -216,13 +211,6 @@ def _send(
     finally:
         pacing.recheck.reset(gate_again)
     return _sent(svc, s, lead, touch, attempt, channel, sid, at=started)
-
-
-def _still_allowed(svc: Services, s: Session, lead: Lead, channel: str) -> None:
-    """After a long wait for a send's turn: the gate again (pacing.recheck)."""
-    verdict = touches.touch_allowed(svc, s, lead, channel)
-    if not verdict.allowed:
-        raise pacing.SendStopped(verdict)
 
 
 def _sent(

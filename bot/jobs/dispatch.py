@@ -14,6 +14,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from twilio.base.exceptions import TwilioRestException
 
+from bot.channels import touches
 from bot.channels.amd import call_options
 from bot.compliance import gate as compliance
 from bot.runtime import crm, pacing
@@ -22,7 +23,7 @@ from bot.runtime.reconcile import created_since
 from bot.runtime.services import Services, current
 from bot.runtime.twilio_client import describe
 from bot.store import clock
-from bot.store.leads import insert_event
+from bot.store.leads import insert_event, newer_lead
 from bot.store.prepared import joined
 from bot.store.tables import DISPATCHABLE, Attempt, Lead, LeadStatus, new_id, utcnow
 from bot.store.timeline import EventType, record
@@ -132,22 +133,16 @@ def _claim(
         _hold(svc, s, lead, verdict)
         s.commit()
         return None
-    if not was_received and (newer := _newer_lead(s, lead)) is not None:
+    if not was_received and (newer := newer_lead(s, lead)) is not None:
         _superseded(s, lead, newer)
         s.commit()
         return None
     return _open_attempt(svc, s, lead, was_received)
 
 
-def _newer_lead(s, lead: Lead) -> str | None:  # noqa: ANN001
-    """A later request from the same number (past the dedupe window, so a lead of its own)."""
-    return s.scalar(select(Lead.id).where(Lead.phone == lead.phone, Lead.created_at > lead.created_at)
-                    .order_by(Lead.created_at.desc()).limit(1))
-
-
 def _superseded(s, lead: Lead, newer: str) -> None:  # noqa: ANN001
     """The form sent twice at night: both deferred to the morning, and the newer one speaks for the
-    number (as for touches, touchsend._newer_request). Two calls at 08:00 otherwise."""
+    number (as for touches). Two calls at 08:00 otherwise."""
     lead.status, lead.contact_due_at = LeadStatus.DISQUALIFIED.value, None
     lead.status_reason = f"superseded by a newer request from this number (lead {newer})"
     record(s, lead.id, "superseded", by=newer)
@@ -236,7 +231,7 @@ def _place(svc: Services, s, attempt: Attempt, lead: Lead) -> str:  # noqa: ANN0
             s.commit()
             return "blocked" if verdict.next_at is None else "deferred"
     started = utcnow()
-    gate_again = pacing.recheck.set(lambda: _still_allowed(svc, s, lead))
+    gate_again = pacing.recheck.set(lambda: touches.require_allowed(svc, s, lead, lead.channel))
     try:
         sid = _send(svc, s, lead, attempt)
     except pacing.SendStopped as stop:  # the wait for a TWILIO_CPS turn outlasted the window or consent
@@ -263,13 +258,6 @@ def _place(svc: Services, s, attempt: Attempt, lead: Lead) -> str:  # noqa: ANN0
     crm.emit(svc, s, lead.id, "lead.contacted")
     s.commit()
     return sid
-
-
-def _still_allowed(svc: Services, s, lead: Lead) -> None:  # noqa: ANN001
-    """After a long wait for a send's turn: the gate again, as at the claim (pacing.recheck)."""
-    verdict = compliance.check_touch(svc, s, lead, lead.channel, clock.now())
-    if not verdict.allowed:
-        raise pacing.SendStopped(verdict)
 
 
 def _send(svc: Services, s, lead: Lead, attempt: Attempt) -> str:  # noqa: ANN001

@@ -9,7 +9,7 @@ nothing left to send ends as it would have: the managers get the "Unreachable le
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from bot.channels import cadence, nurture, touches
 from bot.runtime import queueing
@@ -38,14 +38,10 @@ def sweep_stale(svc: Services) -> int:
             lead = s.get(Lead, t.lead_id)
             if lead is not None:
                 nurture.step_ended(svc, s, lead, t)
-                chase_over = t.kind in cadence.CHASE_KINDS and not _chase_left(s, lead)
+                chase_left = any(p.kind in cadence.CHASE_KINDS for p in cadence.pending(s, lead.id))
+                chase_over = t.kind in cadence.CHASE_KINDS and not chase_left
                 if chase_over and lead.status in cadence.CHASED:
                     cadence.finished(svc, s, lead, cadence.cadence_for(svc, lead), last_email=False)
             ended += 1
         s.commit()
     return ended
-
-
-def _chase_left(s, lead: Lead) -> bool:  # noqa: ANN001
-    return bool(s.scalar(select(func.count()).where(
-        Touch.lead_id == lead.id, Touch.status == TouchStatus.PLANNED, Touch.kind.in_(cadence.CHASE_KINDS))))

@@ -399,3 +399,10 @@ class Created(NamedTuple):
 def _by_key(conn: RawSession, key: str) -> Any:
     """The lead an Idempotency-Key made, or found as a duplicate; None."""
     return conn.first(BY_KEY, {"key": key}) or conn.first(BY_KEY_OF_DUPLICATE, {"key": key})
+
+
+def newer_lead(s: Any, lead: Lead) -> str | None:
+    """The latest later request from the lead's number (past the dedupe window, so a lead of its
+    own): it speaks for the number now, so the older lead's deferred call and touches stand down."""
+    return s.scalar(select(Lead.id).where(Lead.phone == lead.phone, Lead.created_at > lead.created_at)
+                    .order_by(Lead.created_at.desc()).limit(1))
