@@ -73,7 +73,12 @@ def test_machine_answered_call_leaves_voicemail_then_texts_then_retries(
         emulator.wait_for(
             lambda reqs: len([r for r in reqs if r["path"].endswith("/Calls.json")]) == 2, timeout=15
         )
-        view = requests.get(f"{stack.url}/leads/{lead_id}", headers=headers, timeout=5).json()
+
+        def settled() -> dict | None:  # the create reached Twilio; the worker records it just after
+            got = requests.get(f"{stack.url}/leads/{lead_id}", headers=headers, timeout=5).json()
+            return None if any(t["status"] == "sending" for t in got["touches"]) else got
+
+        view = wait(settled)
         assert [(t["kind"], t["status"]) for t in view["touches"]][:2] == [
             ("voicemail_text", "sent"),
             ("retry", "sent"),
